@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// The numeric core is compiled for the machine that builds it (AVX2/AVX-512 where present);
+/// the server is built from source where it runs (README, Dockerfile), so this is safe.
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),
+    .unsafeFlags(["-target-cpu", "native"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "lstm-serve",
+    products: [
+        .executable(name: "lstm-serve", targets: ["lstm-serve"]),
+        .library(name: "RecurrentCore", targets: ["RecurrentCore"]),
+        .library(name: "ModelFormat", targets: ["ModelFormat"]),
+        .library(name: "LSTMService", targets: ["LSTMService"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CJansson",
+            pkgConfig: "jansson",
+            providers: [.apt(["libjansson-dev"])]
+        ),
+        .target(name: "JSON", dependencies: ["CJansson"]),
+        .target(name: "RecurrentCore", swiftSettings: fastMath),
+        .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat"]),
+        .executableTarget(
+            name: "lstm-serve",
+            dependencies: [
+                "LSTMService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(name: "TestSupport", dependencies: ["JSON"], path: "Tests/TestSupport"),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "RecurrentCoreTests", dependencies: ["RecurrentCore", "TestSupport"]),
+        .testTarget(
+            name: "ModelFormatTests",
+            dependencies: ["ModelFormat", "RecurrentCore", "JSON", "TestSupport"]
+        ),
+        .testTarget(
+            name: "LSTMServiceTests",
+            dependencies: ["LSTMService", "ModelFormat", "JSON", "TestSupport"]
+        ),
+    ]
+)

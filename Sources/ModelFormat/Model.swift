@@ -1,0 +1,114 @@
+import Foundation
+import JSON
+import RecurrentCore
+
+/// A loaded model: the network plus what users need to call it (names, units, normalization).
+///
+/// A model is a directory holding `model.safetensors` and optionally `config.json`, or a bare
+/// `.safetensors` file (a PyTorch `state_dict`), whose `__metadata__` may carry the config.
+public struct Model: Sendable {
+    public let name: String
+    public let network: RecurrentNetwork
+    public let config: ModelConfig
+    /// The weights file that was read.
+    public let weightsPath: String
+    public let weightsSHA256: String
+    public let weightsByteCount: Int
+
+    /// File name of the weights inside a model directory.
+    public static let weightsFileName = "model.safetensors"
+    public static let configFileName = "config.json"
+
+    public init(name: String, network: RecurrentNetwork, config: ModelConfig,
+                weightsPath: String, weightsSHA256: String, weightsByteCount: Int) {
+        self.name = name
+        self.network = network
+        self.config = config
+        self.weightsPath = weightsPath
+        self.weightsSHA256 = weightsSHA256
+        self.weightsByteCount = weightsByteCount
+    }
+
+    /// Loads a model directory or a bare `.safetensors` file.
+    public static func load(path: String) throws(ModelError) -> Model {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .unreadable(path: path, reason: "no such file or directory")
+        }
+        let url = URL(fileURLWithPath: path)
+        let weightsURL = isDirectory.boolValue ? url.appendingPathComponent(weightsFileName) : url
+        let configURL: URL? = isDirectory.boolValue ? url.appendingPathComponent(configFileName) : nil
+        let bytes = try read(weightsURL)
+        let file: SafeTensors
+        do { file = try SafeTensors(bytes: bytes) } catch { throw .safeTensors(path: weightsURL.path, error) }
+
+        var config = ModelConfig()
+        try config.mergeMetadata(file.metadata)
+        if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
+            let document: JSONDocument
+            do { document = try JSONDocument(bytes: try read(configURL)) } catch let error as JSONError {
+                throw .invalidConfig("\(configURL.path): \(error)")
+            } catch let error as ModelError { throw error } catch { throw .invalidConfig("\(error)") }
+            try config.merge(document.value)
+        }
+        var builder = NetworkBuilder(file: file, config: config)
+        let network = try builder.build()
+        try config.validate(against: network)
+        let fallbackName = isDirectory.boolValue ? url.lastPathComponent : url.deletingPathExtension().lastPathComponent
+        return Model(name: config.name ?? fallbackName, network: network, config: config,
+                     weightsPath: weightsURL.path, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
+    }
+
+    private static func read(_ url: URL) throws(ModelError) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            let exists = FileManager.default.fileExists(atPath: url.path)
+            throw .unreadable(path: url.path, reason: exists ? "not readable" : "no such file")
+        }
+        return [UInt8](data)
+    }
+}
+
+extension ModelConfig {
+    /// `__metadata__` may hold the whole config as JSON under `lstm_serve`, or single keys
+    /// (`cell`, `nonlinearity`, `gru_reset_after`, `head_activations` comma-separated).
+    mutating func mergeMetadata(_ metadata: [String: String]) throws(ModelError) {
+        if let text = metadata["lstm_serve"] {
+            do { try merge(try JSONDocument(text: text).value) } catch let error as JSONError {
+                throw .invalidConfig("__metadata__.lstm_serve: \(error)")
+            } catch let error as ModelError { throw error } catch { throw .invalidConfig("\(error)") }
+        }
+        var flat: [(String, JSON)] = []
+        for key in ["cell", "nonlinearity", "head_prefix"] {
+            if let v = metadata[key] { flat.append((key, .string(v))) }
+        }
+        if let v = metadata["gru_reset_after"] { flat.append(("gru_reset_after", .bool(v == "true" || v == "1"))) }
+        if let v = metadata["head_activations"] {
+            flat.append(("head_activations", .array(v.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) })))
+        }
+        guard !flat.isEmpty else { return }
+        do { try merge(try JSONDocument(text: try JSON.object(flat).serialized()).value) } catch let error as ModelError {
+            throw error
+        } catch { throw .invalidConfig("__metadata__: \(error)") }
+    }
+
+    /// Checks the config's sizes against the network's.
+    func validate(against network: RecurrentNetwork) throws(ModelError) {
+        let inputs = network.inputSize
+        let outputs = network.headOutputSize ?? network.outputWidth
+        if !features.isEmpty, features.count != inputs {
+            throw .invalidConfig("inputs.features names \(features.count) features but the network takes \(inputs)")
+        }
+        if !self.outputs.isEmpty, self.outputs.count != outputs {
+            throw .invalidConfig("outputs names \(self.outputs.count) outputs but the network gives \(outputs)")
+        }
+        for (key, values, n) in [("input_mean", inputMean, inputs), ("input_std", inputStd, inputs),
+                                 ("output_mean", outputMean, outputs), ("output_std", outputStd, outputs)] {
+            if let values, values.count != n {
+                throw .invalidConfig("normalization.\(key) has \(values.count) values, expected \(n)")
+            }
+        }
+        if let interval, interval.lower.count != outputs || interval.upper.count != outputs {
+            throw .invalidConfig("interval.lower and interval.upper need \(outputs) values each")
+        }
+    }
+}

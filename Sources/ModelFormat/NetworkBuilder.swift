@@ -1,0 +1,167 @@
+import RecurrentCore
+
+/// Builds a `RecurrentNetwork` from PyTorch-named tensors (`<prefix>weight_ih_l{k}[_reverse]`,
+/// `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`; head `head.weight` or `head.{i}.weight`),
+/// inferring the architecture from names and shapes and taking the rest from the config.
+/// Every tensor must be used: an unknown one is an error, not silently ignored.
+struct NetworkBuilder {
+    let file: SafeTensors
+    let config: ModelConfig
+    private var used: Set<String> = []
+
+    init(file: SafeTensors, config: ModelConfig) {
+        self.file = file
+        self.config = config
+    }
+
+    mutating func build() throws(ModelError) -> RecurrentNetwork {
+        let prefix = try recurrentPrefix()
+        var layers: [RecurrentLayer] = []
+        var previousWidth: Int?
+        var k = 0
+        while file.tensors["\(prefix)weight_ih_l\(k)"] != nil {
+            let bidirectional = file.tensors["\(prefix)weight_ih_l\(k)_reverse"] != nil
+            if let first = layers.first, first.isBidirectional != bidirectional {
+                throw .inconsistent("layer \(k) is \(bidirectional ? "" : "not ")bidirectional but layer 0 is\(first.isBidirectional ? "" : " not")")
+            }
+            var directions: [CellWeights] = []
+            for suffix in bidirectional ? ["_l\(k)", "_l\(k)_reverse"] : ["_l\(k)"] {
+                directions.append(try cell(prefix, suffix, layer: k, inputWidth: previousWidth))
+            }
+            let layer = RecurrentLayer(directions: directions)
+            previousWidth = layer.outputWidth
+            layers.append(layer)
+            k += 1
+        }
+        guard !layers.isEmpty else { throw .noRecurrentLayers }
+        let head = try denseHead(inputWidth: previousWidth!)
+        for name in file.tensors.keys.sorted() where !used.contains(name) {
+            throw .unexpectedTensor(name)
+        }
+        return RecurrentNetwork(layers: layers, head: head)
+    }
+
+    /// The text before `weight_ih_l0` ("rnn.", "lstm.", "" ...); exactly one may exist.
+    private func recurrentPrefix() throws(ModelError) -> String {
+        var prefixes: Set<String> = []
+        for name in file.tensors.keys {
+            guard let r = name.range(of: "weight_ih_l") else { continue }
+            prefixes.insert(String(name[..<r.lowerBound]))
+        }
+        guard prefixes.count <= 1 else {
+            throw .inconsistent("more than one recurrent module: prefixes \(prefixes.sorted())")
+        }
+        guard let prefix = prefixes.first else { throw .noRecurrentLayers }
+        return prefix
+    }
+
+    private mutating func tensor(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int])? {
+        guard let info = file.tensors[name] else { return nil }
+        used.insert(name)
+        do { return (try file.floatTensor(name), info.shape) } catch {
+            throw .safeTensors(path: "weights", error)
+        }
+    }
+
+    private mutating func required(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int]) {
+        guard let t = try tensor(name) else { throw .missingTensor(name) }
+        return t
+    }
+
+    private mutating func cell(_ prefix: String, _ suffix: String, layer: Int, inputWidth: Int?) throws(ModelError) -> CellWeights {
+        let ihName = "\(prefix)weight_ih\(suffix)", hhName = "\(prefix)weight_hh\(suffix)"
+        let ih = try required(ihName), hh = try required(hhName)
+        let hr = try tensor("\(prefix)weight_hr\(suffix)")
+        guard ih.shape.count == 2, ih.shape[0] > 0, ih.shape[1] > 0 else {
+            throw .shapeMismatch(tensor: ihName, expected: "(gates·hidden, input)", actual: ih.shape)
+        }
+        guard hh.shape.count == 2, hh.shape[1] > 0 else {
+            throw .shapeMismatch(tensor: hhName, expected: "(gates·hidden, hidden)", actual: hh.shape)
+        }
+        let rows = ih.shape[0]
+        let hidden: Int
+        if let hr {
+            guard hr.shape.count == 2, hr.shape[0] > 0, hr.shape[1] > 0 else {
+                throw .shapeMismatch(tensor: "\(prefix)weight_hr\(suffix)", expected: "(proj_size, hidden)", actual: hr.shape)
+            }
+            hidden = hr.shape[1]
+        } else {
+            hidden = hh.shape[1]
+        }
+        let kind = try cellKind(gateRows: rows, hidden: hidden, tensor: ihName)
+        if hr != nil, kind != .lstm { throw .inconsistent("\(prefix)weight_hr\(suffix): projection is only defined for LSTM") }
+        let outputSize = hr?.shape[0] ?? hidden
+        guard hh.shape == [rows, outputSize] else {
+            throw .shapeMismatch(tensor: hhName, expected: "[\(rows), \(outputSize)]", actual: hh.shape)
+        }
+        if let inputWidth, ih.shape[1] != inputWidth {
+            throw .shapeMismatch(tensor: ihName, expected: "[\(rows), \(inputWidth)] (layer \(layer - 1) outputs \(inputWidth) values)", actual: ih.shape)
+        }
+        var biases: [[Float]?] = []
+        for name in ["\(prefix)bias_ih\(suffix)", "\(prefix)bias_hh\(suffix)"] {
+            let b = try tensor(name)
+            if let b, b.shape != [rows] { throw .shapeMismatch(tensor: name, expected: "[\(rows)]", actual: b.shape) }
+            biases.append(b?.values)
+        }
+        return CellWeights(kind: kind, inputSize: ih.shape[1], hiddenSize: hidden,
+                           weightIH: ih.values, weightHH: hh.values,
+                           biasIH: biases[0], biasHH: biases[1], weightHR: hr?.values)
+    }
+
+    private func cellKind(gateRows: Int, hidden: Int, tensor: String) throws(ModelError) -> CellKind {
+        guard gateRows % hidden == 0, [1, 3, 4].contains(gateRows / hidden) else {
+            throw .shapeMismatch(tensor: tensor, expected: "4, 3 or 1 × hidden size \(hidden) rows", actual: [gateRows])
+        }
+        let gates = gateRows / hidden
+        let kind: CellKind
+        switch config.cell {
+        case "lstm": kind = .lstm
+        case "gru": kind = .gru(resetAfter: config.gruResetAfter)
+        case "rnn_tanh": kind = .rnn(.tanh)
+        case "rnn_relu": kind = .rnn(.relu)
+        default:
+            switch gates {
+            case 4: kind = .lstm
+            case 3: kind = .gru(resetAfter: config.gruResetAfter)
+            default: kind = .rnn(config.nonlinearity == "relu" ? .relu : .tanh)
+            }
+        }
+        guard kind.gateCount == gates else {
+            throw .inconsistent("config says cell '\(config.cell ?? "")' (\(kind.gateCount) gates) but \(tensor) has \(gates)·hidden rows")
+        }
+        return kind
+    }
+
+    private mutating func denseHead(inputWidth: Int) throws(ModelError) -> [DenseLayer] {
+        let p = config.headPrefix
+        var names: [String] = []
+        if file.tensors["\(p).weight"] != nil {
+            names = ["\(p)"]
+        } else {
+            let indexed = file.tensors.keys.compactMap { name -> Int? in
+                guard name.hasPrefix("\(p)."), name.hasSuffix(".weight") else { return nil }
+                return Int(name.dropFirst(p.count + 1).dropLast(".weight".count))
+            }
+            names = indexed.sorted().map { "\(p).\($0)" }
+        }
+        if !config.headActivations.isEmpty, config.headActivations.count != names.count {
+            throw .invalidConfig("head_activations has \(config.headActivations.count) entries but the head has \(names.count) layers")
+        }
+        var width = inputWidth
+        var head: [DenseLayer] = []
+        for (k, base) in names.enumerated() {
+            let w = try required("\(base).weight")
+            guard w.shape.count == 2, w.shape[1] == width, w.shape[0] > 0 else {
+                throw .shapeMismatch(tensor: "\(base).weight", expected: "[out, \(width)]", actual: w.shape)
+            }
+            let b = try tensor("\(base).bias")
+            if let b, b.shape != [w.shape[0]] {
+                throw .shapeMismatch(tensor: "\(base).bias", expected: "[\(w.shape[0])]", actual: b.shape)
+            }
+            let activation = config.headActivations.isEmpty ? .linear : config.headActivations[k]
+            head.append(DenseLayer(inputSize: width, outputSize: w.shape[0], weight: w.values, bias: b?.values, activation: activation))
+            width = w.shape[0]
+        }
+        return head
+    }
+}

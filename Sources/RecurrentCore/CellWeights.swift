@@ -1,0 +1,84 @@
+/// The weights of one direction of one recurrent layer, repacked once for the kernels.
+///
+/// Every matrix is stored transposed from PyTorch's layout, so the kernel adds whole rows:
+/// `gates[0..<G·H] += x[j] · inputWeights[j, 0..<G·H]`, a vector FMA with no horizontal sum.
+public struct CellWeights: Sendable {
+    public let kind: CellKind
+    public let inputSize: Int
+    public let hiddenSize: Int
+    /// `proj_size`, or 0 when the LSTM has no projection.
+    public let projectionSize: Int
+    /// Width of h: `projectionSize` if set, else `hiddenSize`.
+    public var outputSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
+    /// G·H rounded up to a multiple of 16, the row stride of the packed matrices.
+    let stride: Int
+    /// (inputSize, stride): row j is column j of `weight_ih`, gate blocks in PyTorch order.
+    let inputWeights: [Float]
+    /// (outputSize, stride): row j is column j of `weight_hh`.
+    let recurrentWeights: [Float]
+    /// (stride) LSTM/RNN: b_ih + b_hh. GRU: b_ih only.
+    let inputBias: [Float]
+    /// (stride) GRU: b_hh (added to the recurrent product); zeros otherwise.
+    let recurrentBias: [Float]
+    /// (hiddenSize, projectionStride): `weight_hr` transposed; empty without projection.
+    let projection: [Float]
+    let projectionStride: Int
+    /// Numel of every tensor the framework has for this direction.
+    public let parameterCount: Int
+
+    /// - Parameters: PyTorch layouts, row-major.
+    ///   - weightIH: (G·H, inputSize), row blocks in PyTorch gate order.
+    ///   - weightHH: (G·H, outputSize).
+    ///   - biasIH, biasHH: (G·H) each, or nil when absent (absent counts no parameters).
+    ///   - weightHR: (projectionSize, H) for a projected LSTM.
+    public init(
+        kind: CellKind, inputSize: Int, hiddenSize: Int,
+        weightIH: [Float], weightHH: [Float],
+        biasIH: [Float]?, biasHH: [Float]?, weightHR: [Float]? = nil
+    ) {
+        let gates = kind.gateCount * hiddenSize
+        let projectionSize = weightHR.map { $0.count / hiddenSize } ?? 0
+        let outputSize = projectionSize > 0 ? projectionSize : hiddenSize
+        precondition(weightIH.count == gates * inputSize, "weight_ih shape")
+        precondition(weightHH.count == gates * outputSize, "weight_hh shape")
+        precondition(biasIH.map { $0.count == gates } ?? true, "bias_ih shape")
+        precondition(biasHH.map { $0.count == gates } ?? true, "bias_hh shape")
+        self.kind = kind
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.projectionSize = projectionSize
+        let stride = (gates + 15) / 16 * 16
+        self.stride = stride
+        inputWeights = Self.transpose(weightIH, rows: gates, columns: inputSize, stride: stride)
+        recurrentWeights = Self.transpose(weightHH, rows: gates, columns: outputSize, stride: stride)
+        var bIn = [Float](repeating: 0, count: stride)
+        var bRec = [Float](repeating: 0, count: stride)
+        for k in 0..<gates {
+            let bi = biasIH?[k] ?? 0, bh = biasHH?[k] ?? 0
+            switch kind {
+            case .gru: (bIn[k], bRec[k]) = (bi, bh)
+            case .lstm, .rnn: bIn[k] = bi + bh
+            }
+        }
+        inputBias = bIn
+        recurrentBias = bRec
+        if let weightHR {
+            projectionStride = (projectionSize + 15) / 16 * 16
+            projection = Self.transpose(weightHR, rows: projectionSize, columns: hiddenSize, stride: projectionStride)
+        } else {
+            projectionStride = 0
+            projection = []
+        }
+        parameterCount = weightIH.count + weightHH.count + (biasIH?.count ?? 0)
+            + (biasHH?.count ?? 0) + (weightHR?.count ?? 0)
+    }
+
+    /// (rows, columns) row-major → (columns, stride) row-major, zero padded.
+    static func transpose(_ m: [Float], rows: Int, columns: Int, stride: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: columns * stride)
+        for r in 0..<rows {
+            for c in 0..<columns { out[c * stride + r] = m[r * columns + c] }
+        }
+        return out
+    }
+}

@@ -1,0 +1,29 @@
+/// One Linear layer of the head: `y = act(W x + b)`.
+public struct DenseLayer: Sendable {
+    public let inputSize: Int
+    public let outputSize: Int
+    public let activation: DenseActivation
+    /// (inputSize, stride): `W` transposed, so the kernel adds whole rows.
+    let weights: [Float]
+    /// (stride)
+    let bias: [Float]
+    let stride: Int
+    public let parameterCount: Int
+
+    /// - Parameters:
+    ///   - weight: (outputSize, inputSize), PyTorch's `Linear.weight`.
+    ///   - bias: (outputSize) or nil.
+    public init(inputSize: Int, outputSize: Int, weight: [Float], bias: [Float]?, activation: DenseActivation) {
+        precondition(weight.count == inputSize * outputSize, "dense weight shape")
+        precondition(bias.map { $0.count == outputSize } ?? true, "dense bias shape")
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        self.activation = activation
+        stride = (outputSize + 15) / 16 * 16
+        weights = CellWeights.transpose(weight, rows: outputSize, columns: inputSize, stride: stride)
+        var b = [Float](repeating: 0, count: stride)
+        if let bias { for k in 0..<outputSize { b[k] = bias[k] } }
+        self.bias = b
+        parameterCount = weight.count + (bias?.count ?? 0)
+    }
+}

@@ -1,0 +1,185 @@
+// The hot loops. Everything the recurrent step spends its time in lives here: the
+// matrix-vector product over transposed weights and the vectorized activations.
+// Vectors are 16 lanes; partial vectors at the end of a row go through the same math.
+
+typealias Vec = SIMD16<Float>
+typealias IVec = SIMD16<Int32>
+
+@inline(__always) func load(_ p: UnsafePointer<Float>) -> Vec {
+    UnsafeRawPointer(p).loadUnaligned(as: Vec.self)
+}
+
+@inline(__always) func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self)
+}
+
+/// The first `count` lanes from `p`, the rest zero.
+@inline(__always) func load(_ p: UnsafePointer<Float>, _ count: Int) -> Vec {
+    if count >= 16 { return load(p) }
+    var v = Vec()
+    for k in 0..<count { v[k] = p[k] }
+    return v
+}
+
+@inline(__always) func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    if count >= 16 { store(v, p); return }
+    for k in 0..<count { p[k] = v[k] }
+}
+
+/// out[0..<n] += Σ_j x[j] · w[j·ldw ..< j·ldw + n], summing j in order for every column.
+@inline(__always)
+func accumulateProduct(
+    _ out: UnsafeMutablePointer<Float>, _ n: Int,
+    _ x: UnsafePointer<Float>, _ rows: Int,
+    _ w: UnsafePointer<Float>, _ ldw: Int
+) {
+    var c = 0
+    // Eight accumulators (128 columns) stay in registers across the whole reduction.
+    while c + 128 <= n {
+        var a0 = load(out + c), a1 = load(out + c + 16), a2 = load(out + c + 32), a3 = load(out + c + 48)
+        var a4 = load(out + c + 64), a5 = load(out + c + 80), a6 = load(out + c + 96), a7 = load(out + c + 112)
+        var p = w + c
+        for j in 0..<rows {
+            let xj = Vec(repeating: x[j])
+            a0 = a0.addingProduct(xj, load(p)); a1 = a1.addingProduct(xj, load(p + 16))
+            a2 = a2.addingProduct(xj, load(p + 32)); a3 = a3.addingProduct(xj, load(p + 48))
+            a4 = a4.addingProduct(xj, load(p + 64)); a5 = a5.addingProduct(xj, load(p + 80))
+            a6 = a6.addingProduct(xj, load(p + 96)); a7 = a7.addingProduct(xj, load(p + 112))
+            p += ldw
+        }
+        store(a0, out + c); store(a1, out + c + 16); store(a2, out + c + 32); store(a3, out + c + 48)
+        store(a4, out + c + 64); store(a5, out + c + 80); store(a6, out + c + 96); store(a7, out + c + 112)
+        c += 128
+    }
+    while c + 32 <= n {
+        var a0 = load(out + c), a1 = load(out + c + 16)
+        var p = w + c
+        for j in 0..<rows {
+            let xj = Vec(repeating: x[j])
+            a0 = a0.addingProduct(xj, load(p)); a1 = a1.addingProduct(xj, load(p + 16))
+            p += ldw
+        }
+        store(a0, out + c); store(a1, out + c + 16)
+        c += 32
+    }
+    while c < n {
+        let m = n - c
+        var a0 = load(out + c, m)
+        var p = w + c
+        for j in 0..<rows {
+            a0 = a0.addingProduct(Vec(repeating: x[j]), load(p, m))
+            p += ldw
+        }
+        store(a0, out + c, m)
+        c += 16
+    }
+}
+
+// MARK: - Activations (Cephes single-precision polynomials, about 1 ulp)
+
+/// e^x, lanewise. Inputs are clamped to [-87, 88], beyond which Float under- or overflows.
+@inline(__always) func exp(_ input: Vec) -> Vec {
+    let x0 = input.clamped(lowerBound: Vec(repeating: -87), upperBound: Vec(repeating: 88))
+    let fx = (x0 * 1.44269504088896341).rounded(.toNearestOrEven)
+    var x = x0 - fx * 0.693359375
+    x = x - fx * -2.12194440e-4
+    let z = x * x
+    var y: Vec = Vec(repeating: 1.9875691500e-4)
+    y = y * x + 1.3981999507e-3
+    y = y * x + 8.3334519073e-3
+    y = y * x + 4.1665795894e-2
+    y = y * x + 1.6666665459e-1
+    y = y * x + 5.0000001201e-1
+    y = y * z + x + 1
+    // 2^fx: fx + 1.5·2^23 holds fx in its low mantissa bits.
+    let shifted = unsafeBitCast(fx + 12582912.0, to: IVec.self) &- IVec(repeating: 0x4B40_0000 - 127)
+    return y * unsafeBitCast(shifted &<< 23, to: Vec.self)
+}
+
+/// The logistic function 1 / (1 + e^-x).
+@inline(__always) func sigmoid(_ x: Vec) -> Vec {
+    1 / (1 + exp(-x))
+}
+
+/// tanh: an odd polynomial below |x| = 0.625, 1 - 2/(e^2|x| + 1) above; sign restored.
+@inline(__always) func tanh(_ x: Vec) -> Vec {
+    let bits = unsafeBitCast(x, to: IVec.self)
+    let ax = unsafeBitCast(bits & 0x7FFF_FFFF, to: Vec.self)
+    let large = 1 - 2 / (exp(ax + ax) + 1)
+    let z = x * x
+    var p: Vec = Vec(repeating: -5.70498872745e-3)
+    p = p * z + 2.06390887954e-2
+    p = p * z - 5.37397155531e-2
+    p = p * z + 1.33314422036e-1
+    p = p * z - 3.33332819422e-1
+    p = p * z * ax + ax
+    let magnitude = large.replacing(with: p, where: ax .< 0.625)
+    let sign = bits & IVec(repeating: Int32(bitPattern: 0x8000_0000))
+    return unsafeBitCast(unsafeBitCast(magnitude, to: IVec.self) | sign, to: Vec.self)
+}
+
+@inline(__always) func relu(_ x: Vec) -> Vec {
+    x.replacing(with: 0, where: x .< 0)
+}
+
+/// Scalar e^x through the same polynomial (for softmax).
+func exp(_ x: Float) -> Float { exp(Vec(repeating: x))[0] }
+
+// MARK: - Pointwise cell updates
+
+/// LSTM, per unit k: c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c').
+/// gates: (4H) pre-activations i, f, g, o; c: (H) in/out; h: (H) out.
+@inline(__always)
+func lstmPointwise(_ gates: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ hidden: Int) {
+    var k = 0
+    while k < hidden {
+        let m = hidden - k
+        let i = sigmoid(load(gates + k, m))
+        let f = sigmoid(load(gates + hidden + k, m))
+        let g = tanh(load(gates + 2 * hidden + k, m))
+        let o = sigmoid(load(gates + 3 * hidden + k, m))
+        let cNew = f * load(c + k, m) + i * g
+        store(cNew, c + k, m)
+        store(o * tanh(cNew), h + k, m)
+        k += 16
+    }
+}
+
+/// GRU (reset after), per unit: r = σ(xr + hr); z = σ(xz + hz); n = tanh(xn + r·hn);
+/// h' = (1 - z)·n + z·h. gx, gh: (3H) input and recurrent pre-activations r, z, n; h: (H) in/out.
+@inline(__always)
+func gruPointwise(_ gx: UnsafePointer<Float>, _ gh: UnsafePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ hidden: Int) {
+    var k = 0
+    while k < hidden {
+        let m = hidden - k
+        let r = sigmoid(load(gx + k, m) + load(gh + k, m))
+        let z = sigmoid(load(gx + hidden + k, m) + load(gh + hidden + k, m))
+        let n = tanh(load(gx + 2 * hidden + k, m) + r * load(gh + 2 * hidden + k, m))
+        store((1 - z) * n + z * load(h + k, m), h + k, m)
+        k += 16
+    }
+}
+
+/// Applies `activation` to n values in place (softmax over all n).
+func activate(_ v: UnsafeMutablePointer<Float>, _ n: Int, _ activation: DenseActivation) {
+    switch activation {
+    case .linear:
+        return
+    case .softmax:
+        var peak = -Float.infinity
+        for k in 0..<n { peak = max(peak, v[k]) }
+        var total: Float = 0
+        for k in 0..<n { v[k] = exp(v[k] - peak); total += v[k] }
+        for k in 0..<n { v[k] /= total }
+        return
+    case .relu, .sigmoid, .tanh:
+        var k = 0
+        while k < n {
+            let m = n - k
+            let x = load(v + k, m)
+            let y: Vec = activation == .relu ? relu(x) : activation == .sigmoid ? sigmoid(x) : tanh(x)
+            store(y, v + k, m)
+            k += 16
+        }
+    }
+}

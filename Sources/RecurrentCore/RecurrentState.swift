@@ -1,0 +1,70 @@
+/// The recurrent state of a batch: h (and c for LSTM) for every layer and direction.
+///
+/// Slots are indexed `layer · D + direction` (0 forward, 1 reverse), PyTorch's `h_n` order.
+/// Each slot holds (batchSize, width) row-major.
+public struct RecurrentState: Sendable, Equatable {
+    public let batchSize: Int
+    /// Concatenated slots, each (batchSize, outputSize of its layer).
+    public internal(set) var h: [Float]
+    /// Concatenated slots, each (batchSize, hiddenSize); empty for GRU and RNN.
+    public internal(set) var c: [Float]
+    /// Per slot: (offset into h, width), (offset into c, width).
+    let hSlots: [(offset: Int, width: Int)]
+    let cSlots: [(offset: Int, width: Int)]
+
+    public static func == (a: RecurrentState, b: RecurrentState) -> Bool {
+        a.batchSize == b.batchSize && a.h == b.h && a.c == b.c
+    }
+
+    init(network: RecurrentNetwork, batchSize: Int) {
+        self.batchSize = batchSize
+        var hs: [(Int, Int)] = [], cs: [(Int, Int)] = []
+        var hTotal = 0, cTotal = 0
+        for layer in network.layers {
+            for cell in layer.directions {
+                hs.append((hTotal, cell.outputSize))
+                hTotal += batchSize * cell.outputSize
+                let cw = cell.kind.hasCellState ? cell.hiddenSize : 0
+                cs.append((cTotal, cw))
+                cTotal += batchSize * cw
+            }
+        }
+        hSlots = hs
+        cSlots = cs
+        h = [Float](repeating: 0, count: hTotal)
+        c = [Float](repeating: 0, count: cTotal)
+    }
+
+    /// Number of layer·direction slots.
+    public var slotCount: Int { hSlots.count }
+    /// Width of h in `slot`.
+    public func hiddenWidth(slot: Int) -> Int { hSlots[slot].width }
+    /// Width of c in `slot` (0 without a cell state).
+    public func cellWidth(slot: Int) -> Int { cSlots[slot].width }
+
+    /// h of one slot, (batchSize, width).
+    public func hidden(slot: Int) -> [Float] {
+        let s = hSlots[slot]
+        return Array(h[s.offset..<s.offset + batchSize * s.width])
+    }
+
+    /// c of one slot, (batchSize, width).
+    public func cell(slot: Int) -> [Float] {
+        let s = cSlots[slot]
+        return Array(c[s.offset..<s.offset + batchSize * s.width])
+    }
+
+    /// Replaces h of one slot; `values` must be (batchSize, width).
+    public mutating func setHidden(slot: Int, _ values: [Float]) {
+        let s = hSlots[slot]
+        precondition(values.count == batchSize * s.width, "state shape")
+        h.replaceSubrange(s.offset..<s.offset + values.count, with: values)
+    }
+
+    /// Replaces c of one slot; `values` must be (batchSize, width).
+    public mutating func setCell(slot: Int, _ values: [Float]) {
+        let s = cSlots[slot]
+        precondition(values.count == batchSize * s.width, "state shape")
+        c.replaceSubrange(s.offset..<s.offset + values.count, with: values)
+    }
+}

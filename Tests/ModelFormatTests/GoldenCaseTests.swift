@@ -1,0 +1,118 @@
+import JSON
+import ModelFormat
+import RecurrentCore
+import Testing
+import TestSupport
+
+/// Every shared golden case, exported to a model directory by tools/export_model.py (Keras from
+/// .keras, ONNX from .onnx, PyTorch from its state_dict), against the frameworks' own numbers.
+@Suite struct GoldenCaseTests {
+    struct Case: CustomTestStringConvertible {
+        let name: String
+        let json: JSONValue
+        var testDescription: String { name }
+        var batch: Int { json["batch"]!.int! }
+        var sequenceLength: Int { json["seq_len"]!.int! }
+        /// README: 1e-5 up to T = 100, 1e-5 · T / 100 beyond.
+        var tolerance: Float { 1e-5 * max(1, Float(sequenceLength) / 100) }
+
+        init(_ name: String) throws {
+            self.name = name
+            json = try Fixtures.json("golden/\(name)/case.json").value
+        }
+
+        func model() throws -> Model { try Model.load(path: Fixtures.path("models/\(name)")) }
+
+        /// h0/c0 (L·D, B, width) into a state, or zeros.
+        func initialState(_ network: RecurrentNetwork) -> RecurrentState {
+            var state = network.makeState(batchSize: batch)
+            for (key, isCell) in [("h0", false), ("c0", true)] {
+                guard let v = json[key], !v.isNull else { continue }
+                for slot in 0..<v.count {
+                    let values = flatten(v[slot]!)
+                    if isCell { state.setCell(slot: slot, values) } else { state.setHidden(slot: slot, values) }
+                }
+            }
+            return state
+        }
+
+        /// h_n / c_n as one flat array over slots (ragged widths allowed).
+        func expectedStates(_ key: String, in section: String = "expected") -> [Float]? {
+            guard let v = json[section]?[key], !v.isNull else { return nil }
+            return flatten(v)
+        }
+    }
+
+    static let cases = Fixtures.goldenCases
+
+    @Test(arguments: cases)
+    func wholeWindowMatchesTheFramework(name: String) throws {
+        let c = try Case(name)
+        let model = try c.model()
+        let net = model.network
+        let ws = Workspace(network: net, batchSize: c.batch)
+        let result = net.forward(flatten(c.json["x"]!), sequenceLength: c.sequenceLength,
+                                 initialState: c.initialState(net), returnSequences: true, workspace: ws)
+        let tol = c.tolerance
+        #expect(firstMismatch(result.sequence, flatten(c.json["expected"]!["output"]!), tolerance: tol) == nil)
+        #expect(firstMismatch(result.state.h, c.expectedStates("h_n")!, tolerance: tol) == nil)
+        if let cn = c.expectedStates("c_n") {
+            #expect(firstMismatch(result.state.c, cn, tolerance: tol) == nil)
+        }
+        if let head = c.json["expected"]?["head"], !head.isNull {
+            #expect(firstMismatch(result.head, flatten(head), tolerance: tol) == nil)
+        }
+    }
+
+    @Test(arguments: cases)
+    func steppingMatchesTheFrameworkAndOurWholeWindowBitForBit(name: String) throws {
+        let c = try Case(name)
+        guard let step = c.json["step"], step.kind == .object, step.count > 0 else {
+            // Bidirectional: the reverse direction needs the whole window; nothing to stream.
+            #expect(try c.model().network.isBidirectional)
+            return
+        }
+        let net = try c.model().network
+        let (B, T, I) = (c.batch, c.sequenceLength, net.inputSize)
+        let x = flatten(c.json["x"]!)
+        let ws = Workspace(network: net, batchSize: B)
+        var state = c.initialState(net)
+        var outputs = [Float](repeating: 0, count: B * T * net.outputWidth)
+        for t in 0..<T {
+            var xt: [Float] = []
+            for b in 0..<B { xt += x[(b * T + t) * I..<(b * T + t + 1) * I] }
+            net.step(xt, state: &state, workspace: ws)
+            let out = ws.output
+            for b in 0..<B {
+                for k in 0..<net.outputWidth { outputs[(b * T + t) * net.outputWidth + k] = out[b * net.outputWidth + k] }
+            }
+        }
+        net.applyHead(workspace: ws)
+        let tol = c.tolerance
+        #expect(firstMismatch(outputs, flatten(step["outputs"]!), tolerance: tol) == nil)
+        #expect(firstMismatch(state.h, c.expectedStates("h_n", in: "step")!, tolerance: tol) == nil)
+        if let cn = c.expectedStates("c_n", in: "step") {
+            #expect(firstMismatch(state.c, cn, tolerance: tol) == nil)
+        }
+        if let head = step["head"], !head.isNull {
+            #expect(firstMismatch(ws.head, flatten(head), tolerance: tol) == nil)
+        }
+        // Our step and whole-window paths share one cell step: identical bits.
+        let whole = net.forward(x, sequenceLength: T, initialState: c.initialState(net), returnSequences: true,
+                                workspace: Workspace(network: net, batchSize: B))
+        #expect(whole.sequence == outputs)
+        #expect(whole.state == state)
+        #expect(whole.head == ws.head)
+    }
+
+    @Test(arguments: cases)
+    func parameterCountsMatchTheFramework(name: String) throws {
+        let c = try Case(name)
+        let net = try c.model().network
+        let counts = c.json["param_count"]!
+        #expect(net.layers.map(\.parameterCount) == counts["per_layer"]!.elements.map { $0.int! })
+        #expect(net.recurrentParameterCount == counts["rnn_total"]!.int!)
+        #expect(net.headParameterCount == (counts["head"]?.int ?? 0))
+        #expect(net.parameterCount == counts["total"]!.int!)
+    }
+}
