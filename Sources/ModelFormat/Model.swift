@@ -54,7 +54,9 @@ public struct Model: Sendable {
         var builder = NetworkBuilder(file: file, config: config)
         let network = try builder.build()
         try config.validate(against: network)
-        let fallbackName = isDirectory.boolValue ? url.lastPathComponent : url.deletingPathExtension().lastPathComponent
+        let stem = url.deletingPathExtension().lastPathComponent
+        let fallbackName = isDirectory.boolValue ? url.lastPathComponent
+            : stem == "model" ? url.deletingLastPathComponent().lastPathComponent : stem
         return Model(name: config.name ?? fallbackName, network: network, config: config,
                      weightsPath: weightsURL.path, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
     }

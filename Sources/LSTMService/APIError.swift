@@ -1,0 +1,55 @@
+import JSON
+
+/// The one error every endpoint and command reports: it knows its HTTP status and renders
+/// `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
+public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case badRequest = "bad_request"
+        case notFound = "not_found"
+        case methodNotAllowed = "method_not_allowed"
+        case conflict
+        case payloadTooLarge = "payload_too_large"
+        case unsupportedMediaType = "unsupported_media_type"
+        case unprocessable = "unprocessable_entity"
+        case tooManyRequests = "too_many_requests"
+        case internalError = "internal_error"
+        case unavailable = "service_unavailable"
+    }
+
+    public let kind: Kind
+    public let message: String
+    /// Extra response headers (`Allow`, `Retry-After`).
+    public var headers: [(String, String)] = []
+
+    public init(_ kind: Kind, _ message: String, headers: [(String, String)] = []) {
+        self.kind = kind
+        self.message = message
+        self.headers = headers
+    }
+
+    public static func == (a: APIError, b: APIError) -> Bool { a.kind == b.kind && a.message == b.message }
+
+    /// The kind-to-status mapping, in one place.
+    public var status: Int {
+        switch kind {
+        case .badRequest: return 400
+        case .notFound: return 404
+        case .methodNotAllowed: return 405
+        case .conflict: return 409
+        case .payloadTooLarge: return 413
+        case .unsupportedMediaType: return 415
+        case .unprocessable: return 422
+        case .tooManyRequests: return 429
+        case .internalError: return 500
+        case .unavailable: return 503
+        }
+    }
+
+    public var description: String { message }
+
+    public var json: JSON {
+        .object([("error", .object([("code", .int(status)), ("type", .string(kind.rawValue)), ("message", .string(message))]))])
+    }
+
+    static func unprocessable(_ message: String) -> APIError { APIError(.unprocessable, message) }
+}

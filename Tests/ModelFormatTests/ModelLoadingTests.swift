@@ -1,0 +1,127 @@
+import Foundation
+import ModelFormat
+import RecurrentCore
+import Testing
+import TestSupport
+
+/// Weight files whose tensors are each valid but do not make a model: each gets its own error.
+@Suite struct ModelLoadingTests {
+    /// Writes `tensors` (name → (shape, values)) as F32 safetensors into a fresh directory.
+    static func write(_ tensors: [String: ([Int], [Float])], metadata: [String: String] = [:], config: String? = nil) throws -> String {
+        var header: [String] = []
+        if !metadata.isEmpty {
+            header.append("\"__metadata__\":{" + metadata.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",") + "}")
+        }
+        var data: [UInt8] = []
+        for name in tensors.keys.sorted() {
+            let (shape, values) = tensors[name]!
+            let start = data.count
+            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 } }
+            header.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(start),\(data.count)]}")
+        }
+        let h = Array(("{" + header.joined(separator: ",") + "}").utf8)
+        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(h.count) >> (8 * UInt64($0))) } + h + data
+        let dir = NSTemporaryDirectory() + "lstm-serve-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/model.safetensors"))
+        if let config { try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/config.json")) }
+        return dir
+    }
+
+    static func lstm(_ prefix: String = "rnn.", layer: Int = 0, input: Int = 2, hidden: Int = 3) -> [String: ([Int], [Float])] {
+        let g = 4 * hidden
+        return [
+            "\(prefix)weight_ih_l\(layer)": ([g, input], .init(repeating: 0.1, count: g * input)),
+            "\(prefix)weight_hh_l\(layer)": ([g, hidden], .init(repeating: 0.1, count: g * hidden)),
+            "\(prefix)bias_ih_l\(layer)": ([g], .init(repeating: 0.1, count: g)),
+            "\(prefix)bias_hh_l\(layer)": ([g], .init(repeating: 0.1, count: g)),
+        ]
+    }
+
+    func loadError(_ dir: String) -> ModelError? {
+        do { _ = try Model.load(path: dir); return nil } catch { return error }
+    }
+
+    @Test func aPlainStateDictLoadsWithItsArchitectureInferred() throws {
+        var t = Self.lstm()
+        t.merge(Self.lstm(layer: 1, input: 3, hidden: 3)) { a, _ in a }
+        t["head.weight"] = ([1, 3], [1, 1, 1])
+        t["head.bias"] = ([1], [0.5])
+        let m = try Model.load(path: try Self.write(t))
+        #expect(m.network.layers.count == 2)
+        #expect(m.network.layers[0].kind == .lstm)
+        #expect(m.network.layers[1].inputSize == 3)
+        #expect(m.network.headOutputSize == 1)
+        #expect(m.network.parameterCount == (12 * 2 + 12 * 3 + 24) + (12 * 3 + 12 * 3 + 24) + 4)
+    }
+
+    @Test func missingTensorsAreNamed() throws {
+        var t = Self.lstm()
+        t["rnn.weight_hh_l0"] = nil
+        #expect(loadError(try Self.write(t)) == .missingTensor("rnn.weight_hh_l0"))
+    }
+
+    @Test func layersWhoseShapesDoNotFitTogetherAreRejected() throws {
+        var t = Self.lstm()
+        t.merge(Self.lstm(layer: 1, input: 5, hidden: 3)) { a, _ in a }
+        #expect(loadError(try Self.write(t)) == .shapeMismatch(
+            tensor: "rnn.weight_ih_l1", expected: "[12, 3] (layer 0 outputs 3 values)", actual: [12, 5]))
+    }
+
+    @Test func aGateCountThatIsNotFourThreeOrOneIsRejected() throws {
+        var t = Self.lstm()
+        t["rnn.weight_ih_l0"] = ([6, 2], .init(repeating: 0, count: 12))
+        t["rnn.weight_hh_l0"] = ([6, 3], .init(repeating: 0, count: 18))
+        t["rnn.bias_ih_l0"] = nil
+        t["rnn.bias_hh_l0"] = nil
+        #expect(loadError(try Self.write(t)) == .shapeMismatch(tensor: "rnn.weight_ih_l0", expected: "4, 3 or 1 × hidden size 3 rows", actual: [6]))
+    }
+
+    @Test func aHeadThatDoesNotFitTheTopLayerIsRejected() throws {
+        var t = Self.lstm()
+        t["head.weight"] = ([1, 4], [1, 1, 1, 1])
+        #expect(loadError(try Self.write(t)) == .shapeMismatch(tensor: "head.weight", expected: "[out, 3]", actual: [1, 4]))
+    }
+
+    @Test func unknownTensorsAreRejectedNotIgnored() throws {
+        var t = Self.lstm()
+        t["embedding.weight"] = ([2, 2], [1, 2, 3, 4])
+        #expect(loadError(try Self.write(t)) == .unexpectedTensor("embedding.weight"))
+    }
+
+    @Test func aFileWithNoRecurrentLayerIsRejected() throws {
+        #expect(loadError(try Self.write(["head.weight": ([1, 1], [1])])) == .noRecurrentLayers)
+    }
+
+    @Test func aConfigThatContradictsTheWeightsIsRejected() throws {
+        let dir = try Self.write(Self.lstm(), config: #"{"cell": "gru"}"#)
+        #expect(loadError(dir) == .inconsistent("config says cell 'gru' (3 gates) but rnn.weight_ih_l0 has 4·hidden rows"))
+        let dir2 = try Self.write(Self.lstm(), config: #"{"inputs": {"features": [{"name": "a"}]}}"#)
+        #expect(loadError(dir2) == .invalidConfig("inputs.features names 1 features but the network takes 2"))
+        let dir3 = try Self.write(Self.lstm(), config: #"{"colour": "red"}"#)
+        guard case .invalidConfig(let m)? = loadError(dir3) else { Issue.record("expected invalidConfig"); return }
+        #expect(m.hasPrefix("unknown key 'colour'"))
+    }
+
+    @Test func metadataCanCarryTheConfigOfABareFile() throws {
+        let t: [String: ([Int], [Float])] = [
+            "rnn.weight_ih_l0": ([3, 2], .init(repeating: 0.1, count: 6)),
+            "rnn.weight_hh_l0": ([3, 3], .init(repeating: 0.1, count: 9)),
+        ]
+        let dir = try Self.write(t, metadata: ["nonlinearity": "relu"])
+        let m = try Model.load(path: dir + "/model.safetensors")
+        #expect(m.network.layers[0].kind == .rnn(.relu))
+    }
+
+    @Test func hostileFilesGiveAnErrorNamingTheFile() throws {
+        let dir = try Self.write(Self.lstm())
+        let path = dir + "/model.safetensors"
+        var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
+        bytes.removeLast(5)  // truncated
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        guard case let .safeTensors(p, inner)? = loadError(dir) else { Issue.record("expected a safetensors error"); return }
+        #expect(p == path)
+        #expect(inner == .invalidOffset(name: "rnn.weight_ih_l0") || inner == .invalidOffset(name: "rnn.weight_hh_l0"))
+        #expect(loadError(dir + "/nope") == .unreadable(path: dir + "/nope", reason: "no such file or directory"))
+    }
+}
