@@ -36,6 +36,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Benchmarks of the core (bench/run.sh); small, and never needed to serve.
+        .executableTarget(
+            name: "lstm-bench",
+            dependencies: ["RecurrentCore", "ModelFormat"],
+            path: "bench/Sources/lstm-bench",
+            swiftSettings: fastMath
+        ),
         .target(name: "TestSupport", dependencies: ["JSON"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "RecurrentCoreTests", dependencies: ["RecurrentCore", "TestSupport"]),

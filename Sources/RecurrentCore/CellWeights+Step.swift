@@ -10,54 +10,47 @@ extension CellWeights {
     ) {
         let gates = ws.gates
         let n = kind.gateCount * hiddenSize
-        inputWeights.withUnsafeBufferPointer { wx in
-        recurrentWeights.withUnsafeBufferPointer { wh in
-        inputBias.withUnsafeBufferPointer { bx in
-            // gates = b (+ b_hh for LSTM/RNN, pre-summed)
-            gates.update(from: bx.baseAddress!, count: n)
-            // gates += W_ih x
-            accumulateProduct(gates, n, x, inputSize, wx.baseAddress!, stride)
-            switch kind {
-            case .lstm:
-                // gates += W_hh h
-                accumulateProduct(gates, n, h, outputSize, wh.baseAddress!, stride)
-                if projectionSize == 0 {
-                    lstmPointwise(gates, c!, h, hiddenSize)
-                } else {
-                    // h = W_hr (σ(o)·tanh(c'))
-                    lstmPointwise(gates, c!, ws.scratch, hiddenSize)
-                    projection.withUnsafeBufferPointer { wr in
-                        h.update(repeating: 0, count: projectionSize)
-                        accumulateProduct(h, projectionSize, ws.scratch, hiddenSize, wr.baseAddress!, projectionStride)
-                    }
-                }
-            case .rnn(let act):
-                accumulateProduct(gates, n, h, outputSize, wh.baseAddress!, stride)
-                activate(gates, hiddenSize, act == .tanh ? .tanh : .relu)
-                h.update(from: gates, count: hiddenSize)
-            case .gru(let resetAfter):
-                let gh = ws.gatesHidden
-                recurrentBias.withUnsafeBufferPointer { bh in gh.update(from: bh.baseAddress!, count: n) }
-                if resetAfter {
-                    // gh = W_hh h + b_hh, then the PyTorch update
-                    accumulateProduct(gh, n, h, outputSize, wh.baseAddress!, stride)
-                    gruPointwise(gates, gh, h, hiddenSize)
-                } else {
-                    gruResetBefore(gates, gh, h, wh.baseAddress!, ws.scratch)
-                }
+        // gates = b (+ b_hh for LSTM/RNN, pre-summed)
+        inputBias.withUnsafeBufferPointer { gates.update(from: $0.baseAddress!, count: n) }
+        switch kind {
+        case .lstm:
+            // gates += W_ih x + W_hh h
+            PackedMatrix.accumulate(gates, inputWeights, x, recurrentWeights, h)
+            if let projection {
+                // h = W_hr (σ(o)·tanh(c'))
+                lstmPointwise(gates, c!, ws.scratch, hiddenSize)
+                h.update(repeating: 0, count: projectionSize)
+                projection.accumulate(h, ws.scratch)
+            } else {
+                lstmPointwise(gates, c!, h, hiddenSize)
             }
-        }}}
+        case .rnn(let act):
+            PackedMatrix.accumulate(gates, inputWeights, x, recurrentWeights, h)
+            activate(gates, hiddenSize, act == .tanh ? .tanh : .relu)
+            h.update(from: gates, count: hiddenSize)
+        case .gru(let resetAfter):
+            inputWeights.accumulate(gates, x)
+            let gh = ws.gatesHidden
+            recurrentBias.withUnsafeBufferPointer { gh.update(from: $0.baseAddress!, count: n) }
+            if resetAfter {
+                // gh = W_hh h + b_hh, then the PyTorch update
+                recurrentWeights.accumulate(gh, h)
+                gruPointwise(gates, gh, h, hiddenSize)
+            } else {
+                gruResetBefore(gates, gh, h, ws.scratch)
+            }
+        }
     }
 
     /// GRU with the reset gate applied before the recurrent product (Keras reset_after=False):
     /// r, z from W_h{r,z} h; n = tanh(xn + W_hn (r·h) + b_hn); h' = (1 - z)·n + z·h.
     private func gruResetBefore(
         _ gx: UnsafeMutablePointer<Float>, _ gh: UnsafeMutablePointer<Float>,
-        _ h: UnsafeMutablePointer<Float>, _ wh: UnsafePointer<Float>, _ rh: UnsafeMutablePointer<Float>
+        _ h: UnsafeMutablePointer<Float>, _ rh: UnsafeMutablePointer<Float>
     ) {
         let H = hiddenSize
         // gh[0..<2H] += W_h{r,z} h
-        accumulateProduct(gh, 2 * H, h, H, wh, stride)
+        recurrentWeights.accumulate(gh, h)
         var k = 0
         while k < H {
             let m = H - k
@@ -66,7 +59,7 @@ extension CellWeights {
             k += 16
         }
         // gh[2H..<3H] += W_hn (r·h)
-        accumulateProduct(gh + 2 * H, H, rh, H, wh + 2 * H, stride)
+        recurrentWeightsN!.accumulate(gh + 2 * H, rh)
         k = 0
         while k < H {
             let m = H - k

@@ -12,17 +12,18 @@ public struct CellWeights: Sendable {
     public var outputSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
     /// G·H rounded up to a multiple of 16, the row stride of the packed matrices.
     let stride: Int
-    /// (inputSize, stride): row j is column j of `weight_ih`, gate blocks in PyTorch order.
-    let inputWeights: [Float]
-    /// (outputSize, stride): row j is column j of `weight_hh`.
-    let recurrentWeights: [Float]
+    /// `weight_ih` (G·H, inputSize), gate blocks in PyTorch order.
+    let inputWeights: PackedMatrix
+    /// `weight_hh` (G·H, outputSize); for a reset-before GRU only the r, z rows (2H, H).
+    let recurrentWeights: PackedMatrix
+    /// Reset-before GRU: the n rows of `weight_hh` (H, H), applied to r·h.
+    let recurrentWeightsN: PackedMatrix?
     /// (stride) LSTM/RNN: b_ih + b_hh. GRU: b_ih only.
     let inputBias: [Float]
     /// (stride) GRU: b_hh (added to the recurrent product); zeros otherwise.
     let recurrentBias: [Float]
-    /// (hiddenSize, projectionStride): `weight_hr` transposed; empty without projection.
-    let projection: [Float]
-    let projectionStride: Int
+    /// `weight_hr` (projectionSize, hiddenSize), or nil without projection.
+    let projection: PackedMatrix?
     /// Numel of every tensor the framework has for this direction.
     public let parameterCount: Int
 
@@ -49,8 +50,15 @@ public struct CellWeights: Sendable {
         self.projectionSize = projectionSize
         let stride = (gates + 15) / 16 * 16
         self.stride = stride
-        inputWeights = Self.transpose(weightIH, rows: gates, columns: inputSize, stride: stride)
-        recurrentWeights = Self.transpose(weightHH, rows: gates, columns: outputSize, stride: stride)
+        inputWeights = PackedMatrix(weightIH, outputCount: gates, inputCount: inputSize)
+        if kind == .gru(resetAfter: false) {
+            let split = 2 * hiddenSize * outputSize
+            recurrentWeights = PackedMatrix(Array(weightHH[..<split]), outputCount: 2 * hiddenSize, inputCount: outputSize)
+            recurrentWeightsN = PackedMatrix(Array(weightHH[split...]), outputCount: hiddenSize, inputCount: outputSize)
+        } else {
+            recurrentWeights = PackedMatrix(weightHH, outputCount: gates, inputCount: outputSize)
+            recurrentWeightsN = nil
+        }
         var bIn = [Float](repeating: 0, count: stride)
         var bRec = [Float](repeating: 0, count: stride)
         for k in 0..<gates {
@@ -62,23 +70,8 @@ public struct CellWeights: Sendable {
         }
         inputBias = bIn
         recurrentBias = bRec
-        if let weightHR {
-            projectionStride = (projectionSize + 15) / 16 * 16
-            projection = Self.transpose(weightHR, rows: projectionSize, columns: hiddenSize, stride: projectionStride)
-        } else {
-            projectionStride = 0
-            projection = []
-        }
+        projection = weightHR.map { PackedMatrix($0, outputCount: projectionSize, inputCount: hiddenSize) }
         parameterCount = weightIH.count + weightHH.count + (biasIH?.count ?? 0)
             + (biasHH?.count ?? 0) + (weightHR?.count ?? 0)
-    }
-
-    /// (rows, columns) row-major → (columns, stride) row-major, zero padded.
-    static func transpose(_ m: [Float], rows: Int, columns: Int, stride: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: columns * stride)
-        for r in 0..<rows {
-            for c in 0..<columns { out[c * stride + r] = m[r * columns + c] }
-        }
-        return out
     }
 }

@@ -3,8 +3,8 @@ public struct DenseLayer: Sendable {
     public let inputSize: Int
     public let outputSize: Int
     public let activation: DenseActivation
-    /// (inputSize, stride): `W` transposed, so the kernel adds whole rows.
-    let weights: [Float]
+    /// `W` (outputSize, inputSize).
+    let weights: PackedMatrix
     /// (stride)
     let bias: [Float]
     let stride: Int
@@ -20,7 +20,7 @@ public struct DenseLayer: Sendable {
         self.outputSize = outputSize
         self.activation = activation
         stride = (outputSize + 15) / 16 * 16
-        weights = CellWeights.transpose(weight, rows: outputSize, columns: inputSize, stride: stride)
+        weights = PackedMatrix(weight, outputCount: outputSize, inputCount: inputSize)
         var b = [Float](repeating: 0, count: stride)
         if let bias { for k in 0..<outputSize { b[k] = bias[k] } }
         self.bias = b

@@ -75,11 +75,43 @@ func accumulateProduct(
     }
 }
 
+/// out[0..<128] += Σ_j x[j] · wx[128·j ..< 128·j + 128] + Σ_j h[j] · wh[...]: one packed panel
+/// of one or two matrices, read linearly, its 128 sums held in eight vector registers.
+@inline(__always)
+func accumulatePanel128(
+    _ out: UnsafeMutablePointer<Float>,
+    _ x: UnsafePointer<Float>, _ xRows: Int, _ wx: UnsafePointer<Float>,
+    _ h: UnsafePointer<Float>?, _ hRows: Int, _ wh: UnsafePointer<Float>?
+) {
+    var a0 = load(out), a1 = load(out + 16), a2 = load(out + 32), a3 = load(out + 48)
+    var a4 = load(out + 64), a5 = load(out + 80), a6 = load(out + 96), a7 = load(out + 112)
+    // x rows, then h rows: the same order as two separate products
+    var v = x, rows = xRows, p = wx
+    for pass in 0..<2 {
+        if pass == 1 {
+            guard let h, let wh else { break }
+            (v, rows, p) = (h, hRows, wh)
+        }
+        for j in 0..<rows {
+            let xj = Vec(repeating: v[j])
+            a0 = a0.addingProduct(xj, load(p)); a1 = a1.addingProduct(xj, load(p + 16))
+            a2 = a2.addingProduct(xj, load(p + 32)); a3 = a3.addingProduct(xj, load(p + 48))
+            a4 = a4.addingProduct(xj, load(p + 64)); a5 = a5.addingProduct(xj, load(p + 80))
+            a6 = a6.addingProduct(xj, load(p + 96)); a7 = a7.addingProduct(xj, load(p + 112))
+            p += 128
+        }
+    }
+    store(a0, out); store(a1, out + 16); store(a2, out + 32); store(a3, out + 48)
+    store(a4, out + 64); store(a5, out + 80); store(a6, out + 96); store(a7, out + 112)
+}
+
 // MARK: - Activations (Cephes single-precision polynomials, about 1 ulp)
 
 /// e^x, lanewise. Inputs are clamped to [-87, 88], beyond which Float under- or overflows.
-@inline(__always) func exp(_ input: Vec) -> Vec {
-    let x0 = input.clamped(lowerBound: Vec(repeating: -87), upperBound: Vec(repeating: 88))
+@_transparent func exp(_ input: Vec) -> Vec {
+    // (`clamped` is not inlined for SIMD16 and cost more than the matrix product)
+    var x0 = input.replacing(with: 88, where: input .> 88)
+    x0.replace(with: -87, where: x0 .< -87)
     let fx = (x0 * 1.44269504088896341).rounded(.toNearestOrEven)
     var x = x0 - fx * 0.693359375
     x = x - fx * -2.12194440e-4
@@ -97,12 +129,12 @@ func accumulateProduct(
 }
 
 /// The logistic function 1 / (1 + e^-x).
-@inline(__always) func sigmoid(_ x: Vec) -> Vec {
+@_transparent func sigmoid(_ x: Vec) -> Vec {
     1 / (1 + exp(-x))
 }
 
 /// tanh: an odd polynomial below |x| = 0.625, 1 - 2/(e^2|x| + 1) above; sign restored.
-@inline(__always) func tanh(_ x: Vec) -> Vec {
+@_transparent func tanh(_ x: Vec) -> Vec {
     let bits = unsafeBitCast(x, to: IVec.self)
     let ax = unsafeBitCast(bits & 0x7FFF_FFFF, to: Vec.self)
     let large = 1 - 2 / (exp(ax + ax) + 1)

@@ -16,22 +16,25 @@ extension RecurrentNetwork {
         precondition(state.batchSize == ws.batchSize, "state batch size")
         let batch = ws.batchSize
         let hSlots = state.hSlots, cSlots = state.cSlots
+        // Borrow the layers through a buffer pointer: no copies (and retains) of the weights.
+        layers.withUnsafeBufferPointer { layers in
         state.h.withUnsafeMutableBufferPointer { hAll in
         state.c.withUnsafeMutableBufferPointer { cAll in
-            for (l, layer) in layers.enumerated() {
-                let cell = layer.directions[0]
+            for l in 0..<layers.count {
                 let inWidth = l == 0 ? inputSize : layers[l - 1].outputWidth
                 let input = l == 0 ? ws.stepInput : ws.layerOutputs[l - 1]
                 let out = ws.layerOutputs[l]
-                let hw = cell.outputSize, cw = cSlots[l].width
-                for b in 0..<batch {
-                    let h = hAll.baseAddress! + hSlots[l].offset + b * hw
-                    let c = cw > 0 ? cAll.baseAddress! + cSlots[l].offset + b * cw : nil
-                    cell.step(input + b * inWidth, h, c, ws)
-                    (out + b * hw).update(from: h, count: hw)
+                let hw = layers[l].directions[0].outputSize, cw = cSlots[l].width
+                layers[l].directions.withUnsafeBufferPointer { cell in
+                    for b in 0..<batch {
+                        let h = hAll.baseAddress! + hSlots[l].offset + b * hw
+                        let c = cw > 0 ? cAll.baseAddress! + cSlots[l].offset + b * cw : nil
+                        cell[0].step(input + b * inWidth, h, c, ws)
+                        (out + b * hw).update(from: h, count: hw)
+                    }
                 }
             }
-        }}
+        }}}
     }
 
     /// Runs the head on the top layer's latest output into `workspace.head`.
@@ -48,9 +51,7 @@ extension RecurrentNetwork {
             for dense in head {
                 // y = act(W x + b)
                 dense.bias.withUnsafeBufferPointer { target.update(from: $0.baseAddress!, count: dense.outputSize) }
-                dense.weights.withUnsafeBufferPointer { w in
-                    accumulateProduct(target, dense.outputSize, x, dense.inputSize, w.baseAddress!, dense.stride)
-                }
+                dense.weights.accumulate(target, x)
                 activate(target, dense.outputSize, dense.activation)
                 x = UnsafePointer(target)
                 target = target == ws.headA ? ws.headB : ws.headA

@@ -1,0 +1,62 @@
+import JSON
+import Testing
+
+@Suite struct JSONTests {
+    @Test func parsesNestedValuesAndReportsKinds() throws {
+        let doc = try JSONDocument(text: #"{"a": [1, 2.5, -3e2], "b": {"c": "ü"}, "d": true, "e": null}"#)
+        let v = doc.value
+        #expect(v.kind == .object && v.count == 4)
+        var numbers: [Float] = []
+        #expect(v["a"]!.appendNumbers(to: &numbers) == nil)
+        #expect(numbers == [1, 2.5, -300])
+        #expect(v["b"]!["c"]!.string == "ü")
+        #expect(v["d"]!.bool == true && v["e"]!.isNull)
+        #expect(v["a"]![0]!.int == 1 && v["a"]![1]!.int == nil)
+        #expect(Set(v.keys) == ["a", "b", "d", "e"])
+    }
+
+    @Test func rejectsDuplicateKeys() {
+        #expect(throws: JSONError.self) { try JSONDocument(text: #"{"a": 1, "a": 2}"#) }
+    }
+
+    @Test func reportsWhereTheSyntaxErrorIs() {
+        do {
+            _ = try JSONDocument(text: "{\n  \"a\": [1, 2,\n}")
+            Issue.record("expected an error")
+        } catch {
+            guard case let .syntax(_, line, _) = error else { Issue.record("\(error)"); return }
+            #expect(line == 3)
+        }
+        #expect(throws: JSONError.syntax(message: "empty input", line: 1, column: 1)) { try JSONDocument(bytes: []) }
+    }
+
+    @Test func appendNumbersStopsAtTheFirstNonNumber() throws {
+        var out: [Float] = []
+        #expect(try JSONDocument(text: #"[1, "x", 3]"#).value.appendNumbers(to: &out) == 1)
+    }
+
+    @Test func overflowingNumbersParseAsInfinityAndMustBeCheckedByTheCaller() throws {
+        // jansson reads 1e39 as a real beyond Float; Float(1e39) is +inf.
+        var out: [Float] = []
+        _ = try JSONDocument(text: "[1e39]").value.appendNumbers(to: &out)
+        #expect(out == [.infinity])
+    }
+
+    @Test func writesFloatsAsTheirShortestDecimal() throws {
+        let text = try JSON.object([("x", .float(0.1)), ("y", .floats([11.8, -0.057331424, 1e-8])), ("n", .int(3)), ("s", .string("a\"b"))]).serialized()
+        #expect(text == #"{"x":0.1,"y":[11.8,-0.057331424,1e-8],"n":3,"s":"a\"b"}"#)
+        // and they read back as the same Float
+        var back: [Float] = []
+        _ = try JSONDocument(text: text).value["y"]!.appendNumbers(to: &back)
+        #expect(back == [11.8, -0.057331424, 1e-8])
+    }
+
+    @Test func refusesToWriteNonFiniteNumbers() {
+        #expect(throws: JSONError.nonFinite(path: "$.y[1]")) { try JSON.object([("y", .floats([1, .nan]))]).serialized() }
+        #expect(throws: JSONError.nonFinite(path: "$.z")) { try JSON.object([("z", .double(.infinity))]).serialized() }
+    }
+
+    @Test func tensorNestsRowMajorValues() throws {
+        #expect(try JSON.tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]).serialized() == "[[1.0,2.0,3.0],[4.0,5.0,6.0]]")
+    }
+}

@@ -1,0 +1,61 @@
+// Times the recurrent core: microseconds per window (batch 1 and 64) and per single step.
+//   lstm-bench MODEL_DIR [--window 7] [--seconds 2]
+import Foundation
+import ModelFormat
+import RecurrentCore
+
+let args = CommandLine.arguments
+guard args.count >= 2 else { print("usage: lstm-bench MODEL_DIR [--window N] [--seconds S]"); exit(2) }
+func option(_ name: String, _ fallback: Double) -> Double {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count, let v = Double(args[i + 1]) else { return fallback }
+    return v
+}
+let window = Int(option("--window", 7))
+let seconds = option("--seconds", 2)
+let model = try Model.load(path: args[1])
+let net = model.network
+
+/// Deterministic inputs in [-1, 1).
+func inputs(_ n: Int) -> [Float] {
+    var s: UInt64 = 42
+    return (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return Float(s >> 40) / Float(1 << 24) * 2 - 1
+    }
+}
+
+/// Runs `body` in a loop for about `seconds`, returns the median of 5 rounds in µs per call.
+func measure(_ body: () -> Void) -> Double {
+    for _ in 0..<50 { body() }
+    let clock = ContinuousClock()
+    var calls = 1
+    while true {
+        let t = clock.measure { for _ in 0..<calls { body() } }
+        if t > .milliseconds(Int(seconds * 1000 / 5)) { break }
+        calls *= 2
+    }
+    var rounds: [Double] = []
+    for _ in 0..<5 {
+        let t = clock.measure { for _ in 0..<calls { body() } }
+        rounds.append(Double(t.components.seconds) * 1e6 + Double(t.components.attoseconds) / 1e12)
+    }
+    return rounds.sorted()[2] / Double(calls)
+}
+
+let x1 = inputs(window * net.inputSize)
+let ws1 = Workspace(network: net, batchSize: 1)
+var sink: Float = 0
+let first = net.forward(x1, sequenceLength: window, workspace: ws1)
+let perWindow = measure { sink += net.forward(x1, sequenceLength: window, workspace: ws1).head[0] }
+
+var state = net.makeState(batchSize: 1)
+let step = Array(x1[0..<net.inputSize])
+let perStep = measure { net.step(step, state: &state, workspace: ws1); sink += ws1.output[0] }
+
+let x64 = inputs(64 * window * net.inputSize)
+let ws64 = Workspace(network: net, batchSize: 64)
+let perBatch = measure { sink += net.forward(x64, sequenceLength: window, workspace: ws64).head[0] }
+
+print(String(format: "swift window_b1_us=%.2f step_b1_us=%.3f window_b64_us=%.2f per_window_in_b64_us=%.3f head0=%.7f",
+             perWindow, perStep, perBatch, perBatch / 64, first.head[0]))
+if sink == 0.123 { print(sink) }

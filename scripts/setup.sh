@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building, serving and testing need, only when missing (Debian).
+set -euo pipefail
+need=()
+for pkg in libmicrohttpd-dev libjansson-dev pkg-config curl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${1:-}" = "--test" ]; then
+  for pkg in wrk gcc; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--test" ]; then
+  # The export tool's tests: numpy, h5py (.keras) and onnx (.onnx). No torch, no keras.
+  python3 - <<'PY' 2>/dev/null || { echo "setup: installing numpy h5py onnx pytest"; python3 -m pip install -q numpy h5py onnx pytest; }
+import numpy, h5py, onnx, pytest
+PY
+fi

@@ -1,0 +1,75 @@
+"""export_model.py, one test per source: the exported directory, run by a float64 numpy
+reference in PyTorch layout, reproduces the framework's own numbers; and the committed
+fixture directories are exactly what the tool writes today."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import export_model  # noqa: E402
+import make_fixtures  # noqa: E402
+import reference  # noqa: E402
+import st_io  # noqa: E402
+
+GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
+MODELS = os.path.join(ROOT, "Tests", "Fixtures", "models")
+CASES = sorted(d for d in os.listdir(GOLDEN) if os.path.isdir(os.path.join(GOLDEN, d)))
+
+
+def check(case_name, out_dir):
+    case = json.load(open(os.path.join(GOLDEN, case_name, "case.json")))
+    tensors, cfg = make_fixtures.export_case(os.path.join(GOLDEN, case_name), str(out_dir))
+    written, _ = st_io.read(os.path.join(out_dir, "model.safetensors"))
+    assert sorted(written) == sorted(tensors)
+    x = np.array(case["x"], dtype=np.float32)
+    h0 = None if case["h0"] is None else np.array(case["h0"], dtype=np.float32)
+    c0 = None if case["c0"] is None else np.array(case["c0"], dtype=np.float32)
+    seq, head = reference.forward(written, json.load(open(os.path.join(out_dir, "config.json"))), x, h0, c0)
+    tol = 1e-5 * max(1, case["seq_len"] / 100)
+    np.testing.assert_allclose(seq, np.array(case["expected"]["output"]), rtol=tol, atol=tol)
+    if case["expected"].get("head") is not None:
+        np.testing.assert_allclose(head, np.array(case["expected"]["head"]), rtol=tol, atol=tol)
+    return cfg
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith("keras_")])
+def test_keras_files_export_to_pytorch_layout(case, tmp_path):
+    cfg = check(case, tmp_path)
+    assert cfg["source"]["framework"] == "keras"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.startswith("onnx_")])
+def test_onnx_files_export_to_pytorch_layout(case, tmp_path):
+    cfg = check(case, tmp_path)
+    assert cfg["source"]["framework"] == "onnx"
+
+
+@pytest.mark.parametrize("case", ["pt_lstm_2layer", "pt_bilstm_2layer", "pt_rnn_relu", "pt_lstm_f16"])
+def test_pytorch_state_dicts_export_as_they_are(case, tmp_path):
+    cfg = check(case, tmp_path)
+    assert cfg["source"]["framework"] == "pytorch"
+
+
+def test_keras_lstm_keeps_its_single_bias_so_the_parameter_count_is_keras(tmp_path):
+    tensors, _ = export_model.export(os.path.join(GOLDEN, "keras_lstm128", "model.keras"), str(tmp_path))
+    assert "rnn.bias_hh_l0" not in tensors
+    assert sum(v.size for k, v in tensors.items() if k.startswith("rnn.")) == 66560
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_committed_fixture_directories_are_what_the_tool_writes(case, tmp_path):
+    make_fixtures.export_case(os.path.join(GOLDEN, case), str(tmp_path))
+    for name in ("model.safetensors", "config.json"):
+        with open(os.path.join(tmp_path, name), "rb") as a, open(os.path.join(MODELS, case, name), "rb") as b:
+            assert a.read() == b.read(), f"{case}/{name} differs: run tools/make_fixtures.py"
+
+
+def test_unsupported_inputs_fail_with_a_message(tmp_path):
+    with pytest.raises(export_model.ExportError, match="unknown source type"):
+        export_model.export(os.path.join(GOLDEN, "pt_lstm_h1", "case.json"), str(tmp_path))
