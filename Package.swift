@@ -25,10 +25,16 @@ let package = Package(
             pkgConfig: "jansson",
             providers: [.apt(["libjansson-dev"])]
         ),
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
         .target(name: "JSON", dependencies: ["CJansson"]),
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
         .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "HTTPServer"]),
         .executableTarget(
             name: "lstm-serve",
             dependencies: [

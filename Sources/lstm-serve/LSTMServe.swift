@@ -10,7 +10,8 @@ struct LSTMServe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-serve",
         abstract: "Serve and run recurrent networks (LSTM, GRU, RNN) exported from PyTorch, Keras or ONNX.",
-        subcommands: [Inspect.self, Predict.self]
+        subcommands: [Serve.self, Inspect.self, Predict.self],
+        defaultSubcommand: Serve.self
     )
 }
 

@@ -1,0 +1,123 @@
+import Foundation
+import JSON
+
+/// Every setting of the server, with its default. Sources layer as flags > environment
+/// (`LSTM_SERVE_*`) > `config/lstm-serve.json` > these defaults; README has the table.
+public struct Configuration: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// MHD worker threads; 0 means one per core.
+    public var threads = 0
+    /// Model directories or bare .safetensors files; empty means every directory under `modelsDirectory`.
+    public var models: [String] = []
+    public var modelsDirectory = "models"
+    /// The model `/v1/predict` and new sessions use; empty means `temperature` if loaded, else the first.
+    public var defaultModel = ""
+    public var maxBodyBytes = 1 << 20
+    public var connectionTimeoutSeconds = 30
+    public var connectionLimit = 1024
+    public var perIPConnectionLimit = 0
+    public var connectionMemoryLimit = 64 * 1024
+    public var sessionTTLSeconds = 1800.0
+    public var maxSessions = 10_000
+    /// "reject" (429 with Retry-After when full) or "evict" (drop the least recently used).
+    public var sessionFullPolicy = "reject"
+    /// Session store shards (actors); 0 means max(4, 2 × cores).
+    public var sessionShards = 0
+    public var maxBatch = 1024
+    /// "debug", "info" (one line per request), "warning", "error".
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// (key, environment variable, flag, meaning): the one list the README table mirrors.
+    public static let keys: [(key: String, env: String, flag: String)] = [
+        ("host", "LSTM_SERVE_HOST", "--host"), ("port", "LSTM_SERVE_PORT", "--port"),
+        ("threads", "LSTM_SERVE_THREADS", "--threads"), ("models", "LSTM_SERVE_MODELS", "--model"),
+        ("models_directory", "LSTM_SERVE_MODELS_DIRECTORY", "--models-directory"),
+        ("default_model", "LSTM_SERVE_DEFAULT_MODEL", "--default-model"),
+        ("max_body_bytes", "LSTM_SERVE_MAX_BODY_BYTES", "--max-body-bytes"),
+        ("connection_timeout_seconds", "LSTM_SERVE_CONNECTION_TIMEOUT_SECONDS", "--connection-timeout-seconds"),
+        ("connection_limit", "LSTM_SERVE_CONNECTION_LIMIT", "--connection-limit"),
+        ("per_ip_connection_limit", "LSTM_SERVE_PER_IP_CONNECTION_LIMIT", "--per-ip-connection-limit"),
+        ("connection_memory_limit", "LSTM_SERVE_CONNECTION_MEMORY_LIMIT", "--connection-memory-limit"),
+        ("session_ttl_seconds", "LSTM_SERVE_SESSION_TTL_SECONDS", "--session-ttl-seconds"),
+        ("max_sessions", "LSTM_SERVE_MAX_SESSIONS", "--max-sessions"),
+        ("session_full_policy", "LSTM_SERVE_SESSION_FULL_POLICY", "--session-full-policy"),
+        ("session_shards", "LSTM_SERVE_SESSION_SHARDS", "--session-shards"),
+        ("max_batch", "LSTM_SERVE_MAX_BATCH", "--max-batch"),
+        ("log_level", "LSTM_SERVE_LOG_LEVEL", "--log-level"),
+    ]
+
+    /// Sets `key` from text (a file's JSON value rendered as text, an env var or a flag).
+    public mutating func set(_ key: String, _ text: String, source: String) throws(ConfigurationError) {
+        func int(_ min: Int) throws(ConfigurationError) -> Int {
+            guard let v = Int(text), v >= min else { throw .invalid("\(source): \(key) must be an integer ≥ \(min), got '\(text)'") }
+            return v
+        }
+        switch key {
+        case "host": host = text
+        case "port":
+            port = try int(0)
+            guard port <= 65535 else { throw .invalid("\(source): port must be 0...65535, got \(port)") }
+        case "threads": threads = try int(0)
+        case "models": models = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case "models_directory": modelsDirectory = text
+        case "default_model": defaultModel = text
+        case "max_body_bytes": maxBodyBytes = try int(64)
+        case "connection_timeout_seconds": connectionTimeoutSeconds = try int(1)
+        case "connection_limit": connectionLimit = try int(1)
+        case "per_ip_connection_limit": perIPConnectionLimit = try int(0)
+        case "connection_memory_limit": connectionMemoryLimit = try int(4096)
+        case "session_ttl_seconds":
+            guard let v = Double(text), v > 0 else { throw .invalid("\(source): session_ttl_seconds must be a positive number, got '\(text)'") }
+            sessionTTLSeconds = v
+        case "max_sessions": maxSessions = try int(1)
+        case "session_full_policy":
+            guard text == "reject" || text == "evict" else { throw .invalid("\(source): session_full_policy must be 'reject' or 'evict', got '\(text)'") }
+            sessionFullPolicy = text
+        case "session_shards": sessionShards = try int(0)
+        case "max_batch": maxBatch = try int(1)
+        case "log_level":
+            guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(text)'") }
+            logLevel = text
+        default:
+            throw .invalid("\(source): unknown key '\(key)'")
+        }
+    }
+
+    /// Overlays a JSON config file.
+    public mutating func load(file path: String) throws(ConfigurationError) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .invalid("cannot read config file \(path)") }
+        let document: JSONDocument
+        do { document = try JSONDocument(bytes: [UInt8](data)) } catch { throw .invalid("\(path): \(error)") }
+        guard document.value.kind == .object else { throw .invalid("\(path): expected a JSON object") }
+        for (key, value) in document.value.members where key != "$comment" {
+            let text: String
+            switch value.kind {
+            case .string: text = value.string!
+            case .integer: text = String(value.int!)
+            case .real: text = String(value.double!)
+            case .bool: text = String(value.bool!)
+            case .array: text = value.elements.compactMap(\.string).joined(separator: ",")
+            default: throw .invalid("\(path): \(key) has an unsupported value")
+            }
+            try set(key, text, source: path)
+        }
+    }
+
+    /// Overlays `LSTM_SERVE_*` variables.
+    public mutating func load(environment: [String: String]) throws(ConfigurationError) {
+        for (key, env, _) in Self.keys {
+            if let v = environment[env] { try set(key, v, source: "environment \(env)") }
+        }
+    }
+
+    public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
+    public var resolvedShards: Int { sessionShards > 0 ? sessionShards : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount) }
+}
+
+public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String { if case let .invalid(m) = self { return m }; return "" }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Synchronization
+
+public enum LogLevel: String, Sendable, Comparable {
+    case debug, info, warning, error
+    var rank: Int { [.debug: 0, .info: 1, .warning: 2, .error: 3][self]! }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// Lines to standard error, one write each, at or above the configured level.
+public struct Log: Sendable {
+    public let level: LogLevel
+    private static let lock = Mutex(())
+
+    public init(level: LogLevel) { self.level = level }
+
+    public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        guard level >= self.level else { return }
+        let line = "\(Self.timestamp()) \(level.rawValue) \(message())\n"
+        Self.lock.withLock { _ in _ = line.withCString { write(2, $0, strlen($0)) } }
+    }
+
+    static func timestamp() -> String {
+        var t = timespec()
+        clock_gettime(CLOCK_REALTIME, &t)
+        var tmv = tm()
+        var seconds = t.tv_sec
+        gmtime_r(&seconds, &tmv)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday,
+                      tmv.tm_hour, tmv.tm_min, tmv.tm_sec, t.tv_nsec / 1_000_000)
+    }
+}
+
+/// ISO 8601 in UTC for a Unix time in seconds.
+func iso8601(_ seconds: Double) -> String {
+    var tmv = tm()
+    var s = time_t(seconds.rounded(.down))
+    gmtime_r(&s, &tmv)
+    return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec)
+}

@@ -1,0 +1,64 @@
+import Synchronization
+
+/// Prometheus counters and histograms, kept under one lock (a few additions per request).
+public final class Metrics: Sendable {
+    static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+    struct Histogram { var counts = [Int](repeating: 0, count: Metrics.buckets.count); var sum = 0.0; var count = 0 }
+    struct State {
+        var requests: [String: Int] = [:]  // "route\tmethod\tstatus"
+        var latency: [String: Histogram] = [:]
+        var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    func record(route: String, method: String, status: Int, seconds: Double) {
+        state.withLock { s in
+            s.requests["\(route)\t\(method)\t\(status)", default: 0] += 1
+            var h = s.latency[route] ?? Histogram()
+            for (k, b) in Self.buckets.enumerated() where seconds <= b { h.counts[k] += 1 }
+            h.sum += seconds
+            h.count += 1
+            s.latency[route] = h
+        }
+    }
+
+    func sessionCreated() { state.withLock { $0.sessionsCreated += 1 } }
+    func sessionsExpired(_ n: Int) { if n > 0 { state.withLock { $0.sessionsExpired += n } } }
+    func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
+    func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
+
+    /// The text exposition format.
+    func render(activeSessions: Int, models: ModelRegistry) -> String {
+        let s = state.withLock { $0 }
+        var out = "# HELP lstm_serve_requests_total Requests by route, method and status.\n# TYPE lstm_serve_requests_total counter\n"
+        for (key, n) in s.requests.sorted(by: { $0.key < $1.key }) {
+            let p = key.split(separator: "\t", omittingEmptySubsequences: false)
+            out += "lstm_serve_requests_total{route=\"\(p[0])\",method=\"\(p[1])\",status=\"\(p[2])\"} \(n)\n"
+        }
+        out += "# HELP lstm_serve_request_duration_seconds Time from request start to response, by route.\n# TYPE lstm_serve_request_duration_seconds histogram\n"
+        for (route, h) in s.latency.sorted(by: { $0.key < $1.key }) {
+            for (k, b) in Self.buckets.enumerated() {
+                out += "lstm_serve_request_duration_seconds_bucket{route=\"\(route)\",le=\"\(b)\"} \(h.counts[k])\n"
+            }
+            out += "lstm_serve_request_duration_seconds_bucket{route=\"\(route)\",le=\"+Inf\"} \(h.count)\n"
+            out += "lstm_serve_request_duration_seconds_sum{route=\"\(route)\"} \(h.sum)\n"
+            out += "lstm_serve_request_duration_seconds_count{route=\"\(route)\"} \(h.count)\n"
+        }
+        out += "# HELP lstm_serve_sessions_active Sessions held now.\n# TYPE lstm_serve_sessions_active gauge\nlstm_serve_sessions_active \(activeSessions)\n"
+        for (name, help, v) in [("created", "Sessions created.", s.sessionsCreated), ("expired", "Sessions dropped after their idle TTL.", s.sessionsExpired),
+                                ("evicted", "Sessions evicted (least recently used) to make room.", s.sessionsEvicted),
+                                ("deleted", "Sessions deleted by clients.", s.sessionsDeleted)] {
+            out += "# HELP lstm_serve_sessions_\(name)_total \(help)\n# TYPE lstm_serve_sessions_\(name)_total counter\nlstm_serve_sessions_\(name)_total \(v)\n"
+        }
+        out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
+        for name in models.names {
+            let m = models[name]!.model
+            out += "lstm_serve_model_info{model=\"\(name)\",cell=\"\(m.network.layers[0].kind)\",parameters=\"\(m.network.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
+        }
+        return out
+    }
+}

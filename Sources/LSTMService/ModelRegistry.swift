@@ -1,0 +1,72 @@
+import Foundation
+import ModelFormat
+import RecurrentCore
+import Synchronization
+
+/// The loaded models, immutable once the server starts, and a pool of workspaces per model and
+/// batch size so predict allocates no scratch memory per request.
+public final class ModelRegistry: Sendable {
+    public struct Entry: Sendable {
+        public let model: Model
+        public let predictor: Predictor
+        public let loadedAt: String
+    }
+
+    public let entries: [String: Entry]
+    /// Names in load order.
+    public let names: [String]
+    public let defaultName: String
+    private let pool = Mutex<[PoolKey: [WorkspaceBox]]>([:])
+
+    struct PoolKey: Hashable { let model: String; let batch: Int }
+    /// A workspace is used by one thread at a time; the pool hands it over under its lock.
+    final class WorkspaceBox: @unchecked Sendable {
+        let workspace: Workspace
+        init(_ w: Workspace) { workspace = w }
+    }
+
+    public init(models: [Model], defaultName: String = "") throws(ConfigurationError) {
+        guard !models.isEmpty else { throw .invalid("no models to serve") }
+        var entries: [String: Entry] = [:]
+        let now = iso8601(Date().timeIntervalSince1970)
+        for m in models {
+            guard entries[m.name] == nil else { throw .invalid("two models are named '\(m.name)'; give one a different name in its config.json") }
+            entries[m.name] = Entry(model: m, predictor: Predictor(model: m), loadedAt: now)
+        }
+        self.entries = entries
+        names = models.map(\.name)
+        if defaultName.isEmpty {
+            self.defaultName = entries["temperature"] != nil ? "temperature" : names[0]
+        } else {
+            guard entries[defaultName] != nil else { throw .invalid("default_model '\(defaultName)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
+            self.defaultName = defaultName
+        }
+    }
+
+    /// Loads every path; a directory of model directories expands to each of them.
+    public static func load(paths: [String], modelsDirectory: String, defaultName: String) throws(ConfigurationError) -> ModelRegistry {
+        var list = paths
+        if list.isEmpty {
+            let dirs = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
+            list = dirs.sorted().map { modelsDirectory + "/" + $0 }.filter {
+                FileManager.default.fileExists(atPath: $0 + "/" + Model.weightsFileName)
+            }
+            guard !list.isEmpty else { throw .invalid("no model directories (with \(Model.weightsFileName)) under \(modelsDirectory)") }
+        }
+        var models: [Model] = []
+        for path in list {
+            do { models.append(try Model.load(path: path)) } catch { throw .invalid(error.description) }
+        }
+        return try ModelRegistry(models: models, defaultName: defaultName)
+    }
+
+    public subscript(name: String) -> Entry? { entries[name] }
+
+    /// Runs `body` with a workspace for `model` at `batchSize`, taken from and returned to the pool.
+    func withWorkspace<T>(_ entry: Entry, batchSize: Int, _ body: (Workspace) throws -> T) rethrows -> T {
+        let key = PoolKey(model: entry.model.name, batch: batchSize)
+        let box = pool.withLock { $0[key]?.popLast() } ?? WorkspaceBox(Workspace(network: entry.model.network, batchSize: batchSize))
+        defer { pool.withLock { $0[key, default: []].append(box) } }
+        return try body(box.workspace)
+    }
+}

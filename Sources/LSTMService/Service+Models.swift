@@ -1,0 +1,33 @@
+import HTTPServer
+import JSON
+
+/// GET /healthz, /readyz, /metrics, /v1/models, /v1/models/{name}.
+extension Service {
+    func ready() -> HTTPResponse {
+        guard let registry else {
+            return Self.reply(503, .object([("status", .string("loading"))]), headers: [("Retry-After", "1")])
+        }
+        return Self.reply(200, .object([("status", .string("ready")), ("models", .array(registry.names.map { .string($0) }))]))
+    }
+
+    func metricsText() -> HTTPResponse {
+        let text = registry.map { metrics.render(activeSessions: sessions.activeCount, models: $0) } ?? ""
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
+    }
+
+    func listModels(_ registry: ModelRegistry) -> HTTPResponse {
+        let list: [JSON] = registry.names.map { name in
+            let e = registry[name]!
+            return .object([("name", .string(name)), ("default", .bool(name == registry.defaultName)),
+                            ("cell", .string(e.model.network.layers[0].kind.description)),
+                            ("parameters", .int(e.model.network.parameterCount)),
+                            ("streamable", .bool(!e.model.network.isBidirectional))])
+        }
+        return Self.reply(200, .object([("models", .array(list)), ("default", .string(registry.defaultName))]))
+    }
+
+    func modelInfo(_ registry: ModelRegistry, _ name: String) throws(APIError) -> HTTPResponse {
+        let e = try Self.entry(registry, name)
+        return Self.reply(200, ModelInfo.json(e.model, loadedAt: e.loadedAt))
+    }
+}

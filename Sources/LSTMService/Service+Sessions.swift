@@ -1,0 +1,145 @@
+import HTTPServer
+import JSON
+import ModelFormat
+import RecurrentCore
+
+/// The stream-step endpoints: /v1/sessions, /v1/sessions/{id}, /step and /state. Bodies are
+/// decoded on the worker thread; the state is read and changed only inside the store's actors.
+extension Service {
+    func sessionJSON(_ s: SessionShard.Session, extra: [(String, JSON)] = []) -> JSON {
+        .object([("session_id", .string(s.id)), ("model", .string(s.model)), ("step", .int(s.step)),
+                 ("created_at", .string(iso8601(s.created))), ("last_used_at", .string(iso8601(s.lastUsed))),
+                 ("expires_at", .string(iso8601(s.lastUsed + configuration.sessionTTLSeconds)))] + extra)
+    }
+
+    func later(_ work: @escaping @Sendable () async throws(APIError) -> HTTPResponse) -> HTTPHandlerResult {
+        .later {
+            do throws(APIError) { return try await work() } catch { return Self.reply(error) }
+        }
+    }
+
+    func createSession(_ request: HTTPRequest, _ registry: ModelRegistry) throws(APIError) -> HTTPHandlerResult {
+        let body = try Self.parseBody(request, optional: true)?.value
+        if let body {
+            guard body.kind == .object else { throw .unprocessable("session body must be an object like {\"model\": \"name\"}") }
+            for key in body.keys where key != "model" && key != "state" {
+                throw .unprocessable("unknown field '\(key)'; expected 'model' and 'state'")
+            }
+        }
+        var name = registry.defaultName
+        if let v = body?["model"] {
+            guard let s = v.string else { throw .unprocessable("model must be a string") }
+            name = s
+        }
+        let entry = try Self.entry(registry, name)
+        let net = entry.model.network
+        guard !net.isBidirectional else {
+            throw .unprocessable("model '\(name)' is bidirectional: the reverse direction needs the whole window, so it cannot be stepped; use predict")
+        }
+        var state = net.makeState(batchSize: 1)
+        if let s = body?["state"] { state = try StateInput.decode(s, network: net, label: "state").state(for: net, batchSize: 1) }
+        let store = sessions
+        let (modelName, initial) = (name, state)
+        return later { [self] () throws(APIError) in
+            let session = try await store.create(model: modelName, state: initial)
+            return Self.reply(201, sessionJSON(session), headers: [("Location", "/v1/sessions/\(session.id)")])
+        }
+    }
+
+    func getSession(_ id: String) -> HTTPHandlerResult {
+        later { [self] () throws(APIError) in
+            let s = try await sessions.info(id).get()
+            return Self.reply(200, sessionJSON(s))
+        }
+    }
+
+    func deleteSession(_ id: String) -> HTTPHandlerResult {
+        later { [self] () throws(APIError) in
+            try await sessions.delete(id).get()
+            return HTTPResponse(status: 204)
+        }
+    }
+
+    func step(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+        let body = try Self.parseBody(request)!.value
+        guard body.kind == .object else { throw .unprocessable("step body must be an object like {\"x\": [...]}") }
+        for key in body.keys where !["x", "xs", "expected_step"].contains(key) {
+            throw .unprocessable("unknown field '\(key)'; expected 'x' (one timestep), 'xs' (several) and optional 'expected_step'")
+        }
+        var expected: Int?
+        if let e = body["expected_step"] {
+            guard let n = e.int, n >= 0 else { throw .unprocessable("expected_step must be a non-negative integer") }
+            expected = n
+        }
+        let rowsJSON: [JSONValue]
+        let isMany: Bool
+        switch (body["x"], body["xs"]) {
+        case let (x?, nil): (rowsJSON, isMany) = ([x], false)
+        case let (nil, xs?):
+            guard xs.kind == .array, xs.count > 0 else { throw .unprocessable("xs must be a non-empty array of timesteps") }
+            (rowsJSON, isMany) = (xs.elements, true)
+        case (nil, nil): throw .unprocessable("missing 'x' (one timestep) or 'xs' (several timesteps)")
+        default: throw .unprocessable("send either 'x' or 'xs', not both")
+        }
+        // The session's model decides how rows decode; look it up in the store first.
+        let store = sessions
+        let expectedStep = expected
+        return later { () throws(APIError) in
+            let session = try await store.info(id).get()
+            let entry = try Self.entry(registry, session.model)
+            let decoder = WindowDecoder(model: entry.model)
+            var rows: [[Float]] = []
+            for (t, row) in rowsJSON.enumerated() {
+                var values: [Float] = []
+                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
+                entry.predictor.normalize(&values)
+                rows.append(values)
+            }
+            let (stepCount, outputs) = try await store.step(id, rows: rows, expectedStep: expectedStep, entry: entry).get()
+            var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
+            var last: [Float] = []
+            var all: [JSON] = []
+            for raw in outputs {
+                var y = raw
+                entry.predictor.denormalize(&y)
+                last = y
+                if isMany { all.append(.object(entry.predictor.forecast(y[...]))) }
+            }
+            members += entry.predictor.forecast(last[...])
+            if isMany { members.append(("forecasts", .array(all))) }
+            return Self.reply(200, .object(members))
+        }
+    }
+
+    func getState(_ registry: ModelRegistry, _ id: String) -> HTTPHandlerResult {
+        later { [self] () throws(APIError) in
+            let s = try await sessions.info(id).get()
+            return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("step", .int(s.step)),
+                                            ("state", StateInput(s.state, sample: 0).json)]))
+        }
+    }
+
+    func putState(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+        let body = try Self.parseBody(request)!.value
+        guard body.kind == .object, let stateJSON = body["state"] else {
+            throw .unprocessable("body must be {\"state\": {\"h\": [...], \"c\": [...]}, \"step\": n} (as GET .../state returns)")
+        }
+        var step: Int?
+        if let s = body["step"] {
+            guard let n = s.int, n >= 0 else { throw .unprocessable("step must be a non-negative integer") }
+            step = n
+        }
+        for key in body.keys where !["state", "step", "session_id", "model"].contains(key) {
+            throw .unprocessable("unknown field '\(key)'; expected 'state' and optional 'step'")
+        }
+        let store = sessions
+        let newStep = step
+        return later { [self] () throws(APIError) in
+            let session = try await store.info(id).get()
+            let net = try Self.entry(registry, session.model).model.network
+            let state = try StateInput.decode(stateJSON, network: net, label: "state").state(for: net, batchSize: 1)
+            let updated = try await store.replaceState(id, state: state, step: newStep).get()
+            return Self.reply(200, sessionJSON(updated))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ModelFormat
+import RecurrentCore
+import Synchronization
+
+/// The session store: shards chosen by session id (shards ≥ cores, so steps on different
+/// sessions run in parallel), a global count against `maxSessions`, and expiry by idle TTL.
+public final class SessionStore: Sendable {
+    let shards: [SessionShard]
+    let clock: any ServiceClock
+    let ttl: Double
+    let maxSessions: Int
+    let evictWhenFull: Bool
+    let metrics: Metrics
+    private let count = Atomic<Int>(0)
+
+    public init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, metrics: Metrics) {
+        self.shards = (0..<max(1, shards)).map { _ in SessionShard(clock: clock, ttl: ttl) }
+        self.clock = clock
+        self.ttl = ttl
+        self.maxSessions = maxSessions
+        self.evictWhenFull = evictWhenFull
+        self.metrics = metrics
+    }
+
+    public var activeCount: Int { count.load(ordering: .relaxed) }
+
+    func shard(_ id: String) -> SessionShard {
+        var h: UInt64 = 1469598103934665603
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+        return shards[Int(h % UInt64(shards.count))]
+    }
+
+    /// A new id: 128 random bits from the system's generator, as 32 hex digits.
+    static func newID() -> String {
+        var g = SystemRandomNumberGenerator()
+        let (a, b) = (g.next() as UInt64, g.next() as UInt64)
+        func hex(_ v: UInt64) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 16 - s.count) + s }
+        return hex(a) + hex(b)
+    }
+
+    /// Adds `removed` sessions to the books (expired ones are counted by their shard).
+    private func forget(_ removed: Int) {
+        if removed > 0 { count.subtract(removed, ordering: .relaxed) }
+    }
+
+    private func collectExpired(_ shard: SessionShard) async {
+        let n = await shard.takeExpiredCount()
+        forget(n)
+        metrics.sessionsExpired(n)
+    }
+
+    func create(model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+        while true {
+            let c = count.load(ordering: .relaxed)
+            if c >= maxSessions {
+                _ = await sweep()
+                if count.load(ordering: .relaxed) < maxSessions { continue }
+                if evictWhenFull {
+                    await evictOldest()
+                    continue
+                }
+                let retry = await secondsUntilAnExpiry()
+                throw APIError(.tooManyRequests, "the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s",
+                               headers: [("Retry-After", "\(retry)")])
+            }
+            if count.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { break }
+        }
+        let now = clock.now()
+        let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
+        await shard(session.id).insert(session)
+        metrics.sessionCreated()
+        return session
+    }
+
+    func info(_ id: String) async -> Result<SessionShard.Session, APIError> {
+        let s = shard(id)
+        let r = await s.info(id)
+        await collectExpired(s)
+        return r
+    }
+
+    func step(_ id: String, rows: [[Float]], expectedStep: Int?, entry: ModelRegistry.Entry) async -> Result<(Int, [[Float]]), APIError> {
+        let s = shard(id)
+        let r = await s.step(id, rows: rows, expectedStep: expectedStep, entry: entry)
+        await collectExpired(s)
+        return r
+    }
+
+    func replaceState(_ id: String, state: RecurrentState, step: Int?) async -> Result<SessionShard.Session, APIError> {
+        let s = shard(id)
+        let r = await s.replaceState(id, state: state, step: step)
+        await collectExpired(s)
+        return r
+    }
+
+    func delete(_ id: String) async -> Result<Void, APIError> {
+        let s = shard(id)
+        let r = await s.delete(id)
+        await collectExpired(s)
+        if case .success = r {
+            forget(1)
+            metrics.sessionDeleted()
+        }
+        return r
+    }
+
+    /// Drops expired sessions in every shard; returns how many.
+    @discardableResult
+    public func sweep() async -> Int {
+        var total = 0
+        for s in shards { total += await s.sweep() }
+        forget(total)
+        metrics.sessionsExpired(total)
+        return total
+    }
+
+    private func evictOldest() async {
+        var best: (SessionShard, String, Double)?
+        for s in shards {
+            if let o = await s.oldest(), best == nil || o.lastUsed < best!.2 { best = (s, o.id, o.lastUsed) }
+        }
+        if let (s, id, _) = best, await s.evict(id) {
+            forget(1)
+            metrics.sessionEvicted()
+        }
+    }
+
+    private func secondsUntilAnExpiry() async -> Int {
+        var soonest = Double.infinity
+        for s in shards { if let o = await s.oldest() { soonest = min(soonest, o.lastUsed + ttl) } }
+        return soonest.isFinite ? max(1, Int((soonest - clock.now()).rounded(.up))) : 1
+    }
+}

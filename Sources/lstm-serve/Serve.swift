@@ -1,0 +1,95 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import LSTMService
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve models over HTTP (predict, stream-step sessions, health, model info, metrics).",
+        discussion: "Settings layer as flags > LSTM_SERVE_* environment > --config file > defaults; README lists every key."
+    )
+
+    @Option(help: "JSON config file (default: config/lstm-serve.json when present).") var config: String?
+    @Option(help: "Address to listen on (IPv4).") var host: String?
+    @Option(help: "Port (0 picks a free one).") var port: Int?
+    @Option(name: .customLong("model"), help: "A model directory or bare .safetensors to serve (repeatable; the first is the default).")
+    var models: [String] = []
+    @Option(help: "Directory whose model directories are served when no --model is given.") var modelsDirectory: String?
+    @Option(help: "The model /v1/predict and new sessions use.") var defaultModel: String?
+    @Option(help: "HTTP worker threads (0: one per core).") var threads: Int?
+    @Option(help: "Largest request body in bytes.") var maxBodyBytes: Int?
+    @Option(help: "Seconds an idle connection is kept.") var connectionTimeoutSeconds: Int?
+    @Option(help: "Most connections at once.") var connectionLimit: Int?
+    @Option(help: "Most connections from one IP (0: no limit).") var perIpConnectionLimit: Int?
+    @Option(help: "MHD memory per connection in bytes (caps headers).") var connectionMemoryLimit: Int?
+    @Option(help: "Idle seconds before a session expires.") var sessionTtlSeconds: Double?
+    @Option(help: "Most sessions held at once.") var maxSessions: Int?
+    @Option(help: "When full: reject (429) or evict (least recently used).") var sessionFullPolicy: String?
+    @Option(help: "Session store shards (0: automatic).") var sessionShards: Int?
+    @Option(help: "Most windows in one predict request.") var maxBatch: Int?
+    @Option(help: "debug, info (a line per request), warning or error.") var logLevel: String?
+
+    func resolvedConfiguration() throws(ConfigurationError) -> Configuration {
+        var c = Configuration()
+        if let config { try c.load(file: config) } else if FileManager.default.fileExists(atPath: "config/lstm-serve.json") {
+            try c.load(file: "config/lstm-serve.json")
+        }
+        try c.load(environment: ProcessInfo.processInfo.environment)
+        let flags: [(String, String?)] = [
+            ("host", host), ("port", port.map(String.init)), ("models_directory", modelsDirectory),
+            ("default_model", defaultModel), ("threads", threads.map(String.init)), ("max_body_bytes", maxBodyBytes.map(String.init)),
+            ("connection_timeout_seconds", connectionTimeoutSeconds.map(String.init)), ("connection_limit", connectionLimit.map(String.init)),
+            ("per_ip_connection_limit", perIpConnectionLimit.map(String.init)), ("connection_memory_limit", connectionMemoryLimit.map(String.init)),
+            ("session_ttl_seconds", sessionTtlSeconds.map { String($0) }), ("max_sessions", maxSessions.map(String.init)),
+            ("session_full_policy", sessionFullPolicy), ("session_shards", sessionShards.map(String.init)),
+            ("max_batch", maxBatch.map(String.init)), ("log_level", logLevel),
+        ]
+        for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
+        if !models.isEmpty { c.models = models }
+        return c
+    }
+
+    func run() throws {
+        let configuration: Configuration
+        do { configuration = try resolvedConfiguration() } catch { fail(error.description) }
+        let server = Server(configuration: configuration)
+        let service = server.service
+        // Listen first (readyz says 503 while loading), then load the models.
+        let port: Int
+        do { port = try server.start() } catch { fail(error.description) }
+        do {
+            service.install(try ModelRegistry.load(paths: configuration.models, modelsDirectory: configuration.modelsDirectory,
+                                                   defaultName: configuration.defaultModel))
+        } catch {
+            server.stop(drainTimeout: 0)
+            fail(error.description)
+        }
+        let names = service.registry?.names.joined(separator: ", ") ?? ""
+        print("lstm-serve listening on http://\(configuration.host):\(port) (models: \(names); default: \(service.registry?.defaultName ?? ""))")
+        fflush(nil)
+
+        // Expired sessions are dropped lazily on access; a sweeper frees the rest.
+        let sweepEvery = max(1, min(60, configuration.sessionTTLSeconds / 4))
+        Task.detached {
+            while true {
+                try? await Task.sleep(for: .seconds(sweepEvery))
+                await service.sessions.sweep()
+            }
+        }
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let queue = DispatchQueue(label: "signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("lstm-serve: signal \(sig), finishing in-flight requests\n".utf8))
+                server.stop(drainTimeout: 10)
+                Foundation.exit(0)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        withExtendedLifetime(sources) { dispatchMain() }
+    }
+}
