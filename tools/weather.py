@@ -53,4 +53,4 @@ def split(target_dates):
 
 def request_rows(dates, obs_window):
     """A window as the server's named-row form."""
-    return [{"date": d.isoformat(), **{k: float(v) for k, v in zip(OBSERVED, row)}} for d, row in zip(dates, obs_window)]
+    return [{"date": d.isoformat(), **{k: round(float(v), 3) for k, v in zip(OBSERVED, row)}} for d, row in zip(dates, obs_window)]

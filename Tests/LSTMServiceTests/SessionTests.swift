@@ -1,0 +1,154 @@
+import Foundation
+import JSON
+import LSTMService
+import Testing
+import TestSupport
+
+/// Stream-step sessions against a live server: equality with predict, serialization of
+/// concurrent steps, retries, state export/import, expiry and capacity on a manual clock.
+@Suite(.serialized) struct SessionTests {
+    @Test func steppingASessionThroughAWindowEqualsPredictExactly() throws {
+        let s = try LiveServer()
+        let predicted = try s.post("/v1/predict", Week.body).json["forecast"]!
+        let created = try s.client.request("POST", "/v1/sessions")
+        #expect(created.status == 201)
+        let id = created.json["session_id"]!.string!
+        #expect(id.count == 32 && id.allSatisfy(\.isHexDigit))
+        #expect(created.headers["location"] == "/v1/sessions/\(id)")
+        #expect(created.json["step"]!.int == 0)
+        var last: JSONValue?
+        for (t, row) in Week.rows.enumerated() {
+            let r = try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(t)}"#)
+            #expect(r.status == 200)
+            #expect(r.json["step"]!.int == t + 1)
+            last = r.json["forecast"]
+        }
+        // the same bits: the same decimal text
+        #expect(try JSON.float(Float(last!["temp_max"]!.double!)).serialized() == JSON.float(Float(predicted["temp_max"]!.double!)).serialized())
+        #expect(last!["temp_max"]!.double == predicted["temp_max"]!.double)
+        #expect(last!["temp_min"]!.double == predicted["temp_min"]!.double)
+        // and several timesteps in one call give the same answer
+        let other = try s.createSession()
+        let many = try s.post("/v1/sessions/\(other)/step", #"{"xs": \#(Week.window)}"#)
+        #expect(many.json["step"]!.int == 7 && many.json["forecasts"]!.count == 7)
+        #expect(many.json["forecast"]!["temp_max"]!.double == predicted["temp_max"]!.double)
+    }
+
+    @Test func expectedStepMakesRetriesSafe() throws {
+        let s = try LiveServer()
+        let id = try s.createSession()
+        let first = try s.post("/v1/sessions/\(id)/step", #"{"x": \#(Week.rows[0]), "expected_step": 0}"#)
+        #expect(first.status == 200)
+        // the client did not see the answer and retries: refused, nothing changes
+        let retry = try s.post("/v1/sessions/\(id)/step", #"{"x": \#(Week.rows[0]), "expected_step": 0}"#)
+        #expect(retry.status == 409 && retry.errorType == "conflict")
+        #expect(retry.errorMessage == "session '\(id)' is at step 1 but the request expected step 0; nothing was changed")
+        #expect(try s.get("/v1/sessions/\(id)").json["step"]!.int == 1)
+    }
+
+    @Test func concurrentStepsOnOneSessionAreSerializedNoneLostNoneDoubled() throws {
+        let s = try LiveServer()
+        let id = try s.createSession()
+        let threads = 8, each = 25
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            for _ in 0..<each {
+                let r = try? s.post("/v1/sessions/\(id)/step", #"{"x": \#(Week.rows[3])}"#)
+                if r?.status != 200 { failures.add() }
+            }
+        }
+        #expect(failures.count == 0)
+        let info = try s.get("/v1/sessions/\(id)").json
+        #expect(info["step"]!.int == threads * each)
+        // the same 200 steps taken one after another reach the same state
+        let serial = try s.createSession()
+        let xs = "[" + Array(repeating: Week.rows[3], count: threads * each).joined(separator: ",") + "]"
+        _ = try s.post("/v1/sessions/\(serial)/step", #"{"xs": \#(xs)}"#)
+        #expect(try s.get("/v1/sessions/\(id)/state").json["state"]!["c"]![0]![0]!.double
+            == s.get("/v1/sessions/\(serial)/state").json["state"]!["c"]![0]![0]!.double)
+    }
+
+    @Test func stateExportAndImportMovesASession() throws {
+        let s = try LiveServer()
+        let a = try s.createSession()
+        _ = try s.post("/v1/sessions/\(a)/step", #"{"xs": [\#(Week.rows[0...5].joined(separator: ","))]}"#)
+        let exported = try s.get("/v1/sessions/\(a)/state")
+        #expect(exported.json["step"]!.int == 6 && exported.json["state"]!["h"]![0]!.count == 32)
+        let b = try s.createSession()
+        let put = try s.put("/v1/sessions/\(b)/state", exported.text)
+        #expect(put.status == 200 && put.json["step"]!.int == 6)
+        let fromA = try s.post("/v1/sessions/\(a)/step", #"{"x": \#(Week.rows[6])}"#).json["forecast"]!["temp_max"]!.double
+        let fromB = try s.post("/v1/sessions/\(b)/step", #"{"x": \#(Week.rows[6])}"#).json["forecast"]!["temp_max"]!.double
+        #expect(fromA == fromB)
+        // a session can also start from a given state
+        let stateText = String(exported.text.split(separator: "\"state\":", maxSplits: 1)[1].dropLast())
+        let c = try s.createSession(#"{"state": \#(stateText)}"#)
+        #expect(try s.post("/v1/sessions/\(c)/step", #"{"x": \#(Week.rows[6])}"#).json["forecast"]!["temp_max"]!.double == fromA)
+        let bad = try s.put("/v1/sessions/\(b)/state", #"{"state": {"h": [[1, 2]], "c": [[1, 2]]}}"#)
+        #expect(bad.status == 422 && bad.errorMessage == "state.h[0] must be 32 finite numbers")
+    }
+
+    @Test func deletedAndUnknownSessionsAnswer404WithTheReason() throws {
+        let s = try LiveServer()
+        let id = try s.createSession()
+        #expect(try s.delete("/v1/sessions/\(id)").status == 204)
+        let gone = try s.post("/v1/sessions/\(id)/step", #"{"x": \#(Week.rows[0])}"#)
+        #expect(gone.status == 404 && gone.errorMessage == "session '\(id)' was deleted")
+        let unknown = try s.get("/v1/sessions/0123")
+        #expect(unknown.status == 404 && unknown.errorMessage == "no session '0123'")
+        #expect(try s.delete("/v1/sessions/0123").status == 404)
+        let badStep = try s.post("/v1/sessions/\(try s.createSession())/step", #"{"x": [1, 2]}"#)
+        #expect(badStep.status == 422)
+        #expect(try s.post("/v1/sessions", #"{"model": "nope"}"#).status == 404)
+    }
+
+    @Test func idleSessionsExpireAfterTheTTL() throws {
+        let s = try LiveServer { $0.sessionTTLSeconds = 60 }
+        let id = try s.createSession()
+        s.clock.advance(59)
+        #expect(try s.post("/v1/sessions/\(id)/step", #"{"x": \#(Week.rows[0])}"#).status == 200)
+        s.clock.advance(59)  // used 59 s ago: still alive
+        #expect(try s.get("/v1/sessions/\(id)").status == 200)
+        s.clock.advance(61)
+        let expired = try s.get("/v1/sessions/\(id)")
+        #expect(expired.status == 404 && expired.errorMessage == "session '\(id)' expired after 60 s idle")
+        let text = try s.get("/metrics").text
+        #expect(text.contains("lstm_serve_sessions_expired_total 1") && text.contains("lstm_serve_sessions_active 0"))
+    }
+
+    @Test func aFullStoreRejectsWithRetryAfterOrEvictsTheLeastRecentlyUsed() throws {
+        let reject = try LiveServer { $0.maxSessions = 2; $0.sessionTTLSeconds = 100 }
+        _ = try reject.createSession()
+        reject.clock.advance(30)
+        _ = try reject.createSession()
+        let full = try reject.client.request("POST", "/v1/sessions")
+        #expect(full.status == 429 && full.headers["retry-after"] == "70")
+        reject.clock.advance(71)  // the first one expires: room again
+        #expect(try reject.client.request("POST", "/v1/sessions").status == 201)
+
+        let evict = try LiveServer { $0.maxSessions = 2; $0.sessionFullPolicy = "evict" }
+        let old = try evict.createSession()
+        evict.clock.advance(1)
+        let young = try evict.createSession()
+        evict.clock.advance(1)
+        _ = try evict.createSession()
+        let gone = try evict.get("/v1/sessions/\(old)")
+        #expect(gone.status == 404 && gone.errorMessage == "session '\(old)' was evicted (least recently used) to make room")
+        #expect(try evict.get("/v1/sessions/\(young)").status == 200)
+        #expect(try evict.get("/metrics").text.contains("lstm_serve_sessions_evicted_total 1"))
+    }
+
+    @Test func aBidirectionalModelCannotBeStepped() throws {
+        let s = try LiveServer { $0.models = [Fixtures.path("models/pt_bilstm_2layer")] }
+        let r = try s.client.request("POST", "/v1/sessions")
+        #expect(r.status == 422 && r.errorMessage!.contains("bidirectional"))
+        #expect(try s.post("/v1/predict", #"{"window": [[1,2,3,4,5,6]]}"#).status == 200)
+    }
+}
+
+final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
