@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# End to end: starts the built binary on a free port, waits for /readyz, runs README's curl
+# session, checks each answer, then stops the server with SIGTERM and expects exit 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-$(swift build --show-bin-path)/lstm-serve}
+log=$(mktemp)
+"$bin" serve --port 0 --log-level warning >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
+base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log")
+[ -n "$base" ] || { cat "$log"; echo "e2e: server did not start"; exit 1; }
+for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
+fails=0
+passes=0
+check() {  # name, expected status, curl args...
+  local name=$1 want=$2; shift 2
+  local out status
+  out=$(curl -s -w '\n%{http_code}' "$@")
+  status=${out##*$'\n'}
+  if [ "$status" = "$want" ]; then echo "ok   $name ($status)"; passes=$((passes + 1)); else echo "FAIL $name: got $status, want $want: ${out%$'\n'*}"; fails=$((fails + 1)); fi
+  body=${out%$'\n'*}
+}
+check healthz 200 "$base/healthz"
+check readyz 200 "$base/readyz"
+check models 200 "$base/v1/models"
+check model-info 200 "$base/v1/models/temperature"
+check predict 200 "$base/v1/predict" -d @examples/week.json
+forecast=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
+check session-create 201 -X POST "$base/v1/sessions"
+sid=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])')
+xs=$(python3 -c 'import json; print(json.dumps({"xs": json.load(open("examples/week.json"))["window"]}))')
+check session-step 200 "$base/v1/sessions/$sid/step" -d "$xs"
+stepped=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
+if [ "$stepped" = "$forecast" ]; then echo "ok   step equals predict ($stepped)"; passes=$((passes + 1)); else echo "FAIL step $stepped != predict $forecast"; fails=$((fails + 1)); fi
+check session-info 200 "$base/v1/sessions/$sid"
+check session-state 200 "$base/v1/sessions/$sid/state"
+check session-retry-conflict 409 "$base/v1/sessions/$sid/step" -d '{"x": {"date": "2015-03-01", "temp_max": 11, "temp_min": 4, "precipitation": 0, "wind": 2}, "expected_step": 3}'
+check session-delete 204 -X DELETE "$base/v1/sessions/$sid"
+check session-gone 404 "$base/v1/sessions/$sid"
+check malformed 400 "$base/v1/predict" -d '{"window": ['
+check wrong-shape 422 "$base/v1/predict" -d '{"window": [[1, 2, 3, 4]]}'
+check not-json 415 "$base/v1/predict" -H 'Content-Type: text/plain' -d 'hello'
+check wrong-method 405 -X DELETE "$base/v1/predict"
+check metrics 200 "$base/metrics"
+kill -TERM $pid
+wait $pid && { echo "ok   SIGTERM: exit 0"; passes=$((passes + 1)); } || { echo "FAIL SIGTERM: exit $?"; fails=$((fails + 1)); }
+trap - EXIT
+echo "e2e: $passes passed, $fails failed"
+[ "$fails" -eq 0 ]
