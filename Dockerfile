@@ -1,7 +1,7 @@
 # Two stages: build with the Swift toolchain, run on slim Debian with only the two C runtimes.
 # The build stage runs scripts/setup.sh and scripts/build.sh, the same scripts README's serve
 # command runs (no Docker engine runs where this is developed, so the scripts are what is tested).
-FROM swift:6.1-bookworm AS build
+FROM swift:6.3-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN scripts/setup.sh && scripts/build.sh

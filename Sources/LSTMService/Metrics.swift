@@ -4,9 +4,17 @@ import Synchronization
 public final class Metrics: Sendable {
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
 
-    struct Histogram { var counts = [Int](repeating: 0, count: Metrics.buckets.count); var sum = 0.0; var count = 0 }
+    struct RequestKey: Hashable { let route: String; let method: String; let status: Int }
+
+    struct Histogram {
+        /// Per bucket (not cumulative); the last slot is beyond the largest bound.
+        var counts = [Int](repeating: 0, count: Metrics.buckets.count + 1)
+        var sum = 0.0
+        var count = 0
+        mutating func add(bucket k: Int, _ seconds: Double) { counts[k] += 1; sum += seconds; count += 1 }
+    }
     struct State {
-        var requests: [String: Int] = [:]  // "route\tmethod\tstatus"
+        var requests: [RequestKey: Int] = [:]
         var latency: [String: Histogram] = [:]
         var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
     }
@@ -17,12 +25,10 @@ public final class Metrics: Sendable {
 
     func record(route: String, method: String, status: Int, seconds: Double) {
         state.withLock { s in
-            s.requests["\(route)\t\(method)\t\(status)", default: 0] += 1
-            var h = s.latency[route] ?? Histogram()
-            for (k, b) in Self.buckets.enumerated() where seconds <= b { h.counts[k] += 1 }
-            h.sum += seconds
-            h.count += 1
-            s.latency[route] = h
+            s.requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
+            // the first bucket that holds it; cumulative counts are summed when rendered
+            let k = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
+            s.latency[route, default: Histogram()].add(bucket: k, seconds)
         }
     }
 
@@ -35,14 +41,15 @@ public final class Metrics: Sendable {
     func render(activeSessions: Int, models: ModelRegistry) -> String {
         let s = state.withLock { $0 }
         var out = "# HELP lstm_serve_requests_total Requests by route, method and status.\n# TYPE lstm_serve_requests_total counter\n"
-        for (key, n) in s.requests.sorted(by: { $0.key < $1.key }) {
-            let p = key.split(separator: "\t", omittingEmptySubsequences: false)
-            out += "lstm_serve_requests_total{route=\"\(p[0])\",method=\"\(p[1])\",status=\"\(p[2])\"} \(n)\n"
+        for (key, n) in s.requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
+            out += "lstm_serve_requests_total{route=\"\(key.route)\",method=\"\(key.method)\",status=\"\(key.status)\"} \(n)\n"
         }
         out += "# HELP lstm_serve_request_duration_seconds Time from request start to response, by route.\n# TYPE lstm_serve_request_duration_seconds histogram\n"
         for (route, h) in s.latency.sorted(by: { $0.key < $1.key }) {
+            var cumulative = 0
             for (k, b) in Self.buckets.enumerated() {
-                out += "lstm_serve_request_duration_seconds_bucket{route=\"\(route)\",le=\"\(b)\"} \(h.counts[k])\n"
+                cumulative += h.counts[k]
+                out += "lstm_serve_request_duration_seconds_bucket{route=\"\(route)\",le=\"\(b)\"} \(cumulative)\n"
             }
             out += "lstm_serve_request_duration_seconds_bucket{route=\"\(route)\",le=\"+Inf\"} \(h.count)\n"
             out += "lstm_serve_request_duration_seconds_sum{route=\"\(route)\"} \(h.sum)\n"
