@@ -25,6 +25,8 @@ public final class HTTPServer: @unchecked Sendable {
 
     public let configuration: Configuration
     let handler: any HTTPHandler
+    /// Where `.later` work runs (and the actors it awaits, when they have no executor of their own).
+    let executor = DispatchTaskExecutor(label: "lstm-serve.http.async")
     private var daemon: OpaquePointer?
     /// Requests begun and not yet completed, and connections suspended now.
     let inFlight = Atomic<Int>(0)
@@ -148,7 +150,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
         server.suspended.add(1, ordering: .relaxed)
         MHD_suspend_connection(connection)
         let handle = ConnectionHandle(pointer: connection!)
-        Task {
+        Task(executorPreference: server.executor) {
             let response = await work()
             context.response = response
             server.suspended.subtract(1, ordering: .releasing)
