@@ -43,6 +43,26 @@ def blocks(m, order, gates):
 
 # ---------------------------------------------------------------- Keras
 
+def snake_case(name):
+    """Keras's naming of a class (SimpleRNN -> simple_rnn, InputLayer -> input_layer)."""
+    import re
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
+
+
+def h5_paths(layers, h5):
+    """Keras 3 stores weights under layers/<snake_case class>[_<n>] (counted per class in the
+    model, whatever the layer's name); older files use the layer name. Maps name -> group."""
+    counts, out = {}, {}
+    for l in layers:
+        base = snake_case(l["class_name"])
+        n = counts.get(base, 0)
+        counts[base] = n + 1
+        key = base if n == 0 else f"{base}_{n}"
+        name = l["config"]["name"]
+        out[name] = h5["layers"][key] if key in h5["layers"] else h5["layers"][name]
+    return out
+
+
 def from_keras(path):
     with zipfile.ZipFile(path) as z:
         config = json.loads(z.read("config.json"))
@@ -51,6 +71,7 @@ def from_keras(path):
         h5 = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
     layers = config["config"]["layers"]
     tensors, cfg = {}, {"source": {"framework": "keras", "file": os.path.basename(path)}}
+    groups = h5_paths(layers, h5)
     recurrent = [l for l in layers if l["class_name"] in ("LSTM", "GRU", "SimpleRNN")]
     dense = [l for l in layers if l["class_name"] == "Dense"]
     for l in layers:
@@ -70,7 +91,7 @@ def from_keras(path):
             raise ExportError(f"layer {c['name']}: go_backwards/stateful are not supported")
         if c.get("activation", "tanh") != "tanh" or c.get("recurrent_activation", "sigmoid") not in ("sigmoid",) and l["class_name"] != "SimpleRNN":
             raise ExportError(f"layer {c['name']}: only tanh/sigmoid activations are supported")
-        vars_ = h5["layers"][c["name"]]["cell"]["vars"]
+        vars_ = groups[c["name"]]["cell"]["vars"]
         kernel, rec = np.array(vars_["0"]), np.array(vars_["1"])
         bias = np.array(vars_["2"]) if c.get("use_bias", True) else None
         units = c["units"]
@@ -101,7 +122,7 @@ def from_keras(path):
     acts = []
     for k, l in enumerate(dense):
         c = l["config"]
-        v = h5["layers"][c["name"]]["vars"]
+        v = groups[c["name"]]["vars"]
         name = "head" if len(dense) == 1 else f"head.{k}"
         tensors[f"{name}.weight"] = np.array(v["0"]).T.astype(np.float32)
         if c.get("use_bias", True):

@@ -73,3 +73,16 @@ def test_committed_fixture_directories_are_what_the_tool_writes(case, tmp_path):
 def test_unsupported_inputs_fail_with_a_message(tmp_path):
     with pytest.raises(export_model.ExportError, match="unknown source type"):
         export_model.export(os.path.join(GOLDEN, "pt_lstm_h1", "case.json"), str(tmp_path))
+
+
+def test_keras_weights_are_found_by_class_path_whatever_the_layer_names(tmp_path):
+    """A model whose Dense is named dense_1 stores it under layers/dense (written by
+    tools/generate_golden.py with real Keras)."""
+    d = os.path.join(ROOT, "Tests", "Fixtures", "generated", "keras_gru_renamed_layers")
+    case = json.load(open(os.path.join(d, "case.json")))
+    export_model.export(os.path.join(d, "model.keras"), str(tmp_path))
+    written, _ = st_io.read(os.path.join(tmp_path, "model.safetensors"))
+    cfg = json.load(open(os.path.join(tmp_path, "config.json")))
+    assert cfg["gru_reset_after"] is False and cfg["head_activations"] == ["sigmoid"]
+    _, head = reference.forward(written, cfg, np.array(case["x"], dtype=np.float32))
+    np.testing.assert_allclose(head, np.array(case["expected"]["head"]), rtol=1e-5, atol=1e-5)
