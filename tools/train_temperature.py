@@ -39,43 +39,15 @@ class Forecaster(torch.nn.Module):
         return self.head(self.drop(out[:, -1]))
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--layers", type=int, default=1)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-3)
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--noise", type=float, default=0.1, help="std of Gaussian noise added to normalized inputs while training")
-    p.add_argument("--loss", choices=["mse", "l1", "huber"], default="l1")
-    p.add_argument("--no-write", action="store_true", help="only report the validation score (for choosing settings)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", default=os.path.join(weather.ROOT, "models", "temperature"))
-    a = p.parse_args()
-    random.seed(a.seed)
-    np.random.seed(a.seed)
-    torch.manual_seed(a.seed)
-    torch.set_num_threads(1)
-
-    dates, X, Y = weather.windows()
-    train, val, test = weather.split(dates)
-    x_mean = X[train].reshape(-1, X.shape[2]).mean(axis=0)
-    x_std = X[train].reshape(-1, X.shape[2]).std(axis=0)
-    # calendar features are already in [-1, 1]: leave them as they are
-    x_mean[4:], x_std[4:] = 0, 1
-    y_mean, y_std = Y[train].mean(axis=0), Y[train].std(axis=0)
-    norm_x = lambda x: torch.tensor((x - x_mean) / x_std, dtype=torch.float32)
-    norm_y = lambda y: torch.tensor((y - y_mean) / y_std, dtype=torch.float32)
-    xt, yt, xv, yv = norm_x(X[train]), norm_y(Y[train]), norm_x(X[val]), norm_y(Y[val])
-
+def train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, seed):
+    """Trains one forecaster; returns it at its best validation epoch."""
     model = Forecaster(X.shape[2], a.hidden, a.layers, 2, a.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs)
     loss_fn = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss,
                "huber": torch.nn.functional.smooth_l1_loss}[a.loss]
     best, best_state, best_epoch = float("inf"), None, -1
-    gen = torch.Generator().manual_seed(a.seed)
+    gen = torch.Generator().manual_seed(seed)
     bar = tqdm(range(a.epochs), desc="training", unit="epoch", mininterval=1.0)
     for epoch in bar:
         model.train()
@@ -103,9 +75,73 @@ def main():
                        f"val MAE temp_max {val_mae[0]:.3f} temp_min {val_mae[1]:.3f}")
     model.load_state_dict(best_state)
     model.eval()
+    tqdm.write(f"seed {seed}: best validation loss {best:.4f} at epoch {best_epoch}")
+    return model
+
+
+def merge(members, hidden):
+    """K one-layer forecasters as one LSTM of hidden K·H with block-diagonal weights and a head
+    that averages theirs: exactly the mean of the members' outputs, served as one network."""
+    K = len(members)
+    inputs = members[0].rnn.input_size
+    m = Forecaster(inputs, K * hidden, 1, 2, 0.0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        for k, member in enumerate(members):
+            src = dict(member.rnn.named_parameters())
+            for g in range(4):  # gate blocks i, f, g, o
+                rows = slice(g * K * hidden + k * hidden, g * K * hidden + (k + 1) * hidden)
+                srows = slice(g * hidden, (g + 1) * hidden)
+                m.rnn.weight_ih_l0[rows] = src["weight_ih_l0"][srows]
+                m.rnn.weight_hh_l0[rows, k * hidden:(k + 1) * hidden] = src["weight_hh_l0"][srows]
+                m.rnn.bias_ih_l0[rows] = src["bias_ih_l0"][srows]
+                m.rnn.bias_hh_l0[rows] = src["bias_hh_l0"][srows]
+            m.head.weight[:, k * hidden:(k + 1) * hidden] = member.head.weight / K
+            m.head.bias += member.head.bias / K
+    return m
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--noise", type=float, default=0.1, help="std of Gaussian noise added to normalized inputs while training")
+    p.add_argument("--loss", choices=["mse", "l1", "huber"], default="l1")
+    p.add_argument("--ensemble", type=int, default=1, help="members averaged into one block-diagonal LSTM (1 layer only)")
+    p.add_argument("--no-write", action="store_true", help="only report the validation score (for choosing settings)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", default=os.path.join(weather.ROOT, "models", "temperature"))
+    a = p.parse_args()
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(1)
+
+    dates, X, Y = weather.windows()
+    train, val, test = weather.split(dates)
+    x_mean = X[train].reshape(-1, X.shape[2]).mean(axis=0)
+    x_std = X[train].reshape(-1, X.shape[2]).std(axis=0)
+    # calendar features are already in [-1, 1]: leave them as they are
+    x_mean[4:], x_std[4:] = 0, 1
+    y_mean, y_std = Y[train].mean(axis=0), Y[train].std(axis=0)
+    norm_x = lambda x: torch.tensor((x - x_mean) / x_std, dtype=torch.float32)
+    norm_y = lambda y: torch.tensor((y - y_mean) / y_std, dtype=torch.float32)
+    xt, yt, xv, yv = norm_x(X[train]), norm_y(Y[train]), norm_x(X[val]), norm_y(Y[val])
+
+    members = []
+    for k in range(a.ensemble):
+        torch.manual_seed(a.seed + k)
+        members.append(train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, a.seed + k))
+    model = members[0] if a.ensemble == 1 else merge(members, a.hidden)
+    model.eval()
     with torch.no_grad():
         best_mae = np.abs(model(xv).numpy() * y_std + y_mean - Y[val]).mean(axis=0)
-    print(f"best validation loss {best:.4f} at epoch {best_epoch}; 2014 MAE temp_max {best_mae[0]:.3f} temp_min {best_mae[1]:.3f}")
+    print(f"{a.ensemble} member(s); 2014 MAE temp_max {best_mae[0]:.3f} temp_min {best_mae[1]:.3f}")
     if a.no_write:
         return
 
@@ -132,7 +168,7 @@ def main():
                           "output_mean": [float(v) for v in y_mean], "output_std": [float(v) for v in y_std]},
         "interval": {"level": 0.8, "lower": [float(v) for v in lower], "upper": [float(v) for v in upper]},
         "source": {"framework": "pytorch", "torch": torch.__version__, "data": "NOAA GHCN daily, Seattle 2012-2015 (vega_datasets seattle-weather.csv)",
-                   "train": "2012-2013", "validation": "2014", "test": "2015", "seed": str(a.seed), "best_epoch": str(best_epoch),
+                   "train": "2012-2013", "validation": "2014", "test": "2015", "seed": str(a.seed), "ensemble": str(a.ensemble),
                    "settings": f"loss {a.loss}, hidden {a.hidden}, layers {a.layers}, lr {a.lr}, weight_decay {a.weight_decay}, dropout {a.dropout}, noise {a.noise}, epochs {a.epochs}"},
     }
     with open(os.path.join(a.out, "config.json"), "w") as f:
