@@ -47,19 +47,31 @@ public indirect enum JSON: Sendable, Equatable {
 
     /// Serializes through jansson. The corresponding C function is `json_dumpb`.
     public func serialized(pretty: Bool = false) throws(JSONError) -> String {
+        String(decoding: try serializedBytes(pretty: pretty), as: UTF8.self)
+    }
+
+    /// UTF-8 bytes of the serialized value, ready for a response body.
+    public func serializedBytes(pretty: Bool = false) throws(JSONError) -> [UInt8] {
         let tree = try makeTree(path: "$")
         defer { CJansson_json_decref(tree) }
         // 9 significant digits: enough for every Float; doubles made from a Float's shortest
         // decimal print back as that decimal.
         let flags = pretty ? CJansson_flags_dump_pretty(9) : CJansson_flags_dump(9)
-        let size = json_dumpb(tree, nil, 0, flags)
-        guard size > 0 else { throw .encodingFailed }
-        var bytes = [UInt8](repeating: 0, count: size)
-        let written = bytes.withUnsafeMutableBytes {
-            json_dumpb(tree, $0.baseAddress!.assumingMemoryBound(to: CChar.self), size, flags)
+        // One pass into a buffer that fits most answers; a second only for larger documents.
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var size = bytes.withUnsafeMutableBytes {
+            json_dumpb(tree, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count, flags)
         }
-        guard written == size else { throw .encodingFailed }
-        return String(decoding: bytes, as: UTF8.self)
+        guard size > 0 else { throw .encodingFailed }
+        if size > bytes.count {
+            bytes = [UInt8](repeating: 0, count: size)
+            size = bytes.withUnsafeMutableBytes {
+                json_dumpb(tree, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count, flags)
+            }
+            guard size == bytes.count else { throw .encodingFailed }
+        }
+        bytes.removeLast(bytes.count - size)
+        return bytes
     }
 
     private func makeTree(path: String) throws(JSONError) -> UnsafeMutablePointer<json_t> {

@@ -125,7 +125,7 @@ public final class Service: HTTPHandler, Sendable {
     static func reply(_ status: Int, _ json: JSON, headers: [(String, String)] = []) -> HTTPResponse {
         do {
             return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers,
-                                body: Array(try json.serialized().utf8))
+                                body: try json.serializedBytes())
         } catch {
             return reply(APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))"))
         }
