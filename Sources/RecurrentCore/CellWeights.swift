@@ -2,7 +2,7 @@
 ///
 /// Every matrix is stored transposed from PyTorch's layout, so the kernel adds whole rows:
 /// `gates[0..<G·H] += x[j] · inputWeights[j, 0..<G·H]`, a vector FMA with no horizontal sum.
-public struct CellWeights: Sendable {
+public final class CellWeights: Sendable {
     public let kind: CellKind
     public let inputSize: Int
     public let hiddenSize: Int

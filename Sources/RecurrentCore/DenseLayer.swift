@@ -1,5 +1,5 @@
 /// One Linear layer of the head: `y = act(W x + b)`.
-public struct DenseLayer: Sendable {
+public final class DenseLayer: Sendable {
     public let inputSize: Int
     public let outputSize: Int
     public let activation: DenseActivation

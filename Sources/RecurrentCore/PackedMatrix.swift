@@ -43,7 +43,8 @@ struct PackedMatrix: Sendable {
     @inline(__always)
     func accumulate(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
         values.withUnsafeBufferPointer { w in
-            for (p, panel) in panels.enumerated() {
+            for p in 0..<panels.count {
+                let panel = panels[p]
                 let o = out + p * Self.panelWidth
                 let base = w.baseAddress! + panel.offset
                 if panel.width == Self.panelWidth {
@@ -62,7 +63,8 @@ struct PackedMatrix: Sendable {
                            _ V: PackedMatrix, _ h: UnsafePointer<Float>) {
         W.values.withUnsafeBufferPointer { w in
         V.values.withUnsafeBufferPointer { v in
-            for (p, panel) in W.panels.enumerated() {
+            for p in 0..<W.panels.count {
+                let panel = W.panels[p]
                 let o = out + p * panelWidth
                 let wBase = w.baseAddress! + panel.offset, vBase = v.baseAddress! + V.panels[p].offset
                 if panel.width == panelWidth {
