@@ -105,6 +105,41 @@ func accumulatePanel128(
     store(a4, out + 64); store(a5, out + 80); store(a6, out + 96); store(a7, out + 112)
 }
 
+/// Two samples through one packed panel: out0 += W x0 + V h0 and out1 += W x1 + V h1, each
+/// weight vector loaded once for both. Every sum keeps the order of the one-sample kernel, so
+/// a batch gives the same bits as its samples alone.
+@inline(__always)
+func accumulatePanel128x2(
+    _ out0: UnsafeMutablePointer<Float>, _ out1: UnsafeMutablePointer<Float>,
+    _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ xRows: Int, _ wx: UnsafePointer<Float>,
+    _ h0: UnsafePointer<Float>, _ h1: UnsafePointer<Float>, _ hRows: Int, _ wh: UnsafePointer<Float>
+) {
+    var a0 = load(out0), a1 = load(out0 + 16), a2 = load(out0 + 32), a3 = load(out0 + 48)
+    var a4 = load(out0 + 64), a5 = load(out0 + 80), a6 = load(out0 + 96), a7 = load(out0 + 112)
+    var b0 = load(out1), b1 = load(out1 + 16), b2 = load(out1 + 32), b3 = load(out1 + 48)
+    var b4 = load(out1 + 64), b5 = load(out1 + 80), b6 = load(out1 + 96), b7 = load(out1 + 112)
+    var (u, v, rows, p) = (x0, x1, xRows, wx)
+    for pass in 0..<2 {
+        if pass == 1 { (u, v, rows, p) = (h0, h1, hRows, wh) }
+        for j in 0..<rows {
+            let s = Vec(repeating: u[j]), t = Vec(repeating: v[j])
+            var w = load(p); a0 = a0.addingProduct(s, w); b0 = b0.addingProduct(t, w)
+            w = load(p + 16); a1 = a1.addingProduct(s, w); b1 = b1.addingProduct(t, w)
+            w = load(p + 32); a2 = a2.addingProduct(s, w); b2 = b2.addingProduct(t, w)
+            w = load(p + 48); a3 = a3.addingProduct(s, w); b3 = b3.addingProduct(t, w)
+            w = load(p + 64); a4 = a4.addingProduct(s, w); b4 = b4.addingProduct(t, w)
+            w = load(p + 80); a5 = a5.addingProduct(s, w); b5 = b5.addingProduct(t, w)
+            w = load(p + 96); a6 = a6.addingProduct(s, w); b6 = b6.addingProduct(t, w)
+            w = load(p + 112); a7 = a7.addingProduct(s, w); b7 = b7.addingProduct(t, w)
+            p += 128
+        }
+    }
+    store(a0, out0); store(a1, out0 + 16); store(a2, out0 + 32); store(a3, out0 + 48)
+    store(a4, out0 + 64); store(a5, out0 + 80); store(a6, out0 + 96); store(a7, out0 + 112)
+    store(b0, out1); store(b1, out1 + 16); store(b2, out1 + 32); store(b3, out1 + 48)
+    store(b4, out1 + 64); store(b5, out1 + 80); store(b6, out1 + 96); store(b7, out1 + 112)
+}
+
 // MARK: - Activations (Cephes single-precision polynomials, about 1 ulp)
 
 /// e^x, lanewise. Inputs are clamped to [-87, 88], beyond which Float under- or overflows.

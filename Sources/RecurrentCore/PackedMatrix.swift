@@ -76,4 +76,29 @@ struct PackedMatrix: Sendable {
             }
         }}
     }
+
+    /// `accumulate(out, W, x, V, h)` for two samples at once, bit for bit the same.
+    @inline(__always)
+    static func accumulate2(
+        _ out0: UnsafeMutablePointer<Float>, _ out1: UnsafeMutablePointer<Float>, _ W: PackedMatrix,
+        _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ V: PackedMatrix,
+        _ h0: UnsafePointer<Float>, _ h1: UnsafePointer<Float>
+    ) {
+        W.values.withUnsafeBufferPointer { w in
+        V.values.withUnsafeBufferPointer { v in
+            for p in 0..<W.panels.count {
+                let panel = W.panels[p]
+                let wBase = w.baseAddress! + panel.offset, vBase = v.baseAddress! + V.panels[p].offset
+                let o0 = out0 + p * panelWidth, o1 = out1 + p * panelWidth
+                if panel.width == panelWidth {
+                    accumulatePanel128x2(o0, o1, x0, x1, W.inputCount, wBase, h0, h1, V.inputCount, vBase)
+                } else {
+                    accumulateProduct(o0, panel.count, x0, W.inputCount, wBase, panel.width)
+                    accumulateProduct(o0, panel.count, h0, V.inputCount, vBase, panel.width)
+                    accumulateProduct(o1, panel.count, x1, W.inputCount, wBase, panel.width)
+                    accumulateProduct(o1, panel.count, h1, V.inputCount, vBase, panel.width)
+                }
+            }
+        }}
+    }
 }

@@ -26,11 +26,23 @@ extension RecurrentNetwork {
                 let out = ws.layerOutputs[l]
                 let hw = layers[l].directions[0].outputSize, cw = cSlots[l].width
                 layers[l].directions.withUnsafeBufferPointer { cell in
-                    for b in 0..<batch {
+                    var b = 0
+                    // Pairs of samples share weight loads (same bits as one at a time).
+                    if cell[0].canStepPairs {
+                        while b + 1 < batch {
+                            let h = hAll.baseAddress! + hSlots[l].offset + b * hw
+                            let c = cAll.baseAddress! + cSlots[l].offset + b * cw
+                            cell[0].step2(input + b * inWidth, input + (b + 1) * inWidth, h, h + hw, c, c + cw, ws)
+                            (out + b * hw).update(from: h, count: 2 * hw)
+                            b += 2
+                        }
+                    }
+                    while b < batch {
                         let h = hAll.baseAddress! + hSlots[l].offset + b * hw
                         let c = cw > 0 ? cAll.baseAddress! + cSlots[l].offset + b * cw : nil
                         cell[0].step(input + b * inWidth, h, c, ws)
                         (out + b * hw).update(from: h, count: hw)
+                        b += 1
                     }
                 }
             }
