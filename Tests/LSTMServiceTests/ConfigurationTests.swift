@@ -1,0 +1,53 @@
+import Foundation
+import LSTMService
+import Testing
+import TestSupport
+
+@Suite struct ConfigurationTests {
+    @Test func laterSourcesWinAndEveryKeyIsSettable() throws {
+        let path = NSTemporaryDirectory() + "lstm-serve-config-\(UUID().uuidString).json"
+        try Data(#"{"port": 9000, "session_ttl_seconds": 60, "models": ["a", "b"], "log_level": "warning"}"#.utf8)
+            .write(to: URL(fileURLWithPath: path))
+        var c = Configuration()
+        try c.load(file: path)
+        #expect(c.port == 9000 && c.sessionTTLSeconds == 60 && c.models == ["a", "b"] && c.logLevel == "warning")
+        try c.load(environment: ["LSTM_SERVE_PORT": "9100", "LSTM_SERVE_MAX_SESSIONS": "5"])
+        #expect(c.port == 9100 && c.maxSessions == 5)
+        try c.set("port", "9200", source: "flag")
+        #expect(c.port == 9200)
+        // the shipped config file holds every key with its default
+        var shipped = Configuration()
+        try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
+        #expect(shipped == Configuration())
+        #expect(Configuration.keys.count == 17)
+    }
+
+    @Test func invalidValuesAreRefusedWithAOneLineReason() {
+        var c = Configuration()
+        #expect(throws: ConfigurationError.invalid("flag: port must be 0...65535, got 70000")) { try c.set("port", "70000", source: "flag") }
+        #expect(throws: ConfigurationError.invalid("environment LSTM_SERVE_MAX_SESSIONS: max_sessions must be an integer ≥ 1, got 'lots'")) {
+            try c.load(environment: ["LSTM_SERVE_MAX_SESSIONS": "lots"])
+        }
+        #expect(throws: ConfigurationError.invalid("flag: session_full_policy must be 'reject' or 'evict', got 'drop'")) {
+            try c.set("session_full_policy", "drop", source: "flag")
+        }
+        #expect(throws: ConfigurationError.invalid("x.json: unknown key 'colour'")) { try c.set("colour", "red", source: "x.json") }
+    }
+
+    @Test func aSlowClientDoesNotHoldUpOthers() throws {
+        let s = try LiveServer { $0.threads = 1 }
+        // a client that sends half a request and then nothing
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(s.client.port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let partial = Array("POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"window\": [".utf8)
+        _ = partial.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let start = Date()
+        for _ in 0..<20 { #expect(try s.post("/v1/predict", Week.body).status == 200) }
+        #expect(Date().timeIntervalSince(start) < 2)
+    }
+}
