@@ -26,31 +26,16 @@ typealias IVec = SIMD16<Int32>
     for k in 0..<count { p[k] = v[k] }
 }
 
-/// out[0..<n] += Σ_j x[j] · w[j·ldw ..< j·ldw + n], summing j in order for every column.
+/// out[0..<n] += Σ_j x[j] · w[j·ldw ..< j·ldw + n], summing j in order for every column
+/// (the narrow last panel of a `PackedMatrix`).
 @inline(__always)
 func accumulateProduct(
     _ out: UnsafeMutablePointer<Float>, _ n: Int,
     _ x: UnsafePointer<Float>, _ rows: Int,
     _ w: UnsafePointer<Float>, _ ldw: Int
 ) {
+    // Panels narrower than 128 (full panels go through accumulatePanel128).
     var c = 0
-    // Eight accumulators (128 columns) stay in registers across the whole reduction.
-    while c + 128 <= n {
-        var a0 = load(out + c), a1 = load(out + c + 16), a2 = load(out + c + 32), a3 = load(out + c + 48)
-        var a4 = load(out + c + 64), a5 = load(out + c + 80), a6 = load(out + c + 96), a7 = load(out + c + 112)
-        var p = w + c
-        for j in 0..<rows {
-            let xj = Vec(repeating: x[j])
-            a0 = a0.addingProduct(xj, load(p)); a1 = a1.addingProduct(xj, load(p + 16))
-            a2 = a2.addingProduct(xj, load(p + 32)); a3 = a3.addingProduct(xj, load(p + 48))
-            a4 = a4.addingProduct(xj, load(p + 64)); a5 = a5.addingProduct(xj, load(p + 80))
-            a6 = a6.addingProduct(xj, load(p + 96)); a7 = a7.addingProduct(xj, load(p + 112))
-            p += ldw
-        }
-        store(a0, out + c); store(a1, out + c + 16); store(a2, out + c + 32); store(a3, out + c + 48)
-        store(a4, out + c + 64); store(a5, out + c + 80); store(a6, out + c + 96); store(a7, out + c + 112)
-        c += 128
-    }
     while c + 32 <= n {
         var a0 = load(out + c), a1 = load(out + c + 16)
         var p = w + c
