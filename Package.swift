@@ -45,7 +45,7 @@ let package = Package(
         // Benchmarks of the core (bench/run.sh); small, and never needed to serve.
         .executableTarget(
             name: "lstm-bench",
-            dependencies: ["RecurrentCore", "ModelFormat"],
+            dependencies: ["RecurrentCore", "ModelFormat", "LSTMService", "HTTPServer"],
             path: "bench/Sources/lstm-bench",
             swiftSettings: fastMath
         ),

@@ -5,14 +5,28 @@ import ModelFormat
 enum CalendarFeatures {
     /// Day of year (1...366) of an ISO 8601 date `YYYY-MM-DD` (a time part after it is ignored).
     static func dayOfYear(_ text: String) -> Int? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count >= 10, utf8[4] == UInt8(ascii: "-"), utf8[7] == UInt8(ascii: "-"),
-              utf8.count == 10 || utf8[10] == UInt8(ascii: "T") || utf8[10] == UInt8(ascii: " "),
-              let year = Int(String(decoding: utf8[0..<4], as: UTF8.self)),
-              let month = Int(String(decoding: utf8[5..<7], as: UTF8.self)),
-              let day = Int(String(decoding: utf8[8..<10], as: UTF8.self)),
-              (1...12).contains(month)
-        else { return nil }
+        var text = text
+        return text.withUTF8 { u -> Int? in
+            // digits at [lo, hi) as a number, without building Strings
+            func number(_ lo: Int, _ hi: Int) -> Int? {
+                var v = 0
+                for k in lo..<hi {
+                    let d = Int(u[k]) - 48
+                    guard (0...9).contains(d) else { return nil }
+                    v = v * 10 + d
+                }
+                return v
+            }
+            guard u.count >= 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+                  u.count == 10 || u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: " "),
+                  let year = number(0, 4), let month = number(5, 7), let day = number(8, 10),
+                  (1...12).contains(month)
+            else { return nil }
+            return dayOfYear(year: year, month: month, day: day)
+        }
+    }
+
+    static func dayOfYear(year: Int, month: Int, day: Int) -> Int? {
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
         let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
         guard (1...lengths[month - 1]).contains(day) else { return nil }

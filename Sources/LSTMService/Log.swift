@@ -3,7 +3,14 @@ import Synchronization
 
 public enum LogLevel: String, Sendable, Comparable {
     case debug, info, warning, error
-    var rank: Int { [.debug: 0, .info: 1, .warning: 2, .error: 3][self]! }
+    var rank: Int {
+        switch self {
+        case .debug: return 0
+        case .info: return 1
+        case .warning: return 2
+        case .error: return 3
+        }
+    }
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
 }
 

@@ -12,7 +12,15 @@ func option(_ name: String, _ fallback: Double) -> Double {
 }
 let window = Int(option("--window", 7))
 let seconds = option("--seconds", 2)
-let model = try Model.load(path: args[1])
+if let i = args.firstIndex(of: "--handler") {
+    // lstm-bench --handler MODELS_DIR BODY.json: application µs per predict request
+    let body = [UInt8](FileManager.default.contents(atPath: args[i + 2])!)
+    let us = try handlerMicroseconds(modelsDirectory: args[i + 1], body: body, seconds: option("--seconds", 2))
+    print(String(format: "handler predict_us=%.2f", us))
+    exit(0)
+}
+let modelPath = args[1]
+let model = try Model.load(path: modelPath)
 let net = model.network
 
 /// Deterministic inputs in [-1, 1).
