@@ -62,11 +62,23 @@ public final class ModelRegistry: Sendable {
 
     public subscript(name: String) -> Entry? { entries[name] }
 
+    static let pooledBatchLimit = 64
+    static let pooledPerSize = 16
+
     /// Runs `body` with a workspace for `model` at `batchSize`, taken from and returned to the pool.
     func withWorkspace<T>(_ entry: Entry, batchSize: Int, _ body: (Workspace) throws -> T) rethrows -> T {
+        // Pool the common small batches only, a few per size, so odd batch sizes cannot grow
+        // the pool without bound; larger batches get scratch of their own.
+        guard batchSize <= Self.pooledBatchLimit else {
+            return try body(Workspace(network: entry.model.network, batchSize: batchSize))
+        }
         let key = PoolKey(model: entry.model.name, batch: batchSize)
         let box = pool.withLock { $0[key]?.popLast() } ?? WorkspaceBox(Workspace(network: entry.model.network, batchSize: batchSize))
-        defer { pool.withLock { $0[key, default: []].append(box) } }
+        defer {
+            pool.withLock { pool in
+                if pool[key, default: []].count < Self.pooledPerSize { pool[key, default: []].append(box) }
+            }
+        }
         return try body(box.workspace)
     }
 }
