@@ -81,21 +81,23 @@ extension Service {
         case (nil, nil): throw .unprocessable("missing 'x' (one timestep) or 'xs' (several timesteps)")
         default: throw .unprocessable("send either 'x' or 'xs', not both")
         }
-        // The session's model decides how rows decode; look it up in the store first.
+        // The session's model decides how rows decode: the store decodes them in the same
+        // actor call that finds the session and steps it.
         let store = sessions
         let expectedStep = expected
         return later { () throws(APIError) in
-            let session = try await store.info(id).get()
-            let entry = try Self.entry(registry, session.model)
-            let decoder = WindowDecoder(model: entry.model)
-            var rows: [[Float]] = []
-            for (t, row) in rowsJSON.enumerated() {
-                var values: [Float] = []
-                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
-                entry.predictor.normalize(&values)
-                rows.append(values)
-            }
-            let (stepCount, outputs) = try await store.step(id, rows: rows, expectedStep: expectedStep, entry: entry).get()
+            let (session, entry, outputs) = try await store.step(id, expectedStep: expectedStep, registry: registry) { (entry) throws(APIError) in
+                let decoder = WindowDecoder(model: entry.model)
+                var rows: [[Float]] = []
+                for (t, row) in rowsJSON.enumerated() {
+                    var values: [Float] = []
+                    try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
+                    entry.predictor.normalize(&values)
+                    rows.append(values)
+                }
+                return rows
+            }.get()
+            let stepCount = session.step
             var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
             var last: [Float] = []
             var all: [JSON] = []

@@ -64,16 +64,21 @@ actor SessionShard {
 
     /// Advances a session through `rows` (normalized inputs, one array per timestep).
     /// Returns the step count after and the raw head output after each step.
-    func step(_ id: String, rows: [[Float]], expectedStep: Int?, entry: ModelRegistry.Entry) -> Result<(Int, [[Float]]), APIError> {
+    /// `rows` turns the request into normalized inputs for the session's model; it runs here, so
+    /// one actor call finds the session, decodes and steps.
+    func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+              rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Session, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()
         var session: Session
         switch live(id, now: now) {
         case let .success(s): session = s
         case let .failure(e): return .failure(e)
         }
-        guard session.model == entry.model.name else {
-            return .failure(APIError(.unprocessable, "session '\(id)' runs model '\(session.model)'"))
+        guard let entry = registry[session.model] else {
+            return .failure(APIError(.notFound, "session '\(id)' runs model '\(session.model)', which is not loaded"))
         }
+        let rows: [[Float]]
+        do { rows = try makeRows(entry) } catch { return .failure(error) }
         if let expectedStep, expectedStep != session.step {
             return .failure(APIError(.conflict, "session '\(id)' is at step \(session.step) but the request expected step \(expectedStep); nothing was changed"))
         }
@@ -94,7 +99,7 @@ actor SessionShard {
         session.step += rows.count
         session.lastUsed = now
         sessions[id] = session
-        return .success((session.step, outputs))
+        return .success((session, entry, outputs))
     }
 
     func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<Session, APIError> {

@@ -79,9 +79,10 @@ public final class SessionStore: Sendable {
         return r
     }
 
-    func step(_ id: String, rows: [[Float]], expectedStep: Int?, entry: ModelRegistry.Entry) async -> Result<(Int, [[Float]]), APIError> {
+    func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+              rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Session, ModelRegistry.Entry, [[Float]]), APIError> {
         let s = shard(id)
-        let r = await s.step(id, rows: rows, expectedStep: expectedStep, entry: entry)
+        let r = await s.step(id, expectedStep: expectedStep, registry: registry, rows: rows)
         await collectExpired(s)
         return r
     }
