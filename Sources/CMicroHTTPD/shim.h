@@ -44,12 +44,4 @@ static inline uint16_t CMicroHTTPD_bound_port(struct MHD_Daemon *daemon) {
     return info ? info->port : 0;
 }
 
-/** Open connections right now. */
-static inline unsigned int CMicroHTTPD_connection_count(struct MHD_Daemon *daemon) {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
-}
-
-static inline int CMicroHTTPD_yes(void) { return MHD_YES; }
-static inline int CMicroHTTPD_no(void) { return MHD_NO; }
 #endif

@@ -23,7 +23,6 @@ public struct RecurrentNetwork: Sendable {
     /// Width of the head's answer, or nil without a head.
     public var headOutputSize: Int? { head.last?.outputSize }
     public var isBidirectional: Bool { layers.contains(where: \.isBidirectional) }
-    public var directionCount: Int { layers[0].directions.count }
     public var recurrentParameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
     public var headParameterCount: Int { head.reduce(0) { $0 + $1.parameterCount } }
     public var parameterCount: Int { recurrentParameterCount + headParameterCount }

@@ -73,10 +73,4 @@ public final class Workspace {
     public var head: [Float] {
         Array(UnsafeBufferPointer(start: headOutput, count: batchSize * (network.headOutputSize ?? 0)))
     }
-
-    /// Copies the head's answer into `buffer`, reusing its storage.
-    public func copyHead(into buffer: inout [Float]) {
-        buffer.removeAll(keepingCapacity: true)
-        buffer.append(contentsOf: UnsafeBufferPointer(start: headOutput, count: batchSize * (network.headOutputSize ?? 0)))
-    }
 }
