@@ -44,6 +44,17 @@ check wrong-shape 422 "$base/v1/predict" -d '{"window": [[1, 2, 3, 4]]}'
 check not-json 415 "$base/v1/predict" -H 'Content-Type: text/plain' -d 'hello'
 check wrong-method 405 -X DELETE "$base/v1/predict"
 check metrics 200 "$base/metrics"
+# The offline CLI: inspect, predict, and a one-line error with exit 1 for hostile weights.
+if "$bin" inspect models/temperature | grep -q "parameters: recurrent 5120, head 66, total 5186"; then
+  echo "ok   cli inspect"; passes=$((passes + 1)); else echo "FAIL cli inspect"; fails=$((fails + 1)); fi
+cli=$("$bin" predict --model models/temperature --input examples/week.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
+if [ "$cli" = "$forecast" ]; then echo "ok   cli predict equals the server ($cli)"; passes=$((passes + 1)); else echo "FAIL cli predict $cli != $forecast"; fails=$((fails + 1)); fi
+bad=$(mktemp -d)
+head -c 300 models/temperature/model.safetensors >"$bad/model.safetensors"
+set +e; msg=$("$bin" inspect "$bad" 2>&1); code=$?; set -e
+if [ "$code" = 1 ] && [ "$(echo "$msg" | wc -l)" = 1 ] && echo "$msg" | grep -q "data_offsets\|runs past\|header"; then
+  echo "ok   cli hostile weights: exit 1, one line"; passes=$((passes + 1)); else echo "FAIL cli hostile weights: exit $code: $msg"; fails=$((fails + 1)); fi
+rm -rf "$bad"
 kill -TERM $pid
 wait $pid && { echo "ok   SIGTERM: exit 0"; passes=$((passes + 1)); } || { echo "FAIL SIGTERM: exit $?"; fails=$((fails + 1)); }
 trap - EXIT
