@@ -3,7 +3,7 @@ public struct HTTPRequest: Sendable {
     public let method: String
     /// The path, without the query string.
     public let path: String
-    /// Lowercased header names to values, for the few headers handlers read.
+    /// The Content-Type header, if the client sent one.
     public let contentType: String?
     public let body: [UInt8]
     /// The body exceeded `Configuration.maxBodyBytes` and was dropped.

@@ -1,7 +1,7 @@
 /// The weights of one direction of one recurrent layer, repacked once for the kernels.
 ///
-/// Every matrix is stored transposed from PyTorch's layout, so the kernel adds whole rows:
-/// `gates[0..<G·H] += x[j] · inputWeights[j, 0..<G·H]`, a vector FMA with no horizontal sum.
+/// Every matrix is a `PackedMatrix`: transposed from PyTorch's layout into 128-wide panels, so
+/// the kernel adds whole rows (`gates += x[j] · Wᵀ[j, panel]`), a vector FMA with no horizontal sum.
 public final class CellWeights: Sendable {
     public let kind: CellKind
     public let inputSize: Int
@@ -10,7 +10,7 @@ public final class CellWeights: Sendable {
     public let projectionSize: Int
     /// Width of h: `projectionSize` if set, else `hiddenSize`.
     public var outputSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
-    /// G·H rounded up to a multiple of 16, the row stride of the packed matrices.
+    /// G·H rounded up to a multiple of 16: the length of the bias vectors and gate buffers.
     let stride: Int
     /// `weight_ih` (G·H, inputSize), gate blocks in PyTorch order.
     let inputWeights: PackedMatrix
