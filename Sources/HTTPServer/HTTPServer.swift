@@ -18,7 +18,7 @@ public final class HTTPServer: @unchecked Sendable {
         public var connectionLimit = 1024
         public var perIPConnectionLimit = 0
         /// MHD's per-connection memory pool (caps the header size).
-        public var connectionMemoryLimit = 64 * 1024
+        public var connectionMemoryLimit = 32 * 1024
 
         public init() {}
     }

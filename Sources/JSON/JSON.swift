@@ -52,52 +52,77 @@ public indirect enum JSON: Sendable, Equatable {
 
     /// UTF-8 bytes of the serialized value, ready for a response body.
     public func serializedBytes(pretty: Bool = false) throws(JSONError) -> [UInt8] {
-        let tree = try makeTree(path: "$")
+        let tree = try makeTree()
         defer { CJansson_json_decref(tree) }
         // 9 significant digits: enough for every Float; doubles made from a Float's shortest
         // decimal print back as that decimal.
         let flags = pretty ? CJansson_flags_dump_pretty(9) : CJansson_flags_dump(9)
-        // One pass into a buffer that fits most answers; a second only for larger documents.
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        var size = bytes.withUnsafeMutableBytes {
+        // Most answers fit a stack buffer: dump there, then copy once into an array of the
+        // exact size. Larger documents take a second pass into an array of their own.
+        let small = 2048
+        let first = withUnsafeTemporaryAllocation(of: CChar.self, capacity: small) { buffer -> [UInt8]? in
+            let size = json_dumpb(tree, buffer.baseAddress!, small, flags)
+            guard size > 0, size <= small else { return nil }
+            return UnsafeRawBufferPointer(start: buffer.baseAddress!, count: size).withMemoryRebound(to: UInt8.self) { Array($0) }
+        }
+        if let first { return first }
+        let size = json_dumpb(tree, nil, 0, flags)
+        guard size > 0 else { throw .encodingFailed }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let written = bytes.withUnsafeMutableBytes {
             json_dumpb(tree, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count, flags)
         }
-        guard size > 0 else { throw .encodingFailed }
-        if size > bytes.count {
-            bytes = [UInt8](repeating: 0, count: size)
-            size = bytes.withUnsafeMutableBytes {
-                json_dumpb(tree, $0.baseAddress!.assumingMemoryBound(to: CChar.self), $0.count, flags)
-            }
-            guard size == bytes.count else { throw .encodingFailed }
-        }
-        bytes.removeLast(bytes.count - size)
+        guard written == size else { throw .encodingFailed }
         return bytes
     }
 
-    private func makeTree(path: String) throws(JSONError) -> UnsafeMutablePointer<json_t> {
+    /// A double within a few ulps of the shortest decimal (at most 9 significant digits) that
+    /// reads back as `f`, so that jansson's `%.9g` prints that decimal: 0.1 for 0.1f, not
+    /// 0.100000001. Rounds in binary instead of going through `Float.description` and `strtod`.
+    static func shortestDouble(_ f: Float) -> Double {
+        let x = Double(f)
+        guard x != 0, x.isFinite else { return x }
+        // decimal exponent e with 10^e <= |x| < 10^(e+1), from the binary one, corrected once
+        var e = Int((Double(x.exponent) * 0.30102999566398120).rounded(.down))
+        if abs(x) >= power(of: e + 1) { e += 1 }
+        for digits in 1...9 {
+            let k = digits - 1 - e  // scale by 10^k so that `digits` digits sit left of the point
+            let d = k >= 0 ? (x * power(of: k)).rounded() / power(of: k) : (x / power(of: -k)).rounded() * power(of: -k)
+            if Float(d) == f { return d }
+        }
+        return x
+    }
+
+    /// 10^k for |k| <= 60 (exact up to 10^22); Float's decimal exponents span -45 ... 38.
+    private static func power(of k: Int) -> Double {
+        k >= 0 ? powersOfTen[k] : 1 / powersOfTen[-k]
+    }
+
+    private static let powersOfTen: [Double] = (0...60).map { k in (0..<k).reduce(1.0) { r, _ in r * 10 } }
+
+    /// The jansson tree of this value. Paths for error messages are only built on the way
+    /// out of a failure, so the common case allocates nothing but jansson's nodes.
+    private func makeTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
         let made: UnsafeMutablePointer<json_t>?
         switch self {
         case .null: made = json_null()
         case let .bool(b): made = b ? json_true() : json_false()
         case let .int(i): made = json_integer(json_int_t(i))
         case let .double(d):
-            guard d.isFinite else { throw .nonFinite(path: path) }
+            guard d.isFinite else { throw .nonFinite(path: "$") }
             made = json_real(d)
         case let .float(f):
-            guard f.isFinite else { throw .nonFinite(path: path) }
-            // The double nearest the Float's shortest decimal prints as that decimal at %.9g.
-            made = json_real(Double(f.description) ?? Double(f))
+            guard f.isFinite else { throw .nonFinite(path: "$") }
+            made = json_real(Self.shortestDouble(f))
         case let .string(s):
-            made = s.utf8CString.withUnsafeBufferPointer {
-                json_stringn($0.baseAddress!, $0.count - 1)
-            }
+            made = s.withCString { json_stringn($0, s.utf8.count) }
         case let .array(items):
             guard let array = json_array() else { throw .encodingFailed }
-            for (index, item) in items.enumerated() {
+            for index in items.indices {
                 let child: UnsafeMutablePointer<json_t>
-                do { child = try item.makeTree(path: "\(path)[\(index)]") } catch {
+                do { child = try items[index].makeTree() } catch {
                     CJansson_json_decref(array)
-                    throw error
+                    throw error.prefixed("[\(index)]")
                 }
                 json_array_append_new(array, child)
             }
@@ -106,15 +131,23 @@ public indirect enum JSON: Sendable, Equatable {
             guard let object = json_object() else { throw .encodingFailed }
             for (key, item) in members {
                 let child: UnsafeMutablePointer<json_t>
-                do { child = try item.makeTree(path: "\(path).\(key)") } catch {
+                do { child = try item.makeTree() } catch {
                     CJansson_json_decref(object)
-                    throw error
+                    throw error.prefixed(".\(key)")
                 }
-                json_object_set_new(object, key, child)
+                _ = key.withCString { json_object_set_new(object, $0, child) }
             }
             made = object
         }
         guard let made else { throw .encodingFailed }
         return made
+    }
+}
+
+extension JSONError {
+    /// The same error one level further down: "$.y" + "[1]" -> "$.y[1]" is built inside out.
+    fileprivate func prefixed(_ step: String) -> JSONError {
+        guard case let .nonFinite(path) = self else { return self }
+        return .nonFinite(path: "$" + step + path.dropFirst())
     }
 }

@@ -74,7 +74,9 @@ public struct JSONValue: @unchecked Sendable {
 
     /// The member named `key` of an object.
     public subscript(key: String) -> JSONValue? {
-        guard kind == .object, let child = json_object_get(pointer, key) else { return nil }
+        // withCString reads a native String in place; passing the String itself to C would
+        // copy it into a new array first.
+        guard kind == .object, let child = key.withCString({ json_object_get(pointer, $0) }) else { return nil }
         return JSONValue(document: document, node: OpaquePointer(child))
     }
 

@@ -28,10 +28,15 @@ enum CalendarFeatures {
 
     static func dayOfYear(year: Int, month: Int, day: Int) -> Int? {
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let lengths = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard (1...lengths[month - 1]).contains(day) else { return nil }
-        return lengths[..<(month - 1)].reduce(0, +) + day
+        let extra = leap && month > 2 ? 1 : 0
+        let length = month == 2 ? (leap ? 29 : 28) : monthLengths[month - 1]
+        guard (1...length).contains(day) else { return nil }
+        return daysBeforeMonth[month - 1] + extra + day
     }
+
+    private static let monthLengths = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    /// In a common year.
+    private static let daysBeforeMonth = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
 
     static func value(_ derivation: ModelConfig.Derivation, dayOfYear: Int) -> Float {
         let angle = 2 * Double.pi * Double(dayOfYear - 1) / 365.25

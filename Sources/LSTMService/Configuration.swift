@@ -17,7 +17,7 @@ public struct Configuration: Sendable, Equatable {
     public var connectionTimeoutSeconds = 30
     public var connectionLimit = 1024
     public var perIPConnectionLimit = 0
-    public var connectionMemoryLimit = 64 * 1024
+    public var connectionMemoryLimit = 32 * 1024
     public var sessionTTLSeconds = 1800.0
     public var maxSessions = 10_000
     /// "reject" (429 with Retry-After when full) or "evict" (drop the least recently used).

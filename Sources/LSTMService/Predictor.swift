@@ -6,13 +6,17 @@ import RecurrentCore
 /// head's output back into real units with names, units and the prediction interval.
 public struct Predictor: Sendable {
     public let model: Model
-
-    public init(model: Model) { self.model = model }
-
     /// Output names: the config's, or y0, y1, ...
-    public var outputNames: [String] {
+    public let outputNames: [String]
+    /// `"units"` of every answer, when the config gives any.
+    private let units: JSON?
+
+    public init(model: Model) {
+        self.model = model
         let n = model.network.headOutputSize ?? model.network.outputWidth
-        return model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
+        outputNames = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
+        let units = model.config.outputs.compactMap { o in o.unit.map { (o.name, JSON.string($0)) } }
+        self.units = units.isEmpty ? nil : .object(units)
     }
 
     /// x' = (x − mean) / std, feature by feature, in place.
@@ -58,8 +62,7 @@ public struct Predictor: Sendable {
         let names = outputNames
         let values = Array(y)
         var members: [(String, JSON)] = [("forecast", .object(zip(names, values).map { ($0, .float($1)) }))]
-        let units = model.config.outputs.compactMap { o in o.unit.map { (o.name, JSON.string($0)) } }
-        if !units.isEmpty { members.append(("units", .object(units))) }
+        if let units { members.append(("units", units)) }
         if let interval = model.config.interval {
             members.append(("interval", .object([
                 ("level", .double(interval.level)),

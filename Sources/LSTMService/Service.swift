@@ -61,19 +61,29 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     static func route(_ path: String) -> Route? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        // the fixed paths as sent, without splitting
+        switch path {
+        case "/v1/predict": return .predict(nil)
+        case "/healthz": return .health
+        case "/readyz": return .ready
+        case "/metrics": return .metrics
+        case "/v1/models": return .models
+        case "/v1/sessions": return .sessions
+        default: break
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         switch parts.count {
         case 1 where parts[0] == "healthz": return .health
         case 1 where parts[0] == "readyz": return .ready
         case 1 where parts[0] == "metrics": return .metrics
-        case 2 where parts == ["v1", "models"]: return .models
-        case 2 where parts == ["v1", "predict"]: return .predict(nil)
-        case 2 where parts == ["v1", "sessions"]: return .sessions
-        case 3 where parts[0] == "v1" && parts[1] == "models": return .model(parts[2])
-        case 3 where parts[0] == "v1" && parts[1] == "sessions": return .session(parts[2])
-        case 4 where parts[0] == "v1" && parts[1] == "models" && parts[3] == "predict": return .predict(parts[2])
-        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "step": return .step(parts[2])
-        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "state": return .state(parts[2])
+        case 2 where parts[0] == "v1" && parts[1] == "models": return .models
+        case 2 where parts[0] == "v1" && parts[1] == "predict": return .predict(nil)
+        case 2 where parts[0] == "v1" && parts[1] == "sessions": return .sessions
+        case 3 where parts[0] == "v1" && parts[1] == "models": return .model(String(parts[2]))
+        case 3 where parts[0] == "v1" && parts[1] == "sessions": return .session(String(parts[2]))
+        case 4 where parts[0] == "v1" && parts[1] == "models" && parts[3] == "predict": return .predict(String(parts[2]))
+        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "step": return .step(String(parts[2]))
+        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "state": return .state(String(parts[2]))
         default: return nil
         }
     }
@@ -138,11 +148,8 @@ public final class Service: HTTPHandler, Sendable {
 
     /// The body as JSON: 415 for a declared non-JSON type, 400 for malformed JSON.
     static func parseBody(_ request: HTTPRequest, optional: Bool = false) throws(APIError) -> JSONDocument? {
-        if let type = request.contentType?.lowercased() {
-            let base = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-            // curl -d sends form-urlencoded; accept it when the body is JSON.
-            let acceptable = base == "application/json" || base.hasSuffix("+json") || base == "application/x-www-form-urlencoded" || base.isEmpty
-            if !acceptable { throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is not JSON; send application/json") }
+        if let type = request.contentType, !isJSONMediaType(type) {
+            throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is not JSON; send application/json")
         }
         if request.body.isEmpty {
             if optional { return nil }
@@ -151,6 +158,14 @@ public final class Service: HTTPHandler, Sendable {
         do { return try JSONDocument(bytes: request.body) } catch {
             throw APIError(.badRequest, "malformed JSON: \(error)")
         }
+    }
+
+    /// application/json, anything +json, or what `curl -d` sends (form-urlencoded, accepted
+    /// when the body is JSON); parameters such as `; charset=utf-8` and case are ignored.
+    static func isJSONMediaType(_ type: String) -> Bool {
+        if type == "application/json" { return true }  // the common case, without lowercasing
+        let base = type.prefix { $0 != ";" }.lowercased().trimmingCharacters(in: .whitespaces)
+        return base == "application/json" || base.hasSuffix("+json") || base == "application/x-www-form-urlencoded" || base.isEmpty
     }
 
     static func entry(_ registry: ModelRegistry, _ name: String) throws(APIError) -> ModelRegistry.Entry {

@@ -51,6 +51,32 @@ import Testing
         #expect(back == [11.8, -0.057331424, 1e-8])
     }
 
+    @Test func everyFloatWritesAsADecimalNoLongerThanSwiftsShortest() throws {
+        // random bit patterns over the whole finite range, plus the edges
+        var s: UInt64 = 12345
+        var floats: [Float] = [.greatestFiniteMagnitude, .leastNormalMagnitude, .leastNonzeroMagnitude, 1, 0.5, 1e-45, 3.4e38, 100, 1e9, 123456789]
+        while floats.count < 20000 {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            let f = Float(bitPattern: UInt32(truncatingIfNeeded: s >> 32))
+            if f.isFinite { floats.append(f) }
+        }
+        let text = try JSON.floats(floats).serialized()
+        var back: [Float] = []
+        #expect(try JSONDocument(text: text).value.appendNumbers(to: &back) == nil)
+        #expect(back.count == floats.count)
+        func digits(_ t: Substring) -> Int {
+            // significant digits: those of the mantissa, less leading and trailing zeros
+            let mantissa = t.split(whereSeparator: { $0 == "e" || $0 == "E" })[0].filter(\.isNumber)
+            return max(mantissa.drop(while: { $0 == "0" }).reversed().drop(while: { $0 == "0" }).count, 1)
+        }
+        let written = text.dropFirst().dropLast().split(separator: ",")
+        for (k, f) in floats.enumerated() {
+            #expect(back[k] == f, "\(f) wrote \(written[k])")
+            let shortest = digits(Substring(f.description))
+            #expect(digits(written[k]) <= shortest, "\(f) wrote \(written[k]), Swift writes \(f.description)")
+        }
+    }
+
     @Test func refusesToWriteNonFiniteNumbers() {
         #expect(throws: JSONError.nonFinite(path: "$.y[1]")) { try JSON.object([("y", .floats([1, .nan]))]).serialized() }
         #expect(throws: JSONError.nonFinite(path: "$.z")) { try JSON.object([("z", .double(.infinity))]).serialized() }
