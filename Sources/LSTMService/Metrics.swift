@@ -17,6 +17,7 @@ public final class Metrics: Sendable {
         var requests: [RequestKey: Int] = [:]
         var latency: [String: Histogram] = [:]
         var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
+        var stepsDirect = 0, stepsQueued = 0
     }
 
     private let state = Mutex(State())
@@ -36,6 +37,8 @@ public final class Metrics: Sendable {
     func sessionsExpired(_ n: Int) { if n > 0 { state.withLock { $0.sessionsExpired += n } } }
     func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
     func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
+    /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
+    func sessionStep(direct: Bool) { state.withLock { if direct { $0.stepsDirect += 1 } else { $0.stepsQueued += 1 } } }
 
     /// The text exposition format.
     func render(activeSessions: Int, models: ModelRegistry) -> String {
@@ -61,6 +64,8 @@ public final class Metrics: Sendable {
                                 ("deleted", "Sessions deleted by clients.", s.sessionsDeleted)] {
             out += "# HELP lstm_serve_sessions_\(name)_total \(help)\n# TYPE lstm_serve_sessions_\(name)_total counter\nlstm_serve_sessions_\(name)_total \(v)\n"
         }
+        out += "# HELP lstm_serve_session_steps_total Step requests by how they reached the session: direct (its shard was idle) or queued (behind the shard's actor).\n# TYPE lstm_serve_session_steps_total counter\n"
+        out += "lstm_serve_session_steps_total{path=\"direct\"} \(s.stepsDirect)\nlstm_serve_session_steps_total{path=\"queued\"} \(s.stepsQueued)\n"
         out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
         for name in models.names {
             let m = models[name]!.model

@@ -83,20 +83,33 @@ extension Service {
         }
         // The session's model decides how rows decode: the store decodes them in the same
         // actor call that finds the session and steps it.
+        let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { entry throws(APIError) in
+            let decoder = WindowDecoder(model: entry.model)
+            var rows: [[Float]] = []
+            for (t, row) in rowsJSON.enumerated() {
+                var values: [Float] = []
+                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
+                entry.predictor.normalize(&values)
+                rows.append(values)
+            }
+            return rows
+        }
+        // On this thread when the session's shard is idle (the common case); otherwise the
+        // connection is suspended until the shard's actor gets to it.
+        if let done = sessions.stepNow(id, expectedStep: expected, registry: registry, rows: decode) {
+            metrics.sessionStep(direct: true)
+            return .now(try stepResponse(id, done.get(), isMany: isMany))
+        }
+        metrics.sessionStep(direct: false)
         let store = sessions
         let expectedStep = expected
-        return later { () throws(APIError) in
-            let (session, entry, outputs) = try await store.step(id, expectedStep: expectedStep, registry: registry) { (entry) throws(APIError) in
-                let decoder = WindowDecoder(model: entry.model)
-                var rows: [[Float]] = []
-                for (t, row) in rowsJSON.enumerated() {
-                    var values: [Float] = []
-                    try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
-                    entry.predictor.normalize(&values)
-                    rows.append(values)
-                }
-                return rows
-            }.get()
+        return later { [self] () throws(APIError) in
+            try stepResponse(id, await store.step(id, expectedStep: expectedStep, registry: registry, rows: decode).get(), isMany: isMany)
+        }
+    }
+
+    private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) throws(APIError) -> HTTPResponse {
+            let (session, entry, outputs) = done
             let stepCount = session.step
             var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
             var last: [Float] = []
@@ -110,7 +123,6 @@ extension Service {
             members += entry.predictor.forecast(last[...])
             if isMany { members.append(("forecasts", .array(all))) }
             return Self.reply(200, .object(members))
-        }
     }
 
     func getState(_ registry: ModelRegistry, _ id: String) -> HTTPHandlerResult {

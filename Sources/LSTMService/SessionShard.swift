@@ -3,7 +3,17 @@ import RecurrentCore
 
 /// One shard of the session store: an actor holding its sessions' states, so steps on one
 /// session are serialized and never lost or doubled, while other shards step in parallel.
+/// Its executor lets a caller that finds the shard idle run isolated code at once (`now`).
 actor SessionShard {
+    nonisolated let executor = ShardExecutor()
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    /// Runs `body` isolated to this shard on the calling thread when the shard is idle, or
+    /// returns nil (then await the actor as usual).
+    nonisolated func now<T: Sendable>(_ body: @Sendable (isolated SessionShard) -> T) -> T? {
+        executor.runIfIdle { assumeIsolated { body($0) } }
+    }
+
     struct Session {
         let id: String
         let model: String
@@ -21,10 +31,14 @@ actor SessionShard {
     private var workspaces: [String: Workspace] = [:]
     let clock: any ServiceClock
     let ttl: Double
+    /// Told of every session that expires here, as it goes (the store's count and metrics),
+    /// so no caller needs a second trip into the actor to collect them.
+    let expired: @Sendable () -> Void
 
-    init(clock: any ServiceClock, ttl: Double) {
+    init(clock: any ServiceClock, ttl: Double, expired: @escaping @Sendable () -> Void) {
         self.clock = clock
         self.ttl = ttl
+        self.expired = expired
     }
 
     var count: Int { sessions.count }
@@ -42,22 +56,14 @@ actor SessionShard {
         return .failure(APIError(.notFound, "no session '\(id)'"))
     }
 
-    /// Sessions that expired since the last look; counted once.
-    private(set) var expiredSinceLastLook = 0
-
     private func remove(_ id: String, reason: String) {
         guard sessions.removeValue(forKey: id) != nil else { return }
-        if reason.hasPrefix("expired") { expiredSinceLastLook += 1 }
+        if reason.hasPrefix("expired") { expired() }
         tombstones[id] = reason
         tombstoneOrder.append(id)
         if tombstoneOrder.count > 10_000 {
             tombstones[tombstoneOrder.removeFirst()] = nil
         }
-    }
-
-    func takeExpiredCount() -> Int {
-        defer { expiredSinceLastLook = 0 }
-        return expiredSinceLastLook
     }
 
     func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()) }
@@ -66,29 +72,33 @@ actor SessionShard {
     /// Returns the step count after and the raw head output after each step.
     /// `rows` turns the request into normalized inputs for the session's model; it runs here, so
     /// one actor call finds the session, decodes and steps.
+    /// What a step answers besides the outputs.
+    struct Stepped: Sendable { let model: String; let step: Int }
+
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
-              rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Session, ModelRegistry.Entry, [[Float]]), APIError> {
+              rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()
-        var session: Session
+        let model: String, current: Int
         switch live(id, now: now) {
-        case let .success(s): session = s
+        case let .success(s): (model, current) = (s.model, s.step)
         case let .failure(e): return .failure(e)
         }
-        guard let entry = registry[session.model] else {
-            return .failure(APIError(.notFound, "session '\(id)' runs model '\(session.model)', which is not loaded"))
+        guard let entry = registry[model] else {
+            return .failure(APIError(.notFound, "session '\(id)' runs model '\(model)', which is not loaded"))
         }
         let rows: [[Float]]
         do { rows = try makeRows(entry) } catch { return .failure(error) }
-        if let expectedStep, expectedStep != session.step {
-            return .failure(APIError(.conflict, "session '\(id)' is at step \(session.step) but the request expected step \(expectedStep); nothing was changed"))
+        if let expectedStep, expectedStep != current {
+            return .failure(APIError(.conflict, "session '\(id)' is at step \(current) but the request expected step \(expectedStep); nothing was changed"))
         }
         let net = entry.model.network
-        let ws = workspaces[entry.model.name] ?? Workspace(network: net, batchSize: 1)
-        workspaces[entry.model.name] = ws
+        let ws = workspaces[model] ?? Workspace(network: net, batchSize: 1)
+        workspaces[model] = ws
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
+        // The stored state is stepped in place (a copy would share its buffers and copy them).
         for row in rows {
-            net.step(row, state: &session.state, workspace: ws)
+            net.step(row, state: &sessions[id]!.state, workspace: ws)
             if net.headOutputSize != nil {
                 net.applyHead(workspace: ws)
                 outputs.append(ws.head)
@@ -96,10 +106,9 @@ actor SessionShard {
                 outputs.append(ws.output)
             }
         }
-        session.step += rows.count
-        session.lastUsed = now
-        sessions[id] = session
-        return .success((session, entry, outputs))
+        sessions[id]!.step = current + rows.count
+        sessions[id]!.lastUsed = now
+        return .success((Stepped(model: model, step: current + rows.count), entry, outputs))
     }
 
     func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<Session, APIError> {
@@ -137,8 +146,9 @@ actor SessionShard {
     /// Drops every expired session; returns how many.
     func sweep() -> Int {
         let now = clock.now()
-        for (id, s) in sessions where now - s.lastUsed > ttl { remove(id, reason: "expired after \(Int(ttl)) s idle") }
-        return takeExpiredCount()
+        let gone = sessions.filter { now - $0.value.lastUsed > ttl }.map(\.key)
+        for id in gone { remove(id, reason: "expired after \(Int(ttl)) s idle") }
+        return gone.count
     }
 
     /// The least recently used session, for eviction, and the soonest expiry.

@@ -11,10 +11,20 @@ public final class SessionStore: Sendable {
     let maxSessions: Int
     let evictWhenFull: Bool
     let metrics: Metrics
-    private let count = Atomic<Int>(0)
+    /// Sessions held, across shards (shards take expired ones off as they drop them).
+    private let count: Counter
+
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
 
     public init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, metrics: Metrics) {
-        self.shards = (0..<max(1, shards)).map { _ in SessionShard(clock: clock, ttl: ttl) }
+        let count = Counter()
+        self.count = count
+        self.shards = (0..<max(1, shards)).map { _ in
+            SessionShard(clock: clock, ttl: ttl) { [count, metrics] in
+                count.value.subtract(1, ordering: .relaxed)
+                metrics.sessionsExpired(1)
+            }
+        }
         self.clock = clock
         self.ttl = ttl
         self.maxSessions = maxSessions
@@ -22,7 +32,7 @@ public final class SessionStore: Sendable {
         self.metrics = metrics
     }
 
-    public var activeCount: Int { count.load(ordering: .relaxed) }
+    public var activeCount: Int { count.value.load(ordering: .relaxed) }
 
     func shard(_ id: String) -> SessionShard {
         var h: UInt64 = 1469598103934665603
@@ -38,23 +48,17 @@ public final class SessionStore: Sendable {
         return hex(a) + hex(b)
     }
 
-    /// Adds `removed` sessions to the books (expired ones are counted by their shard).
+    /// Takes `removed` evicted or deleted sessions off the count (expired ones are taken off by their shard).
     private func forget(_ removed: Int) {
-        if removed > 0 { count.subtract(removed, ordering: .relaxed) }
-    }
-
-    private func collectExpired(_ shard: SessionShard) async {
-        let n = await shard.takeExpiredCount()
-        forget(n)
-        metrics.sessionsExpired(n)
+        if removed > 0 { count.value.subtract(removed, ordering: .relaxed) }
     }
 
     func create(model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
         while true {
-            let c = count.load(ordering: .relaxed)
+            let c = count.value.load(ordering: .relaxed)
             if c >= maxSessions {
                 _ = await sweep()
-                if count.load(ordering: .relaxed) < maxSessions { continue }
+                if count.value.load(ordering: .relaxed) < maxSessions { continue }
                 if evictWhenFull {
                     await evictOldest()
                     continue
@@ -63,7 +67,7 @@ public final class SessionStore: Sendable {
                 throw APIError(.tooManyRequests, "the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s",
                                headers: [("Retry-After", "\(retry)")])
             }
-            if count.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { break }
+            if count.value.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { break }
         }
         let now = clock.now()
         let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
@@ -73,31 +77,26 @@ public final class SessionStore: Sendable {
     }
 
     func info(_ id: String) async -> Result<SessionShard.Session, APIError> {
-        let s = shard(id)
-        let r = await s.info(id)
-        await collectExpired(s)
-        return r
+        await shard(id).info(id)
+    }
+
+    /// `step` on this thread if the session's shard is idle; nil if it is busy.
+    func stepNow(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+                 rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>? {
+        shard(id).now { $0.step(id, expectedStep: expectedStep, registry: registry, rows: rows) }
     }
 
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
-              rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Session, ModelRegistry.Entry, [[Float]]), APIError> {
-        let s = shard(id)
-        let r = await s.step(id, expectedStep: expectedStep, registry: registry, rows: rows)
-        await collectExpired(s)
-        return r
+              rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
+        await shard(id).step(id, expectedStep: expectedStep, registry: registry, rows: rows)
     }
 
     func replaceState(_ id: String, state: RecurrentState, step: Int?) async -> Result<SessionShard.Session, APIError> {
-        let s = shard(id)
-        let r = await s.replaceState(id, state: state, step: step)
-        await collectExpired(s)
-        return r
+        await shard(id).replaceState(id, state: state, step: step)
     }
 
     func delete(_ id: String) async -> Result<Void, APIError> {
-        let s = shard(id)
-        let r = await s.delete(id)
-        await collectExpired(s)
+        let r = await shard(id).delete(id)
         if case .success = r {
             forget(1)
             metrics.sessionDeleted()
@@ -110,8 +109,6 @@ public final class SessionStore: Sendable {
     public func sweep() async -> Int {
         var total = 0
         for s in shards { total += await s.sweep() }
-        forget(total)
-        metrics.sessionsExpired(total)
         return total
     }
 

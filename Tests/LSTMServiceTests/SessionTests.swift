@@ -66,6 +66,14 @@ import TestSupport
         _ = try s.post("/v1/sessions/\(serial)/step", #"{"xs": \#(xs)}"#)
         #expect(try s.get("/v1/sessions/\(id)/state").json["state"]!["c"]![0]![0]!.double
             == s.get("/v1/sessions/\(serial)/state").json["state"]!["c"]![0]![0]!.double)
+        // every step went one of the two ways, and the serial one found its shard idle
+        let metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
+        func steps(_ path: String) -> Int {
+            let prefix = "lstm_serve_session_steps_total{path=\"\(path)\"} "
+            return metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Int($0.dropFirst(prefix.count)) } ?? -1
+        }
+        #expect(steps("direct") >= 1 && steps("queued") >= 0)
+        #expect(steps("direct") + steps("queued") == threads * each + 1)
     }
 
     @Test func stateExportAndImportMovesASession() throws {
