@@ -71,19 +71,25 @@ public final class Service: HTTPHandler, Sendable {
         case "/v1/sessions": return .sessions
         default: break
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        // Split on bytes: splitting a String on a Character walks grapheme clusters, which
+        // showed up at 9% of a step's CPU.
+        let parts = path.utf8.split(separator: UInt8(ascii: "/"))
+        func `is`(_ k: Int, _ word: StaticString) -> Bool {
+            parts[k].elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
+        }
+        func name(_ k: Int) -> String { String(Substring(parts[k])) }
         switch parts.count {
-        case 1 where parts[0] == "healthz": return .health
-        case 1 where parts[0] == "readyz": return .ready
-        case 1 where parts[0] == "metrics": return .metrics
-        case 2 where parts[0] == "v1" && parts[1] == "models": return .models
-        case 2 where parts[0] == "v1" && parts[1] == "predict": return .predict(nil)
-        case 2 where parts[0] == "v1" && parts[1] == "sessions": return .sessions
-        case 3 where parts[0] == "v1" && parts[1] == "models": return .model(String(parts[2]))
-        case 3 where parts[0] == "v1" && parts[1] == "sessions": return .session(String(parts[2]))
-        case 4 where parts[0] == "v1" && parts[1] == "models" && parts[3] == "predict": return .predict(String(parts[2]))
-        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "step": return .step(String(parts[2]))
-        case 4 where parts[0] == "v1" && parts[1] == "sessions" && parts[3] == "state": return .state(String(parts[2]))
+        case 1 where `is`(0, "healthz"): return .health
+        case 1 where `is`(0, "readyz"): return .ready
+        case 1 where `is`(0, "metrics"): return .metrics
+        case 2 where `is`(0, "v1") && `is`(1, "models"): return .models
+        case 2 where `is`(0, "v1") && `is`(1, "predict"): return .predict(nil)
+        case 2 where `is`(0, "v1") && `is`(1, "sessions"): return .sessions
+        case 3 where `is`(0, "v1") && `is`(1, "models"): return .model(name(2))
+        case 3 where `is`(0, "v1") && `is`(1, "sessions"): return .session(name(2))
+        case 4 where `is`(0, "v1") && `is`(1, "models") && `is`(3, "predict"): return .predict(name(2))
+        case 4 where `is`(0, "v1") && `is`(1, "sessions") && `is`(3, "step"): return .step(name(2))
+        case 4 where `is`(0, "v1") && `is`(1, "sessions") && `is`(3, "state"): return .state(name(2))
         default: return nil
         }
     }
