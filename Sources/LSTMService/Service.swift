@@ -31,8 +31,9 @@ public final class Service: HTTPHandler, Sendable {
 
     /// A matched route: its pattern (the metrics label) and the answer.
     enum Route {
-        case health, ready, metrics, models, model(String), predict(String?), sessions
-        case session(String), step(String), state(String)
+        // Names and ids are slices of the request's path: nothing is copied to route a request.
+        case health, ready, metrics, models, model(Substring), predict(Substring?), sessions
+        case session(Substring), step(Substring), state(Substring)
 
         var pattern: String {
             switch self {
@@ -77,7 +78,7 @@ public final class Service: HTTPHandler, Sendable {
         func `is`(_ k: Int, _ word: StaticString) -> Bool {
             parts[k].elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
         }
-        func name(_ k: Int) -> String { String(Substring(parts[k])) }
+        func name(_ k: Int) -> Substring { Substring(parts[k]) }
         switch parts.count {
         case 1 where `is`(0, "healthz"): return .health
         case 1 where `is`(0, "readyz"): return .ready
@@ -117,12 +118,12 @@ public final class Service: HTTPHandler, Sendable {
         do {
             switch route {
             case .models: return .now(listModels(registry))
-            case let .model(name): return .now(try modelInfo(registry, name))
-            case let .predict(name): return .now(try predict(request, registry, name))
+            case let .model(name): return .now(try modelInfo(registry, String(name)))
+            case let .predict(name): return .now(try predict(request, registry, name.map(String.init)))
             case .sessions: return try createSession(request, registry)
-            case let .session(id): return request.method == "DELETE" ? deleteSession(id) : getSession(id)
-            case let .step(id): return try step(request, registry, id)
-            case let .state(id): return request.method == "PUT" ? try putState(request, registry, id) : getState(registry, id)
+            case let .session(id): return request.method == "DELETE" ? deleteSession(String(id)) : getSession(String(id))
+            case let .step(id): return try step(request, registry, String(id))
+            case let .state(id): return request.method == "PUT" ? try putState(request, registry, String(id)) : getState(registry, String(id))
             default: return .now(Self.reply(APIError(.notFound, "no route")))
             }
         } catch {

@@ -96,20 +96,25 @@ actor SessionShard {
         workspaces[model] = ws
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
-        // The stored state is stepped in place (a copy would share its buffers and copy them).
-        for row in rows {
-            net.step(row, state: &sessions[id]!.state, workspace: ws)
-            if net.headOutputSize != nil {
-                net.applyHead(workspace: ws)
-                outputs.append(ws.head)
-            } else {
-                outputs.append(ws.output)
+        // The stored session is stepped in place, found once (a copy would share the state's
+        // buffers and copy them on the first write).
+        Self.advance(&sessions[id]!) { session in
+            for row in rows {
+                net.step(row, state: &session.state, workspace: ws)
+                if net.headOutputSize != nil {
+                    net.applyHead(workspace: ws)
+                    outputs.append(ws.head)
+                } else {
+                    outputs.append(ws.output)
+                }
             }
+            session.step = current + rows.count
+            session.lastUsed = now
         }
-        sessions[id]!.step = current + rows.count
-        sessions[id]!.lastUsed = now
         return .success((Stepped(model: model, step: current + rows.count), entry, outputs))
     }
+
+    private static func advance(_ session: inout Session, _ body: (inout Session) -> Void) { body(&session) }
 
     func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<Session, APIError> {
         let now = clock.now()
