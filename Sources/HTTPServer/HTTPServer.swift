@@ -85,9 +85,16 @@ private let mhdNo = MHD_Result(rawValue: 0)!
 /// A connection handle that may cross into the Task that answers it.
 struct ConnectionHandle: @unchecked Sendable { let pointer: OpaquePointer }
 
-private func header(_ connection: OpaquePointer?, _ name: String) -> String? {
+// Strings reach C through withCString, which reads a native String in place; passing a String
+// where C takes `const char *` copies it into a new array first.
+
+private func header(_ connection: OpaquePointer?, _ name: StaticString) -> String? {
     // MHD_HEADER_KIND
-    MHD_lookup_connection_value(connection, MHD_ValueKind(rawValue: 1)!, name).map { String(cString: $0) }
+    name.withUTF8Buffer { n in
+        n.withMemoryRebound(to: CChar.self) {
+            MHD_lookup_connection_value(connection, MHD_ValueKind(rawValue: 1)!, $0.baseAddress).map { String(cString: $0) }
+        }
+    }
 }
 
 private func queue(_ response: HTTPResponse, on connection: OpaquePointer?) -> MHD_Result {
@@ -96,7 +103,9 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer?) -> M
         MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), MHD_ResponseMemoryMode(rawValue: 2)!)
     }
     guard let made else { return mhdNo }
-    for (name, value) in response.headers { MHD_add_response_header(made, name, value) }
+    for (name, value) in response.headers {
+        _ = name.withCString { n in value.withCString { v in MHD_add_response_header(made, n, v) } }
+    }
     let result = MHD_queue_response(connection, UInt32(response.status), made)
     MHD_destroy_response(made)
     return result

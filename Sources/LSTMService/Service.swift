@@ -139,9 +139,11 @@ public final class Service: HTTPHandler, Sendable {
 
     // MARK: Rendering
 
+    private static let jsonHeaders = [("Content-Type", "application/json")]
+
     static func reply(_ status: Int, _ json: JSON, headers: [(String, String)] = []) -> HTTPResponse {
         do {
-            return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers,
+            return HTTPResponse(status: status, headers: headers.isEmpty ? jsonHeaders : jsonHeaders + headers,
                                 body: try json.serializedBytes())
         } catch {
             return reply(APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))"))
