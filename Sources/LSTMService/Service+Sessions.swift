@@ -108,21 +108,21 @@ extension Service {
         }
     }
 
-    private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) throws(APIError) -> HTTPResponse {
-            let (session, entry, outputs) = done
-            let stepCount = session.step
-            var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
-            var last: [Float] = []
-            var all: [JSON] = []
-            for raw in outputs {
-                var y = raw
-                entry.predictor.denormalize(&y)
-                last = y
-                if isMany { all.append(.object(entry.predictor.forecast(y[...]))) }
-            }
-            members += entry.predictor.forecast(last[...])
-            if isMany { members.append(("forecasts", .array(all))) }
-            return Self.reply(200, .object(members))
+    private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) -> HTTPResponse {
+        let (session, entry, outputs) = done
+        let stepCount = session.step
+        var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
+        var last: [Float] = []
+        var all: [JSON] = []
+        for raw in outputs {
+            var y = raw
+            entry.predictor.denormalize(&y)
+            last = y
+            if isMany { all.append(.object(entry.predictor.forecast(y[...]))) }
+        }
+        members += entry.predictor.forecast(last[...])
+        if isMany { members.append(("forecasts", .array(all))) }
+        return Self.reply(200, .object(members))
     }
 
     func getState(_ registry: ModelRegistry, _ id: String) -> HTTPHandlerResult {

@@ -68,13 +68,13 @@ actor SessionShard {
 
     func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()) }
 
+    /// What a step answers besides the outputs.
+    struct Stepped: Sendable { let model: String; let step: Int }
+
     /// Advances a session through `rows` (normalized inputs, one array per timestep).
     /// Returns the step count after and the raw head output after each step.
     /// `rows` turns the request into normalized inputs for the session's model; it runs here, so
     /// one actor call finds the session, decodes and steps.
-    /// What a step answers besides the outputs.
-    struct Stepped: Sendable { let model: String; let step: Int }
-
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
               rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()

@@ -1,0 +1,24 @@
+@testable import LSTMService
+import Testing
+
+/// Routing on the path's bytes: patterns (the metrics labels) and the names and ids it slices out.
+@Suite struct RouteTests {
+    @Test func pathsMapToTheirRoutesAndNames() {
+        func label(_ path: String) -> String? { Service.route(path)?.pattern }
+        #expect(label("/v1/predict") == "/v1/predict")
+        #expect(label("/v1/predict/") == "/v1/predict")
+        #expect(label("//v1//models") == "/v1/models")
+        #expect(label("/v1/models/temperature/predict") == "/v1/models/{name}/predict")
+        #expect(label("/v1/sessions/abc/step") == "/v1/sessions/{id}/step")
+        #expect(label("/v1/sessions/abc/state") == "/v1/sessions/{id}/state")
+        #expect(label("/v1/sessions/abc") == "/v1/sessions/{id}")
+        #expect(label("/healthz") == "/healthz" && label("/readyz") == "/readyz" && label("/metrics") == "/metrics")
+        #expect(label("/v1/sessions/abc/steps") == nil && label("/v2/predict") == nil && label("/") == nil && label("/v1/models/a/b/c") == nil)
+        if case let .step(id)? = Service.route("/v1/sessions/0123456789abcdef0123456789abcdef/step") {
+            #expect(id == "0123456789abcdef0123456789abcdef")
+        } else {
+            Issue.record("not a step route")
+        }
+        if case let .predict(name)? = Service.route("/v1/models/t%C3%A9/predict") { #expect(name == "t%C3%A9") } else { Issue.record("not predict") }
+    }
+}
