@@ -1,6 +1,10 @@
 /* The floor the HTTP layer sets: libmicrohttpd (same mode as lstm-serve: epoll, a thread pool,
  * bodies gathered across upload callbacks) + jansson parsing the same request body, then a
- * fixed JSON answer. No model, no sessions.   floor PORT [THREADS] */
+ * fixed JSON answer. No model, no sessions.
+ * With --answer it instead builds lstm-serve's step answer (session id, model, step, forecast,
+ * units, 80% interval: 7 numbers) as a jansson tree per request and dumps it with the flags
+ * lstm-serve uses: what writing a real answer through jansson costs on its own.
+ *   floor PORT [THREADS] [--answer] */
 #include <jansson.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -13,6 +17,39 @@ typedef struct { char *data; size_t size; } Body;
 
 static const char ANSWER[] = "{\"model\":\"temperature\",\"forecast\":{\"temp_max\":10.266563,\"temp_min\":3.6090097},"
     "\"units\":{\"temp_max\":\"\xc2\xb0""C\",\"temp_min\":\"\xc2\xb0""C\"}}";
+
+static int build_answer = 0;
+static unsigned long long answers = 0;
+
+static json_t *pair(double a, double b) {
+    json_t *o = json_object();
+    json_object_set_new(o, "temp_max", json_real(a));
+    json_object_set_new(o, "temp_min", json_real(b));
+    return o;
+}
+
+/* The step answer, built and dumped the way lstm-serve does (9 significant digits). */
+static size_t answer(char *out, size_t size) {
+    unsigned long long n0 = __atomic_fetch_add(&answers, 1, __ATOMIC_RELAXED);
+    double k = (double)(n0 % 1000) / 1000;
+    json_t *root = json_object();
+    json_object_set_new(root, "session_id", json_string("3dedf4c79300f7f809efe8e6de97d541"));
+    json_object_set_new(root, "model", json_string("temperature"));
+    json_object_set_new(root, "step", json_integer(1537 + (json_int_t)n0));
+    json_object_set_new(root, "forecast", pair(10.244407 + k, 3.973195 + k));
+    json_t *units = json_object();
+    json_object_set_new(units, "temp_max", json_string("\xc2\xb0""C"));
+    json_object_set_new(units, "temp_min", json_string("\xc2\xb0""C"));
+    json_object_set_new(root, "units", units);
+    json_t *interval = json_object();
+    json_object_set_new(interval, "level", json_real(0.8));
+    json_object_set_new(interval, "lower", pair(7.229494 + k, 2.1179483 + k));
+    json_object_set_new(interval, "upper", pair(14.013868 + k, 6.2326536 + k));
+    json_object_set_new(root, "interval", interval);
+    size_t n = json_dumpb(root, out, size, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return n;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *text) {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
@@ -38,6 +75,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     json_t *doc = json_loadb(b->data ? b->data : "", b->size, JSON_REJECT_DUPLICATES, &err);
     if (!doc) return reply(c, 400, "{\"error\":\"malformed JSON\"}");
     json_decref(doc);
+    if (build_answer) {
+        char out[2048];
+        size_t n = answer(out, sizeof out);
+        struct MHD_Response *r = MHD_create_response_from_buffer(n, out, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        enum MHD_Result ok = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
     return reply(c, 200, ANSWER);
 }
 
@@ -50,6 +96,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_
 int main(int argc, char **argv) {
     int port = argc > 1 ? atoi(argv[1]) : 8090;
     unsigned threads = argc > 2 ? (unsigned)atoi(argv[2]) : 2;
+    build_answer = argc > 3 && strcmp(argv[3], "--answer") == 0;
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
         handler, NULL, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, 30U, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_END);

@@ -13,10 +13,10 @@ func option(_ name: String, _ fallback: Double) -> Double {
 let window = Int(option("--window", 7))
 let seconds = option("--seconds", 2)
 if let i = args.firstIndex(of: "--handler") {
-    // lstm-bench --handler MODELS_DIR BODY.json: application µs per predict request
+    // lstm-bench --handler MODELS_DIR BODY.json: application µs per predict and per step request
     let body = [UInt8](FileManager.default.contents(atPath: args[i + 2])!)
-    let us = try handlerMicroseconds(modelsDirectory: args[i + 1], body: body, seconds: option("--seconds", 2))
-    print(String(format: "handler predict_us=%.2f", us))
+    let us = try await handlerMicroseconds(modelsDirectory: args[i + 1], body: body, seconds: option("--seconds", 2))
+    print(String(format: "handler predict_us=%.2f step_us=%.2f", us.predict, us.step))
     exit(0)
 }
 let modelPath = args[1]
