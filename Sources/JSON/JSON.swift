@@ -2,7 +2,7 @@ internal import CJansson
 
 /// A JSON value to be written out. Numbers from the model are `float`s and are written with
 /// the shortest decimal that reads back as the same Float; non-finite numbers are an error.
-public indirect enum JSON: Sendable, Equatable {
+public enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int)
@@ -54,6 +54,11 @@ public indirect enum JSON: Sendable, Equatable {
     public func serializedBytes(pretty: Bool = false) throws(JSONError) -> [UInt8] {
         let tree = try makeTree()
         defer { CJansson_json_decref(tree) }
+        return try Self.dump(tree, pretty: pretty)
+    }
+
+    /// Writes a jansson tree out. The corresponding C function is `json_dumpb`.
+    static func dump(_ tree: UnsafeMutablePointer<json_t>, pretty: Bool = false) throws(JSONError) -> [UInt8] {
         // 9 significant digits: enough for every Float; doubles made from a Float's shortest
         // decimal print back as that decimal.
         let flags = pretty ? CJansson_flags_dump_pretty(9) : CJansson_flags_dump(9)
@@ -102,7 +107,7 @@ public indirect enum JSON: Sendable, Equatable {
 
     /// The jansson tree of this value. Paths for error messages are only built on the way
     /// out of a failure, so the common case allocates nothing but jansson's nodes.
-    private func makeTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
+    func makeTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
         let made: UnsafeMutablePointer<json_t>?
         switch self {
         case .null: made = json_null()

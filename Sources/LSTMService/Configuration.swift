@@ -22,7 +22,8 @@ public struct Configuration: Sendable, Equatable {
     public var maxSessions = 10_000
     /// "reject" (429 with Retry-After when full) or "evict" (drop the least recently used).
     public var sessionFullPolicy = "reject"
-    /// Session store shards (actors); 0 means max(4, 2 × cores).
+    /// Session store shards (actors); 0 means max(16, 4 × cores): with many more shards than
+    /// workers, two steps rarely meet on one (a step that finds its shard busy queues behind it).
     public var sessionShards = 0
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
@@ -114,7 +115,7 @@ public struct Configuration: Sendable, Equatable {
     }
 
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
-    public var resolvedShards: Int { sessionShards > 0 ? sessionShards : max(4, 2 * ProcessInfo.processInfo.activeProcessorCount) }
+    public var resolvedShards: Int { sessionShards > 0 ? sessionShards : max(16, 4 * ProcessInfo.processInfo.activeProcessorCount) }
 }
 
 public enum ConfigurationError: Error, Equatable, CustomStringConvertible {

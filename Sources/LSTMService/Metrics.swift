@@ -1,10 +1,16 @@
 import Synchronization
 
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
+/// Requests are counted by route index (the labels are given once), so counting one hashes a
+/// single integer, not strings.
 public final class Metrics: Sendable {
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+    /// Methods counted by name; any other is counted as "other", so a client cannot grow the
+    /// label set without bound.
+    static let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "other"]
 
-    struct RequestKey: Hashable { let route: String; let method: String; let status: Int }
+    /// Route labels by index, then "unmatched".
+    let routes: [String]
 
     struct Histogram {
         /// Per bucket (not cumulative); the last slot is beyond the largest bound.
@@ -14,22 +20,48 @@ public final class Metrics: Sendable {
         mutating func add(bucket k: Int, _ seconds: Double) { counts[k] += 1; sum += seconds; count += 1 }
     }
     struct State {
-        var requests: [RequestKey: Int] = [:]
-        var latency: [String: Histogram] = [:]
+        /// Keyed by `key(route:method:status:)`.
+        var requests: [Int: Int] = [:]
+        /// By route index.
+        var latency: [Histogram]
         var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
         var stepsDirect = 0, stepsQueued = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    public init() {}
+    /// `routes`: the label of each route index; requests that match none use index `routes.count`.
+    public init(routes: [String] = []) {
+        self.routes = routes + ["unmatched"]
+        state = Mutex(State(latency: Array(repeating: Histogram(), count: routes.count + 1)))
+    }
 
-    func record(route: String, method: String, status: Int, seconds: Double) {
+    var unmatched: Int { routes.count - 1 }
+
+    static func methodIndex(_ method: String) -> Int {
+        switch method {
+        case "GET": return 0
+        case "HEAD": return 1
+        case "POST": return 2
+        case "PUT": return 3
+        case "DELETE": return 4
+        case "OPTIONS": return 5
+        case "PATCH": return 6
+        default: return 7
+        }
+    }
+
+    private static func key(route: Int, method: Int, status: Int) -> Int { route << 24 | method << 16 | (status & 0xFFFF) }
+
+    /// Counts one request; `route` is an index into `routes` (out of range counts as unmatched).
+    func record(route: Int, method: String, status: Int, seconds: Double) {
+        let r = routes.indices.contains(route) ? route : unmatched
+        let k = Self.key(route: r, method: Self.methodIndex(method), status: status)
+        // the first bucket that holds it; cumulative counts are summed when rendered
+        let b = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
         state.withLock { s in
-            s.requests[RequestKey(route: route, method: method, status: status), default: 0] += 1
-            // the first bucket that holds it; cumulative counts are summed when rendered
-            let k = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
-            s.latency[route, default: Histogram()].add(bucket: k, seconds)
+            s.requests[k, default: 0] += 1
+            s.latency[r].add(bucket: b, seconds)
         }
     }
 
@@ -44,11 +76,12 @@ public final class Metrics: Sendable {
     func render(activeSessions: Int, models: ModelRegistry) -> String {
         let s = state.withLock { $0 }
         var out = "# HELP lstm_serve_requests_total Requests by route, method and status.\n# TYPE lstm_serve_requests_total counter\n"
-        for (key, n) in s.requests.sorted(by: { ($0.key.route, $0.key.method, $0.key.status) < ($1.key.route, $1.key.method, $1.key.status) }) {
-            out += "lstm_serve_requests_total{route=\"\(key.route)\",method=\"\(key.method)\",status=\"\(key.status)\"} \(n)\n"
+        let requests = s.requests.map { (route: routes[$0.key >> 24], method: Self.methods[($0.key >> 16) & 0xFF], status: $0.key & 0xFFFF, n: $0.value) }
+        for r in requests.sorted(by: { ($0.route, $0.method, $0.status) < ($1.route, $1.method, $1.status) }) {
+            out += "lstm_serve_requests_total{route=\"\(r.route)\",method=\"\(r.method)\",status=\"\(r.status)\"} \(r.n)\n"
         }
         out += "# HELP lstm_serve_request_duration_seconds Time from request start to response, by route.\n# TYPE lstm_serve_request_duration_seconds histogram\n"
-        for (route, h) in s.latency.sorted(by: { $0.key < $1.key }) {
+        for (route, h) in zip(routes, s.latency).filter({ $0.1.count > 0 }).sorted(by: { $0.0 < $1.0 }) {
             var cumulative = 0
             for (k, b) in Self.buckets.enumerated() {
                 cumulative += h.counts[k]

@@ -6,10 +6,18 @@ import Synchronization
 /// The loaded models, immutable once the server starts, and a pool of workspaces per model and
 /// batch size so predict allocates no scratch memory per request.
 public final class ModelRegistry: Sendable {
-    public struct Entry: Sendable {
+    /// A class: requests pass entries around, and copying a struct of a model's many arrays
+    /// and strings was a retain each, per copy.
+    public final class Entry: Sendable {
         public let model: Model
         public let predictor: Predictor
         public let loadedAt: String
+
+        init(model: Model, predictor: Predictor, loadedAt: String) {
+            self.model = model
+            self.predictor = predictor
+            self.loadedAt = loadedAt
+        }
     }
 
     public let entries: [String: Entry]

@@ -10,13 +10,31 @@ public struct Predictor: Sendable {
     public let outputNames: [String]
     /// `"units"` of every answer, when the config gives any.
     private let units: JSON?
+    /// The two answers every request without options gets, as reusable jansson trees: one
+    /// window's forecast, and one step's (the same after session id, model and step). nil
+    /// when output names repeat (then the general path writes them).
+    let forecastAnswer: JSONTemplate.Pool?
+    let stepAnswer: JSONTemplate.Pool?
 
     public init(model: Model) {
         self.model = model
         let n = model.network.headOutputSize ?? model.network.outputWidth
-        outputNames = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
+        let names = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
+        outputNames = names
         let units = model.config.outputs.compactMap { o in o.unit.map { (o.name, JSON.string($0)) } }
         self.units = units.isEmpty ? nil : .object(units)
+        // Slots: each output's forecast, then (with an interval) each lower bound, each upper.
+        var slots = names.map { ["forecast", $0] }
+        if model.config.interval != nil { slots += names.map { ["interval", "lower", $0] } + names.map { ["interval", "upper", $0] } }
+        let zeros = [Float](repeating: 0, count: n)
+        if Set(names).count == names.count {
+            let shape = Self.forecast(names: names, units: self.units, interval: model.config.interval, zeros[...])
+            forecastAnswer = try? JSONTemplate.Pool(.object([("model", .string(model.name))] + shape), slots: slots)
+            stepAnswer = try? JSONTemplate.Pool(.object([("session_id", .string("")), ("model", .string(model.name)), ("step", .int(0))] + shape),
+                                                slots: [["session_id"], ["step"]] + slots)
+        } else {
+            (forecastAnswer, stepAnswer) = (nil, nil)
+        }
     }
 
     /// x' = (x − mean) / std, feature by feature, in place.
@@ -59,11 +77,14 @@ public struct Predictor: Sendable {
 
     /// `{"forecast": {name: value}, "units": ..., "interval": ...}` for one sample of `y`.
     public func forecast(_ y: ArraySlice<Float>) -> [(String, JSON)] {
-        let names = outputNames
+        Self.forecast(names: outputNames, units: units, interval: model.config.interval, y)
+    }
+
+    private static func forecast(names: [String], units: JSON?, interval: ModelConfig.Interval?, _ y: ArraySlice<Float>) -> [(String, JSON)] {
         let values = Array(y)
         var members: [(String, JSON)] = [("forecast", .object(zip(names, values).map { ($0, .float($1)) }))]
         if let units { members.append(("units", units)) }
-        if let interval = model.config.interval {
+        if let interval {
             members.append(("interval", .object([
                 ("level", .double(interval.level)),
                 ("lower", .object(names.indices.map { (names[$0], .float(values[$0] + interval.lower[$0])) })),
@@ -71,6 +92,40 @@ public struct Predictor: Sendable {
             ])))
         }
         return members
+    }
+
+    /// Fills a template's forecast slots, from `first` on, with one sample `y` (real units).
+    func fill(_ template: JSONTemplate, from first: Int, _ y: UnsafeBufferPointer<Float>) {
+        let n = y.count
+        for k in 0..<n { template.set(first + k, float: y[k]) }
+        if let interval = model.config.interval {
+            for k in 0..<n {
+                template.set(first + n + k, float: y[k] + interval.lower[k])
+                template.set(first + 2 * n + k, float: y[k] + interval.upper[k])
+            }
+        }
+    }
+
+    /// The answer to a one-window request without options, written through the template; nil
+    /// for any other request (batches, sequences, state), which `response` writes.
+    func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
+        guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
+        let y = outputs(of: result)
+        return try forecastAnswer.withTemplate { t throws(JSONError) in
+            y.withUnsafeBufferPointer { fill(t, from: 0, $0) }
+            return try t.serializedBytes()
+        }
+    }
+
+    /// One step's answer for session `id`, through the template.
+    func stepAnswerBytes(id: String, step: Int, y: [Float]) throws(JSONError) -> [UInt8]? {
+        guard let stepAnswer else { return nil }
+        return try stepAnswer.withTemplate { t throws(JSONError) in
+            t.set(0, string: id)
+            t.set(1, int: step)
+            y.withUnsafeBufferPointer { fill(t, from: 2, $0) }
+            return try t.serializedBytes()
+        }
     }
 
     /// The whole answer to a predict request.

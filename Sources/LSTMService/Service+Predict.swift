@@ -14,6 +14,11 @@ extension Service {
         let result = registry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in
             entry.predictor.run(decoded, workspace: ws)
         }
+        do {
+            if let bytes = try entry.predictor.answerBytes(to: decoded, result: result) { return Self.reply(200, bytes: bytes) }
+        } catch {
+            return Self.reply(Self.nonFinite(error))
+        }
         return Self.reply(200, entry.predictor.response(to: decoded, result: result))
     }
 }

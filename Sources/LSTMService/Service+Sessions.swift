@@ -63,17 +63,20 @@ extension Service {
     func step(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object else { throw .unprocessable("step body must be an object like {\"x\": [...]}") }
-        for key in body.keys where !["x", "xs", "expected_step"].contains(key) {
+        let (x, xs, e) = (body["x"], body["xs"], body["expected_step"])
+        // Any member besides these three is refused; the keys are listed only to name it.
+        if body.count > (x == nil ? 0 : 1) + (xs == nil ? 0 : 1) + (e == nil ? 0 : 1),
+           let key = body.keys.first(where: { !["x", "xs", "expected_step"].contains($0) }) {
             throw .unprocessable("unknown field '\(key)'; expected 'x' (one timestep), 'xs' (several) and optional 'expected_step'")
         }
         var expected: Int?
-        if let e = body["expected_step"] {
+        if let e {
             guard let n = e.int, n >= 0 else { throw .unprocessable("expected_step must be a non-negative integer") }
             expected = n
         }
         let rowsJSON: [JSONValue]
         let isMany: Bool
-        switch (body["x"], body["xs"]) {
+        switch (x, xs) {
         case let (x?, nil): (rowsJSON, isMany) = ([x], false)
         case let (nil, xs?):
             guard xs.kind == .array, xs.count > 0 else { throw .unprocessable("xs must be a non-empty array of timesteps") }
@@ -111,6 +114,14 @@ extension Service {
     private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) -> HTTPResponse {
         let (session, entry, outputs) = done
         let stepCount = session.step
+        if !isMany, var y = outputs.last {
+            entry.predictor.denormalize(&y)
+            do {
+                if let bytes = try entry.predictor.stepAnswerBytes(id: id, step: stepCount, y: y) { return Self.reply(200, bytes: bytes) }
+            } catch {
+                return Self.reply(Self.nonFinite(error))
+            }
+        }
         var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
         var last: [Float] = []
         var all: [JSON] = []

@@ -9,7 +9,7 @@ import Synchronization
 /// models; session operations go through the sharded actor store.
 public final class Service: HTTPHandler, Sendable {
     public let configuration: Configuration
-    public let metrics = Metrics()
+    public let metrics = Metrics(routes: Route.patterns)
     public let sessions: SessionStore
     let log: Log
     private let registryBox = Mutex<ModelRegistry?>(nil)
@@ -26,74 +26,6 @@ public final class Service: HTTPHandler, Sendable {
     public func install(_ registry: ModelRegistry) { registryBox.withLock { $0 = registry } }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
-
-    // MARK: Routing
-
-    /// A matched route: its pattern (the metrics label) and the answer.
-    enum Route {
-        // Names and ids are slices of the request's path: nothing is copied to route a request.
-        case health, ready, metrics, models, model(Substring), predict(Substring?), sessions
-        case session(Substring), step(Substring), state(Substring)
-
-        var pattern: String {
-            switch self {
-            case .health: return "/healthz"
-            case .ready: return "/readyz"
-            case .metrics: return "/metrics"
-            case .models: return "/v1/models"
-            case .model: return "/v1/models/{name}"
-            case .predict(nil): return "/v1/predict"
-            case .predict: return "/v1/models/{name}/predict"
-            case .sessions: return "/v1/sessions"
-            case .session: return "/v1/sessions/{id}"
-            case .step: return "/v1/sessions/{id}/step"
-            case .state: return "/v1/sessions/{id}/state"
-            }
-        }
-
-        var allowed: [String] {
-            switch self {
-            case .health, .ready, .metrics, .models, .model: return ["GET"]
-            case .predict, .sessions, .step: return ["POST"]
-            case .session: return ["GET", "DELETE"]
-            case .state: return ["GET", "PUT"]
-            }
-        }
-    }
-
-    static func route(_ path: String) -> Route? {
-        // the fixed paths as sent, without splitting
-        switch path {
-        case "/v1/predict": return .predict(nil)
-        case "/healthz": return .health
-        case "/readyz": return .ready
-        case "/metrics": return .metrics
-        case "/v1/models": return .models
-        case "/v1/sessions": return .sessions
-        default: break
-        }
-        // Split on bytes: splitting a String on a Character walks grapheme clusters, which
-        // showed up at 9% of a step's CPU.
-        let parts = path.utf8.split(separator: UInt8(ascii: "/"))
-        func `is`(_ k: Int, _ word: StaticString) -> Bool {
-            parts[k].elementsEqual(UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
-        }
-        func name(_ k: Int) -> Substring { Substring(parts[k]) }
-        switch parts.count {
-        case 1 where `is`(0, "healthz"): return .health
-        case 1 where `is`(0, "readyz"): return .ready
-        case 1 where `is`(0, "metrics"): return .metrics
-        case 2 where `is`(0, "v1") && `is`(1, "models"): return .models
-        case 2 where `is`(0, "v1") && `is`(1, "predict"): return .predict(nil)
-        case 2 where `is`(0, "v1") && `is`(1, "sessions"): return .sessions
-        case 3 where `is`(0, "v1") && `is`(1, "models"): return .model(name(2))
-        case 3 where `is`(0, "v1") && `is`(1, "sessions"): return .session(name(2))
-        case 4 where `is`(0, "v1") && `is`(1, "models") && `is`(3, "predict"): return .predict(name(2))
-        case 4 where `is`(0, "v1") && `is`(1, "sessions") && `is`(3, "step"): return .step(name(2))
-        case 4 where `is`(0, "v1") && `is`(1, "sessions") && `is`(3, "state"): return .state(name(2))
-        default: return nil
-        }
-    }
 
     public func handle(_ request: HTTPRequest) -> HTTPHandlerResult {
         guard let route = Self.route(request.path) else {
@@ -132,8 +64,7 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     public func completed(_ request: HTTPRequest, status: Int, microseconds: Int) {
-        let pattern = Self.route(request.path)?.pattern ?? "unmatched"
-        metrics.record(route: pattern, method: request.method, status: status, seconds: Double(microseconds) / 1e6)
+        metrics.record(route: Self.route(request.path)?.index ?? -1, method: request.method, status: status, seconds: Double(microseconds) / 1e6)
         log(.info, "\(request.method) \(request.path) \(status) \(microseconds)us")
     }
 
@@ -146,8 +77,18 @@ public final class Service: HTTPHandler, Sendable {
             return HTTPResponse(status: status, headers: headers.isEmpty ? jsonHeaders : jsonHeaders + headers,
                                 body: try json.serializedBytes())
         } catch {
-            return reply(APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))"))
+            return reply(nonFinite(error))
         }
+    }
+
+    /// A JSON body written already.
+    static func reply(_ status: Int, bytes: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: jsonHeaders, body: bytes)
+    }
+
+    /// An answer that cannot be written: the model produced NaN or infinity for this input.
+    static func nonFinite(_ error: JSONError) -> APIError {
+        APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))")
     }
 
     static func reply(_ error: APIError) -> HTTPResponse {

@@ -78,11 +78,13 @@ actor SessionShard {
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
               rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()
-        let model: String, current: Int
-        switch live(id, now: now) {
-        case let .success(s): (model, current) = (s.model, s.step)
-        case let .failure(e): return .failure(e)
+        // The session is found once and stepped in place through its index (a copy would share
+        // the state's buffers and copy them on the first write).
+        guard let i = sessions.index(forKey: id), now - sessions.values[i].lastUsed <= ttl else {
+            if case let .failure(e) = live(id, now: now) { return .failure(e) }
+            return .failure(APIError(.notFound, "no session '\(id)'"))
         }
+        let model = sessions.values[i].model, current = sessions.values[i].step
         guard let entry = registry[model] else {
             return .failure(APIError(.notFound, "session '\(id)' runs model '\(model)', which is not loaded"))
         }
@@ -92,13 +94,10 @@ actor SessionShard {
             return .failure(APIError(.conflict, "session '\(id)' is at step \(current) but the request expected step \(expectedStep); nothing was changed"))
         }
         let net = entry.model.network
-        let ws = workspaces[model] ?? Workspace(network: net, batchSize: 1)
-        workspaces[model] = ws
+        let ws = workspace(model, net)
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
-        // The stored session is stepped in place, found once (a copy would share the state's
-        // buffers and copy them on the first write).
-        Self.advance(&sessions[id]!) { session in
+        Self.advance(&sessions.values[i]) { session in
             for row in rows {
                 net.step(row, state: &session.state, workspace: ws)
                 if net.headOutputSize != nil {
@@ -112,6 +111,14 @@ actor SessionShard {
             session.lastUsed = now
         }
         return .success((Stepped(model: model, step: current + rows.count), entry, outputs))
+    }
+
+    /// This shard's batch-1 scratch for `model`, made on first use.
+    private func workspace(_ model: String, _ net: RecurrentNetwork) -> Workspace {
+        if let ws = workspaces[model] { return ws }
+        let ws = Workspace(network: net, batchSize: 1)
+        workspaces[model] = ws
+        return ws
     }
 
     private static func advance(_ session: inout Session, _ body: (inout Session) -> Void) { body(&session) }

@@ -113,7 +113,13 @@ import TestSupport
         _ = try s.post("/v1/predict", Week.body)
         _ = try s.post("/v1/predict", "{")
         _ = try s.createSession()
+        // made-up methods and paths count under fixed labels, so clients cannot grow the label set
+        #expect(try s.client.request("BREW", "/healthz").status == 405)
+        #expect(try s.client.request("GET", "/teapot").status == 404)
         let text = try s.get("/metrics").text
+        #expect(text.contains(#"lstm_serve_requests_total{route="/healthz",method="other",status="405"} 1"#))
+        #expect(text.contains(#"lstm_serve_requests_total{route="unmatched",method="GET",status="404"} 1"#))
+        #expect(!text.contains("BREW") && !text.contains("teapot"))
         #expect(text.contains(#"lstm_serve_requests_total{route="/v1/predict",method="POST",status="200"} 1"#))
         #expect(text.contains(#"lstm_serve_requests_total{route="/v1/predict",method="POST",status="400"} 1"#))
         #expect(text.contains(#"lstm_serve_request_duration_seconds_count{route="/v1/predict"} 2"#))

@@ -1,5 +1,5 @@
 import JSON
-import LSTMService
+@testable import LSTMService
 import ModelFormat
 import RecurrentCore
 import Testing
@@ -27,6 +27,30 @@ import TestSupport
             worst = max(worst, maxAbsDiff(y, expected))
         }
         #expect(worst <= 1e-4, "max |swift − pytorch| = \(worst) °C")
+    }
+
+    /// The answers written through reusable templates (one window; one step) are byte for
+    /// byte those the general path builds, on every 2015 window.
+    @Test func templateAnswersAreTheGeneralAnswers() throws {
+        let model = try Model.load(path: Self.modelPath)
+        let predictor = Predictor(model: model)
+        let cases = try Fixtures.json("temperature_2015.json").value["cases"]!
+        let ws = Workspace(network: model.network, batchSize: 1)
+        var checked = 0
+        for c in cases.elements.prefix(100) {
+            let body = try JSONDocument(text: #"{"window": "# + (try rowsJSON(c["window"]!)) + "}")
+            let request = try PredictRequest.decode(body.value, model: model)
+            let result = predictor.run(request, workspace: ws)
+            let fast = try #require(try predictor.answerBytes(to: request, result: result))
+            #expect(fast == (try predictor.response(to: request, result: result).serializedBytes()))
+            let y = predictor.outputs(of: result)
+            let step = try #require(try predictor.stepAnswerBytes(id: "s\(checked)", step: checked, y: y))
+            let general = JSON.object([("session_id", .string("s\(checked)")), ("model", .string(model.name)), ("step", .int(checked))]
+                                      + predictor.forecast(y[...]))
+            #expect(step == (try general.serializedBytes()))
+            checked += 1
+        }
+        #expect(checked == 100)
     }
 
     func rowsJSON(_ rows: JSONValue) throws -> String {

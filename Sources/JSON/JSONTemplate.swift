@@ -1,0 +1,85 @@
+internal import CJansson
+import Synchronization
+
+/// A jansson tree built once and written many times: the values at its slots (places named by
+/// a path of object keys) are set in place before each write, so an answer of a fixed shape
+/// costs no tree building and no allocation but jansson's own while dumping. One user at a
+/// time: take one from a ``JSONTemplate/Pool`` (which is what makes passing it between threads
+/// safe, hence the unchecked Sendable).
+public final class JSONTemplate: @unchecked Sendable {
+    private let tree: UnsafeMutablePointer<json_t>
+    private let slots: [UnsafeMutablePointer<json_t>]
+    private let paths: [[String]]
+    /// The first slot given a non-finite number since the last write.
+    private var nonFinite: Int?
+
+    /// `shape` with a placeholder of the right kind at each of `slots` (a number for
+    /// `set(_:float:)`, an integer for `set(_:int:)`, a string for `set(_:string:)`). A path
+    /// that is not in `shape` is `encodingFailed`.
+    public init(_ shape: JSON, slots: [[String]]) throws(JSONError) {
+        let tree = try shape.makeTree()
+        var nodes: [UnsafeMutablePointer<json_t>] = []
+        for path in slots {
+            var node = tree
+            for key in path {
+                guard let child = key.withCString({ json_object_get(node, $0) }) else {
+                    CJansson_json_decref(tree)
+                    throw .encodingFailed
+                }
+                node = child
+            }
+            nodes.append(node)
+        }
+        self.tree = tree
+        self.slots = nodes
+        paths = slots
+    }
+
+    deinit { CJansson_json_decref(tree) }
+
+    /// Sets a number slot to the shortest decimal that reads back as `value`.
+    public func set(_ slot: Int, float value: Float) {
+        guard value.isFinite else {
+            if nonFinite == nil { nonFinite = slot }
+            return
+        }
+        json_real_set(slots[slot], JSON.shortestDouble(value))
+    }
+
+    public func set(_ slot: Int, int value: Int) { json_integer_set(slots[slot], json_int_t(value)) }
+
+    public func set(_ slot: Int, string value: String) {
+        var value = value
+        _ = value.withUTF8 { $0.withMemoryRebound(to: CChar.self) { json_string_setn_nocheck(slots[slot], $0.baseAddress, $0.count) } }
+    }
+
+    /// The tree as it stands, as UTF-8; fails (and forgets the failure) if a number set since
+    /// the last write was not finite.
+    public func serializedBytes() throws(JSONError) -> [UInt8] {
+        if let bad = nonFinite {
+            nonFinite = nil
+            throw .nonFinite(path: "$." + paths[bad].joined(separator: "."))
+        }
+        return try JSON.dump(tree)
+    }
+
+    /// Templates of one shape for concurrent writers: each call borrows one (made on demand,
+    /// so there are at most as many as writers at once) and returns it afterwards.
+    public final class Pool: Sendable {
+        private let shape: JSON
+        private let slots: [[String]]
+        private let idle = Mutex<[JSONTemplate]>([])
+
+        public init(_ shape: JSON, slots: [[String]]) throws(JSONError) {
+            _ = try JSONTemplate(shape, slots: slots)  // the shape and slots are checked once, here
+            self.shape = shape
+            self.slots = slots
+        }
+
+        public func withTemplate<T, E: Error>(_ body: (JSONTemplate) throws(E) -> T) throws(E) -> T {
+            let template = idle.withLock { $0.popLast() } ?? (try! JSONTemplate(shape, slots: slots))
+            defer { idle.withLock { $0.append(template) } }
+            return try body(template)
+        }
+    }
+}
