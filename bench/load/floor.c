@@ -1,9 +1,9 @@
 /* The floor the HTTP layer sets: libmicrohttpd (same mode as lstm-serve: epoll, a thread pool,
  * bodies gathered across upload callbacks) + jansson parsing the same request body, then a
  * fixed JSON answer. No model, no sessions.
- * With --answer it instead builds lstm-serve's step answer (session id, model, step, forecast,
- * units, 80% interval: 7 numbers) as a jansson tree per request and dumps it with the flags
- * lstm-serve uses: what writing a real answer through jansson costs on its own.
+ * With --answer it instead builds lstm-serve's answer (forecast, units, 80% interval: 7 numbers;
+ * on a /step path also session id and step) as a jansson tree per request and dumps it with
+ * the flags lstm-serve uses: what writing a real answer through jansson costs on its own.
  *   floor PORT [THREADS] [--answer] */
 #include <jansson.h>
 #include <microhttpd.h>
@@ -28,14 +28,14 @@ static json_t *pair(double a, double b) {
     return o;
 }
 
-/* The step answer, built and dumped the way lstm-serve does (9 significant digits). */
-static size_t answer(char *out, size_t size) {
+/* The answer, built and dumped the way lstm-serve does (9 significant digits). */
+static size_t answer(char *out, size_t size, int step) {
     unsigned long long n0 = __atomic_fetch_add(&answers, 1, __ATOMIC_RELAXED);
     double k = (double)(n0 % 1000) / 1000;
     json_t *root = json_object();
-    json_object_set_new(root, "session_id", json_string("3dedf4c79300f7f809efe8e6de97d541"));
+    if (step) json_object_set_new(root, "session_id", json_string("3dedf4c79300f7f809efe8e6de97d541"));
     json_object_set_new(root, "model", json_string("temperature"));
-    json_object_set_new(root, "step", json_integer(1537 + (json_int_t)n0));
+    if (step) json_object_set_new(root, "step", json_integer(1537 + (json_int_t)n0));
     json_object_set_new(root, "forecast", pair(10.244407 + k, 3.973195 + k));
     json_t *units = json_object();
     json_object_set_new(units, "temp_max", json_string("\xc2\xb0""C"));
@@ -61,7 +61,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *data, size_t *size, void **ctx) {
-    (void)cls; (void)url; (void)method; (void)version;
+    (void)cls; (void)method; (void)version;
     if (*ctx == NULL) { *ctx = calloc(1, sizeof(Body)); return MHD_YES; }
     Body *b = *ctx;
     if (*size) {
@@ -77,7 +77,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     json_decref(doc);
     if (build_answer) {
         char out[2048];
-        size_t n = answer(out, sizeof out);
+        size_t n = answer(out, sizeof out, strstr(url, "/step") != NULL);
         struct MHD_Response *r = MHD_create_response_from_buffer(n, out, MHD_RESPMEM_MUST_COPY);
         MHD_add_response_header(r, "Content-Type", "application/json");
         enum MHD_Result ok = MHD_queue_response(c, 200, r);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# HTTP load on loopback: lstm-serve (release build, the shipped temperature model) and the
-# C floor (libmicrohttpd + jansson parsing the same body, fixed answer), predict and step
-# (spread over 1,000 sessions), at 1 and 32 connections; then resident memory over a soak.
+# HTTP load on loopback: lstm-serve (release build, the shipped temperature model), the C
+# floor (libmicrohttpd + jansson parsing the same body, fixed answer) and the floor writing
+# lstm-serve's answer through jansson per request ("floor+answer": what a real answer costs
+# with no model at all), predict and step (spread over 1,000 sessions), at 1 and 32
+# connections; then resident memory over a soak.
 #   [ROUNDS=3] bench/load/run.sh [seconds per run] [soak seconds]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,9 +39,11 @@ run_wrk() {  # base, script, connections, threads -> "rps p50 p99 errors"
 declare -A result
 start floor "$out/floor" 8091 2
 floor_pid=$pid; floor_base=$base
+start answer "$out/floor" 8093 2 --answer
+answer_pid=$pid; answer_base=$base
 start lstm .build/install/lstm-serve serve --port 8092 --log-level warning --model "$model" --max-sessions 100000
 serve_pid=$pid; serve_base=$base
-trap 'kill $floor_pid $serve_pid 2>/dev/null || true' EXIT
+trap 'kill $floor_pid $answer_pid $serve_pid 2>/dev/null || true' EXIT
 
 python3 - "$serve_base" "$out/sessions.txt" <<'PY'
 import http.client, json, sys, urllib.parse
@@ -50,9 +54,9 @@ with open(sys.argv[2], "w") as f:
         c.request("POST", "/v1/sessions", body=b"")
         f.write(json.loads(c.getresponse().read())["session_id"] + "\n")
 PY
-# The floor answers any path, so the same step script runs against it. Loopback numbers on a
-# shared 2-core VM swing by 20% from minute to minute, so each pair runs ROUNDS times, the
-# two servers alternating, and the round with the median lstm-serve rate is reported.
+# The floors answer any path, so the same step script runs against them. Loopback numbers on
+# a shared 2-core VM swing by 20% from minute to minute, so each scenario runs ROUNDS times,
+# the servers taking turns, and each server's median round is reported.
 rounds=${ROUNDS:-3}
 median_round() {  # "rps p50 p99 errors" lines on stdin, one per round -> the median one
   sort -g -k1,1 | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
@@ -60,24 +64,26 @@ median_round() {  # "rps p50 p99 errors" lines on stdin, one per round -> the me
 for scenario in predict step; do
   for c in 1 32; do
     t=$([ "$c" = 1 ] && echo 1 || echo 2)
-    : >"$out/floor.rounds"; : >"$out/lstm.rounds"
+    : >"$out/floor.rounds"; : >"$out/answer.rounds"; : >"$out/lstm.rounds"
     for _ in $(seq "$rounds"); do
       SESSIONS="$out/sessions.txt" run_wrk "$floor_base" bench/load/$scenario.lua "$c" "$t" >>"$out/floor.rounds"
+      SESSIONS="$out/sessions.txt" run_wrk "$answer_base" bench/load/$scenario.lua "$c" "$t" >>"$out/answer.rounds"
       SESSIONS="$out/sessions.txt" run_wrk "$serve_base" bench/load/$scenario.lua "$c" "$t" >>"$out/lstm.rounds"
     done
-    result[floor,$scenario,$c]=$(median_round <"$out/floor.rounds")
-    result[lstm,$scenario,$c]=$(median_round <"$out/lstm.rounds")
-    errors=$(awk '{ s += $4 } END { print s }' "$out/floor.rounds" "$out/lstm.rounds")
+    for server in floor answer lstm; do result[$server,$scenario,$c]=$(median_round <"$out/$server.rounds"); done
+    errors=$(awk '{ s += $4 } END { print s }' "$out/floor.rounds" "$out/answer.rounds" "$out/lstm.rounds")
     [ "$errors" = 0 ] || echo "errors in some round of $scenario at $c connections: $errors" >&2
   done
 done
-printf '%-8s %-5s | %-34s | %-34s | %s\n' scenario conns "lstm-serve req/s  p50  p99  errors" "floor req/s  p50  p99  errors" "ratio"
+printf '%-8s %-5s | %-34s | %-34s | %-5s | %-22s\n' scenario conns "lstm-serve req/s  p50  p99  errors" "floor req/s  p50  p99  errors" ratio "floor+answer req/s (ratio)"
 for scenario in predict step; do
   for c in 1 32; do
     read -r lr lp50 lp99 lerr <<<"${result[lstm,$scenario,$c]}"
     read -r fr fp50 fp99 ferr <<<"${result[floor,$scenario,$c]}"
+    read -r ar _ _ aerr <<<"${result[answer,$scenario,$c]}"
     ratio=$(python3 -c "print(f'{float(\"$lr\")/float(\"$fr\"):.2f}')")
-    printf '%-8s %-5s | %10s %8s %8s %6s | %10s %8s %8s %6s | %s\n' "$scenario" "$c" "$lr" "$lp50" "$lp99" "$lerr" "$fr" "$fp50" "$fp99" "$ferr" "$ratio"
+    aratio=$(python3 -c "print(f'{float(\"$ar\")/float(\"$fr\"):.2f}')")
+    printf '%-8s %-5s | %10s %8s %8s %6s | %10s %8s %8s %6s | %-5s | %10s (%s)\n' "$scenario" "$c" "$lr" "$lp50" "$lp99" "$lerr" "$fr" "$fp50" "$fp99" "$ferr" "$ratio" "$ar" "$aratio"
   done
 done
 rss() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
