@@ -30,6 +30,11 @@ def model_predict(model_dir, X):
     x = (X - np.array(n["input_mean"])) / np.array(n["input_std"])
     _, y = reference.forward(tensors, cfg, x.astype(np.float32))
     y = y * np.array(n["output_std"]) + np.array(n["output_mean"])
+    # outputs forecast as a change from the last row's value of an input ("residual_of")
+    names = [f["name"] for f in cfg["inputs"]["features"]]
+    for k, o in enumerate(cfg.get("outputs", [])):
+        if "residual_of" in o:
+            y[:, k] += X[:, -1, names.index(o["residual_of"])]
     return y, cfg
 
 

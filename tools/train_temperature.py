@@ -28,20 +28,27 @@ import weather  # noqa: E402
 
 
 class Forecaster(torch.nn.Module):
-    def __init__(self, inputs, hidden, layers, outputs, dropout):
+    def __init__(self, inputs, hidden, layers, outputs, dropout, skip=None):
         super().__init__()
         self.rnn = torch.nn.LSTM(inputs, hidden, num_layers=layers, batch_first=True)
         self.drop = torch.nn.Dropout(dropout)  # training only; identity when served
         self.head = torch.nn.Linear(hidden, outputs)
+        self.skip = skip
 
     def forward(self, x):
         out, _ = self.rnn(x)
-        return self.head(self.drop(out[:, -1]))
+        y = self.head(self.drop(out[:, -1]))
+        if self.skip is not None:
+            # residual: the head forecasts the change from the last day's observed temp_max and
+            # temp_min, which are added back in normalized target units (scale a, shift b)
+            a, b = self.skip
+            y = y + x[:, -1, :2] * a + b
+        return y
 
 
-def train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, seed):
+def train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, seed, skip=None):
     """Trains one forecaster; returns it at its best validation epoch."""
-    model = Forecaster(X.shape[2], a.hidden, a.layers, 2, a.dropout)
+    model = Forecaster(X.shape[2], a.hidden, a.layers, 2, a.dropout, skip)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs)
     loss_fn = {"mse": torch.nn.functional.mse_loss, "l1": torch.nn.functional.l1_loss,
@@ -112,6 +119,8 @@ def main():
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--noise", type=float, default=0.1, help="std of Gaussian noise added to normalized inputs while training")
     p.add_argument("--loss", choices=["mse", "l1", "huber"], default="l1")
+    p.add_argument("--residual", action="store_true",
+                   help="forecast the change from the window's last temp_max / temp_min (config: outputs[].residual_of)")
     p.add_argument("--ensemble", type=int, default=1, help="members averaged into one block-diagonal LSTM (1 layer only)")
     p.add_argument("--no-write", action="store_true", help="only report the validation score (for choosing settings)")
     p.add_argument("--seed", type=int, default=7)
@@ -133,10 +142,16 @@ def main():
     norm_y = lambda y: torch.tensor((y - y_mean) / y_std, dtype=torch.float32)
     xt, yt, xv, yv = norm_x(X[train]), norm_y(Y[train]), norm_x(X[val]), norm_y(Y[val])
 
+    # y_norm = head + (last observed - y_mean) / y_std, written on the normalized input (which
+    # carries the training noise): the served form is y = head · y_std + last observed.
+    skip = None
+    if a.residual:
+        assert a.ensemble == 1, "--residual trains one member"
+        skip = (torch.tensor(x_std[:2] / y_std, dtype=torch.float32), torch.tensor((x_mean[:2] - y_mean) / y_std, dtype=torch.float32))
     members = []
     for k in range(a.ensemble):
         torch.manual_seed(a.seed + k)
-        members.append(train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, a.seed + k))
+        members.append(train_one(a, X, Y, xt, yt, xv, yv, y_mean, y_std, val, a.seed + k, skip))
     model = members[0] if a.ensemble == 1 else merge(members, a.hidden)
     model.eval()
     with torch.no_grad():
@@ -153,6 +168,7 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     tensors = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
+    out_mean = np.zeros_like(y_mean) if a.residual else y_mean  # served: y = head · y_std + last observed
     st_io.write(os.path.join(a.out, "model.safetensors"), tensors)
     units = {"temp_max": "°C", "temp_min": "°C", "precipitation": "mm", "wind": "m/s"}
     config = {
@@ -163,13 +179,13 @@ def main():
         "inputs": {"window": weather.WINDOW, "features":
                    [{"name": f, "unit": units[f]} for f in weather.OBSERVED] +
                    [{"name": "doy_sin", "derived": "day_of_year_sin"}, {"name": "doy_cos", "derived": "day_of_year_cos"}]},
-        "outputs": [{"name": "temp_max", "unit": "°C"}, {"name": "temp_min", "unit": "°C"}],
+        "outputs": [{"name": n, "unit": "°C", **({"residual_of": n} if a.residual else {})} for n in ("temp_max", "temp_min")],
         "normalization": {"input_mean": [float(v) for v in x_mean], "input_std": [float(v) for v in x_std],
-                          "output_mean": [float(v) for v in y_mean], "output_std": [float(v) for v in y_std]},
+                          "output_mean": [float(v) for v in out_mean], "output_std": [float(v) for v in y_std]},
         "interval": {"level": 0.8, "lower": [float(v) for v in lower], "upper": [float(v) for v in upper]},
         "source": {"framework": "pytorch", "torch": torch.__version__, "data": "NOAA GHCN daily, Seattle 2012-2015 (vega_datasets seattle-weather.csv)",
                    "train": "2012-2013", "validation": "2014", "test": "2015", "seed": str(a.seed), "ensemble": str(a.ensemble),
-                   "settings": f"loss {a.loss}, hidden {a.hidden}, layers {a.layers}, lr {a.lr}, weight_decay {a.weight_decay}, dropout {a.dropout}, noise {a.noise}, epochs {a.epochs}"},
+                   "settings": f"{'residual, ' if a.residual else ''}loss {a.loss}, hidden {a.hidden}, layers {a.layers}, lr {a.lr}, weight_decay {a.weight_decay}, dropout {a.dropout}, noise {a.noise}, epochs {a.epochs}"},
     }
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)

@@ -31,6 +31,7 @@ public enum ModelInfo {
         let outputs: [JSON] = Predictor(model: model).outputNames.enumerated().map { k, name in
             var m: [(String, JSON)] = [("name", .string(name))]
             if k < c.outputs.count, let u = c.outputs[k].unit { m.append(("unit", .string(u))) }
+            if k < c.outputs.count, let r = c.outputs[k].residualOf { m.append(("residual_of", .string(r))) }
             return .object(m)
         }
         var normalization: [(String, JSON)] = []
@@ -86,6 +87,7 @@ public enum ModelInfo {
         lines.append("inputs: window \(c.windowLength.map(String.init) ?? "any") × \(features)")
         let outputs = Predictor(model: model).outputNames.enumerated().map { k, n in
             n + (k < c.outputs.count ? c.outputs[k].unit.map { " [\($0)]" } ?? "" : "")
+                + (k < c.outputs.count ? c.outputs[k].residualOf.map { " (change from the last \($0))" } ?? "" : "")
         }
         lines.append("outputs: \(outputs.joined(separator: ", "))")
         if c.inputMean != nil || c.outputMean != nil { lines.append("normalization: built in (inputs and outputs in real units)") }

@@ -15,12 +15,19 @@ public struct Predictor: Sendable {
     /// when output names repeat (then the general path writes them).
     let forecastAnswer: JSONTemplate.Pool?
     let stepAnswer: JSONTemplate.Pool?
+    /// Per output, the input feature whose last value is added back (`residual_of`), or nil.
+    private let residualInputs: [Int?]
 
     public init(model: Model) {
         self.model = model
         let n = model.network.headOutputSize ?? model.network.outputWidth
         let names = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
         outputNames = names
+        let features = model.config.features
+        residualInputs = names.indices.map { k in
+            guard k < model.config.outputs.count, let base = model.config.outputs[k].residualOf else { return nil }
+            return features.firstIndex { $0.name == base }
+        }
         let units = model.config.outputs.compactMap { o in o.unit.map { (o.name, JSON.string($0)) } }
         self.units = units.isEmpty ? nil : .object(units)
         // Slots: each output's forecast, then (with an interval) each lower bound, each upper.
@@ -60,10 +67,25 @@ public struct Predictor: Sendable {
     }
 
     /// The network's answer in real units: (batchSize, outputs).
-    public func outputs(of result: ForwardResult) -> [Float] {
+    public func outputs(of result: ForwardResult, request: PredictRequest) -> [Float] {
         var y = model.network.headOutputSize == nil ? result.lastOutput : result.head
-        denormalize(&y)
+        realUnits(&y, inputs: request.inputs, sequenceLength: request.sequenceLength)
         return y
+    }
+
+    /// Head outputs (batchSize, outputs) to real units: denormalized, then for outputs forecast
+    /// as a change (`residual_of`) plus that input's raw value in the sample's last row.
+    /// `inputs` are the raw inputs, (batchSize, sequenceLength, inputSize).
+    public func realUnits(_ y: inout [Float], inputs: [Float], sequenceLength T: Int) {
+        denormalize(&y)
+        let n = outputNames.count, inputSize = model.network.inputSize
+        guard n > 0, T > 0, residualInputs.contains(where: { $0 != nil }) else { return }
+        for b in 0..<y.count / n {
+            let last = (b * T + T - 1) * inputSize
+            for (k, f) in residualInputs.enumerated() {
+                if let f, last + f < inputs.count { y[b * n + k] += inputs[last + f] }
+            }
+        }
     }
 
     /// Runs `request`; the workspace must be for this model and the request's batch size.
@@ -110,7 +132,7 @@ public struct Predictor: Sendable {
     /// for any other request (batches, sequences, state), which `response` writes.
     func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
         guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
-        let y = outputs(of: result)
+        let y = outputs(of: result, request: request)
         return try forecastAnswer.withTemplate { t throws(JSONError) in
             y.withUnsafeBufferPointer { fill(t, from: 0, $0) }
             return try t.serializedBytes()
@@ -130,7 +152,7 @@ public struct Predictor: Sendable {
 
     /// The whole answer to a predict request.
     public func response(to request: PredictRequest, result: ForwardResult) -> JSON {
-        let y = outputs(of: result)
+        let y = outputs(of: result, request: request)
         let n = outputNames.count
         let W = model.network.outputWidth, T = request.sequenceLength
         func sample(_ b: Int) -> [(String, JSON)] {

@@ -92,7 +92,6 @@ extension Service {
             for (t, row) in rowsJSON.enumerated() {
                 var values: [Float] = []
                 try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
-                entry.predictor.normalize(&values)
                 rows.append(values)
             }
             return rows
@@ -114,8 +113,7 @@ extension Service {
     private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) -> HTTPResponse {
         let (session, entry, outputs) = done
         let stepCount = session.step
-        if !isMany, var y = outputs.last {
-            entry.predictor.denormalize(&y)
+        if !isMany, let y = outputs.last {
             do {
                 if let bytes = try entry.predictor.stepAnswerBytes(id: id, step: stepCount, y: y) { return Self.reply(200, bytes: bytes) }
             } catch {
@@ -125,9 +123,7 @@ extension Service {
         var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
         var last: [Float] = []
         var all: [JSON] = []
-        for raw in outputs {
-            var y = raw
-            entry.predictor.denormalize(&y)
+        for y in outputs {
             last = y
             if isMany { all.append(.object(entry.predictor.forecast(y[...]))) }
         }

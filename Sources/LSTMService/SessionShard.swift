@@ -71,9 +71,9 @@ actor SessionShard {
     /// What a step answers besides the outputs.
     struct Stepped: Sendable { let model: String; let step: Int }
 
-    /// Advances a session through `rows` (normalized inputs, one array per timestep).
-    /// Returns the step count after and the raw head output after each step.
-    /// `rows` turns the request into normalized inputs for the session's model; it runs here, so
+    /// Advances a session through `rows` (raw inputs, one array per timestep).
+    /// Returns the step count after and the output after each step, in real units.
+    /// `rows` turns the request into raw inputs for the session's model; it runs here, so
     /// one actor call finds the session, decodes and steps.
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
               rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
@@ -99,13 +99,18 @@ actor SessionShard {
         outputs.reserveCapacity(rows.count)
         Self.advance(&sessions.values[i]) { session in
             for row in rows {
-                net.step(row, state: &session.state, workspace: ws)
+                var x = row
+                entry.predictor.normalize(&x)
+                net.step(x, state: &session.state, workspace: ws)
+                var y: [Float]
                 if net.headOutputSize != nil {
                     net.applyHead(workspace: ws)
-                    outputs.append(ws.head)
+                    y = ws.head
                 } else {
-                    outputs.append(ws.output)
+                    y = ws.output
                 }
+                entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
+                outputs.append(y)
             }
             session.step = current + rows.count
             session.lastUsed = now

@@ -112,5 +112,11 @@ extension ModelConfig {
         if let interval, interval.lower.count != outputs || interval.upper.count != outputs {
             throw .invalidConfig("interval.lower and interval.upper need \(outputs) values each")
         }
+        for o in self.outputs {
+            guard let base = o.residualOf else { continue }
+            guard features.contains(where: { $0.name == base && $0.derived == nil }) else {
+                throw .invalidConfig("output '\(o.name)': residual_of '\(base)' is not an observed input feature (inputs.features)")
+            }
+        }
     }
 }

@@ -23,6 +23,15 @@ public struct ModelConfig: Sendable, Equatable {
     public struct Output: Sendable, Equatable {
         public var name: String
         public var unit: String?
+        /// The network forecasts this output as a change from the window's last value of the
+        /// input feature named here (an observed one); the server adds that value back.
+        public var residualOf: String?
+
+        public init(name: String, unit: String? = nil, residualOf: String? = nil) {
+            self.name = name
+            self.unit = unit
+            self.residualOf = residualOf
+        }
     }
 
     /// An additive prediction interval: the forecast plus per-output residual quantiles.
@@ -104,7 +113,9 @@ extension ModelConfig {
             guard v.kind == .array else { throw .invalidConfig("outputs must be an array") }
             outputs = try v.elements.map { (e) throws(ModelError) in
                 guard let n = e["name"]?.string else { throw .invalidConfig("every output needs a string 'name'") }
-                return Output(name: n, unit: e["unit"]?.string)
+                var residualOf: String?
+                if let r = e["residual_of"] { residualOf = try string(r, "outputs[].residual_of") }
+                return Output(name: n, unit: e["unit"]?.string, residualOf: residualOf)
             }
         }
         if let v = json["normalization"] {

@@ -36,6 +36,7 @@ import TestSupport
         #expect(v["inputs"]!["window"]!.int == 7)
         #expect(v["inputs"]!["features"]!.elements.map { $0["name"]!.string! } == ["temp_max", "temp_min", "precipitation", "wind", "doy_sin", "doy_cos"])
         #expect(v["outputs"]![0]!["unit"]!.string == "°C")
+        #expect(v["outputs"]![0]!["residual_of"]!.string == "temp_max" && v["outputs"]![1]!["residual_of"]!.string == "temp_min")
         #expect(v["weights"]!["sha256"]!.string!.count == 64)
         #expect(v["loaded_at"]!.string!.hasSuffix("Z"))
         let missing = try s.get("/v1/models/nope")

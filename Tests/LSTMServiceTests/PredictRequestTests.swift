@@ -75,7 +75,7 @@ import TestSupport
         for k in x.indices { x[k] = (x[k] - [10, 3, 0, 0][k % 4]) / [5, 2, 1, 1][k % 4] }
         let raw = Self.model.network.forward(x, sequenceLength: 3, workspace: Workspace(network: Self.model.network, batchSize: 1))
         let expected = [raw.head[0] * 4 + 10, raw.head[1] * 2 + 5]
-        #expect(predictor.outputs(of: result) == expected)
+        #expect(predictor.outputs(of: result, request: request) == expected)
         let json = try predictor.response(to: request, result: result).serialized()
         #expect(json.hasPrefix(#"{"model":"weather","forecast":{"a":\#(JSON.float(expected[0]).serializedOrEmpty),"b":"#))
         #expect(json.contains(#""units":{"a":"°C","b":"°C"}"#))

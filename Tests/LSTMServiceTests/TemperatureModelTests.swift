@@ -21,7 +21,7 @@ import TestSupport
             // the case holds target_date and pytorch beside window: decode just the window
             let body = try JSONDocument(text: #"{"window": "# + (try rowsJSON(c["window"]!)) + "}")
             let request = try PredictRequest.decode(body.value, model: model)
-            let y = predictor.outputs(of: predictor.run(request, workspace: ws))
+            let y = predictor.outputs(of: predictor.run(request, workspace: ws), request: request)
             var expected: [Float] = []
             _ = c["pytorch"]!.appendNumbers(to: &expected)
             worst = max(worst, maxAbsDiff(y, expected))
@@ -43,7 +43,7 @@ import TestSupport
             let result = predictor.run(request, workspace: ws)
             let fast = try #require(try predictor.answerBytes(to: request, result: result))
             #expect(fast == (try predictor.response(to: request, result: result).serializedBytes()))
-            let y = predictor.outputs(of: result)
+            let y = predictor.outputs(of: result, request: request)
             let step = try #require(try predictor.stepAnswerBytes(id: "s\(checked)", step: checked, y: y))
             let general = JSON.object([("session_id", .string("s\(checked)")), ("model", .string(model.name)), ("step", .int(checked))]
                                       + predictor.forecast(y[...]))

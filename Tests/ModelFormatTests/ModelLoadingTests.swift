@@ -103,6 +103,19 @@ import TestSupport
         #expect(m.hasPrefix("unknown key 'colour'"))
     }
 
+    @Test func aResidualOutputMustNameAnObservedInput() throws {
+        let features = #""inputs": {"features": [{"name": "a"}, {"name": "d", "derived": "day_of_year_sin"}]}"#
+        func outputs(_ base: String) -> String {
+            #""outputs": [{"name": "x", "residual_of": "\#(base)"}, {"name": "y"}, {"name": "z"}]"#
+        }
+        let ok = try Model.load(path: try Self.write(Self.lstm(), config: "{\(features), \(outputs("a"))}"))
+        #expect(ok.config.outputs.map(\.residualOf) == ["a", nil, nil])
+        #expect(loadError(try Self.write(Self.lstm(), config: "{\(features), \(outputs("d"))}"))
+            == .invalidConfig("output 'x': residual_of 'd' is not an observed input feature (inputs.features)"))
+        #expect(loadError(try Self.write(Self.lstm(), config: "{\(features), \(outputs("q"))}"))
+            == .invalidConfig("output 'x': residual_of 'q' is not an observed input feature (inputs.features)"))
+    }
+
     @Test func metadataCanCarryTheConfigOfABareFile() throws {
         let t: [String: ([Int], [Float])] = [
             "rnn.weight_ih_l0": ([3, 2], .init(repeating: 0.1, count: 6)),
