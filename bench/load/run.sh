@@ -4,7 +4,9 @@
 # lstm-serve's answer through jansson per request ("floor+answer": what a real answer costs
 # with no model at all), predict and step (spread over 1,000 sessions), at 1 and 32
 # connections; then resident memory over a soak.
-#   [ROUNDS=3] bench/load/run.sh [seconds per run] [soak seconds]
+#   [ROUNDS=3] [MODEL=models/temperature] bench/load/run.sh [seconds per run] [soak seconds]
+# MODEL=bench/out/lstm2x64 runs the 2-layer hidden-64 network issue 3 sets its targets with
+# (random weights behind the temperature config; made by bench/load/make_2x64.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
@@ -15,6 +17,7 @@ command -v wrk >/dev/null || scripts/setup.sh --test
 gcc -O2 -o "$out/floor" bench/load/floor.c -lmicrohttpd -ljansson
 scripts/build.sh >/dev/null
 model=${MODEL:-models/temperature}
+[ "$model" != bench/out/lstm2x64 ] || [ -f "$model/model.safetensors" ] || python3 bench/load/make_2x64.py
 
 start() {  # name, command... -> sets pid, base
   local log="$out/$1.log"; shift
