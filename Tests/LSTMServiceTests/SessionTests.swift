@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import LSTMService
+import Synchronization
 import Testing
 import TestSupport
 
@@ -74,6 +75,37 @@ import TestSupport
         }
         #expect(steps("direct") >= 1 && steps("queued") >= 0)
         #expect(steps("direct") + steps("queued") == threads * each + 1)
+    }
+
+    /// Creates, reads and deletes from 8 threads into one shard: every session is counted
+    /// once, none is lost, and the metrics agree.
+    @Test func concurrentCreatesReadsAndDeletesKeepTheCountExact() throws {
+        let s = try LiveServer { $0.sessionShards = 1 }
+        let threads = 8, each = 30
+        let failures = Failures()
+        let ids = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            for _ in 0..<each {
+                guard let r = try? s.client.request("POST", "/v1/sessions"), r.status == 201,
+                      let id = try? r.json["session_id"]!.string, (try? s.get("/v1/sessions/\(id)").status) == 200,
+                      (try? s.get("/v1/sessions/\(id)/state").status) == 200 else { failures.add(); continue }
+                ids.withLock { $0.append(id) }
+            }
+        }
+        #expect(failures.count == 0)
+        let all = ids.withLock { $0 }
+        #expect(Set(all).count == threads * each)
+        #expect(try s.get("/metrics").text.contains("lstm_serve_sessions_active \(threads * each)\n"))
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            for id in all[(t * each)..<((t + 1) * each)] {
+                if (try? s.delete("/v1/sessions/\(id)").status) != 204 { failures.add() }
+            }
+        }
+        #expect(failures.count == 0)
+        let text = try s.get("/metrics").text
+        #expect(text.contains("lstm_serve_sessions_active 0\n") && text.contains("lstm_serve_sessions_deleted_total \(threads * each)\n"))
+        #expect(text.contains("lstm_serve_sessions_created_total \(threads * each)\n"))
+        #expect(try s.get("/v1/sessions/\(all[0])").status == 404)
     }
 
     @Test func stateExportAndImportMovesASession() throws {
