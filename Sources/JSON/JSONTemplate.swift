@@ -76,8 +76,10 @@ public final class JSONTemplate: @unchecked Sendable {
             self.slots = slots
         }
 
-        public func withTemplate<T, E: Error>(_ body: (JSONTemplate) throws(E) -> T) throws(E) -> T {
-            let template = idle.withLock { $0.popLast() } ?? (try! JSONTemplate(shape, slots: slots))
+        /// `body`'s result with a template of its own; nil if none could be made (jansson out
+        /// of memory: write the answer another way).
+        public func withTemplate<T, E: Error>(_ body: (JSONTemplate) throws(E) -> T) throws(E) -> T? {
+            guard let template = idle.withLock({ $0.popLast() }) ?? (try? JSONTemplate(shape, slots: slots)) else { return nil }
             defer { idle.withLock { $0.append(template) } }
             return try body(template)
         }
