@@ -10,8 +10,9 @@ public final class JSONTemplate: @unchecked Sendable {
     private let tree: UnsafeMutablePointer<json_t>
     private let slots: [UnsafeMutablePointer<json_t>]
     private let paths: [[String]]
-    /// The first slot given a non-finite number since the last write.
-    private var nonFinite: Int?
+    /// Why the next write must fail: the first slot given a non-finite number since the last
+    /// write, or a value jansson could not take.
+    private var failure: JSONError?
 
     /// `shape` with a placeholder of the right kind at each of `slots` (a number for
     /// `set(_:float:)`, an integer for `set(_:int:)`, a string for `set(_:string:)`). A path
@@ -37,28 +38,36 @@ public final class JSONTemplate: @unchecked Sendable {
 
     deinit { CJansson_json_decref(tree) }
 
-    /// Sets a number slot to the shortest decimal that reads back as `value`.
+    /// Sets a number slot to the shortest decimal that reads back as `value`. The
+    /// corresponding C function is `json_real_set`.
     public func set(_ slot: Int, float value: Float) {
         guard value.isFinite else {
-            if nonFinite == nil { nonFinite = slot }
+            if failure == nil { failure = .nonFinite(path: "$." + paths[slot].joined(separator: ".")) }
             return
         }
-        json_real_set(slots[slot], JSON.shortestDouble(value))
+        check(json_real_set(slots[slot], JSON.shortestDouble(value)))
     }
 
-    public func set(_ slot: Int, int value: Int) { json_integer_set(slots[slot], json_int_t(value)) }
+    /// The corresponding C function is `json_integer_set`.
+    public func set(_ slot: Int, int value: Int) { check(json_integer_set(slots[slot], json_int_t(value))) }
 
+    /// The corresponding C function is `json_string_setn_nocheck` (a Swift String is valid UTF-8).
     public func set(_ slot: Int, string value: String) {
         var value = value
-        _ = value.withUTF8 { $0.withMemoryRebound(to: CChar.self) { json_string_setn_nocheck(slots[slot], $0.baseAddress, $0.count) } }
+        check(value.withUTF8 { $0.withMemoryRebound(to: CChar.self) { json_string_setn_nocheck(slots[slot], $0.baseAddress, $0.count) } })
     }
 
-    /// The tree as it stands, as UTF-8; fails (and forgets the failure) if a number set since
-    /// the last write was not finite.
+    /// jansson answers -1 for a slot of another kind or when it cannot allocate.
+    private func check(_ result: Int32) {
+        if result != 0, failure == nil { failure = .encodingFailed }
+    }
+
+    /// The tree as it stands, as UTF-8; fails (and forgets the failure) if a value set since
+    /// the last write was not finite or not taken.
     public func serializedBytes() throws(JSONError) -> [UInt8] {
-        if let bad = nonFinite {
-            nonFinite = nil
-            throw .nonFinite(path: "$." + paths[bad].joined(separator: "."))
+        if let failure {
+            self.failure = nil
+            throw failure
         }
         return try JSON.dump(tree)
     }

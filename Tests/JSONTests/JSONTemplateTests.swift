@@ -29,6 +29,10 @@ import Testing
         t.set(3, float: 2)
         #expect(String(decoding: try t.serializedBytes(), as: UTF8.self).contains(#""y":2"#))
         #expect(throws: JSONError.encodingFailed) { try JSONTemplate(Self.shape(0, 0, id: "", step: 0), slots: [["forecast", "z"]]) }
+        // a slot of another kind refuses the value, and the write says so
+        t.set(1, float: 2)
+        #expect(throws: JSONError.encodingFailed) { try t.serializedBytes() }
+        #expect(try t.serializedBytes().count > 0)
     }
 
     @Test func aPoolGivesEachConcurrentWriterItsOwnTemplate() throws {
