@@ -176,7 +176,7 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, _, requestCo
     requestContext!.pointee = nil
     if let request = context.request, let response = context.response {
         let micros = Int((DispatchTime.now().uptimeNanoseconds - context.start) / 1000)
-        server.handler.completed(request, status: response.status, microseconds: micros)
+        server.handler.completed(request, response: response, microseconds: micros)
     }
     server.inFlight.subtract(1, ordering: .releasing)
 }

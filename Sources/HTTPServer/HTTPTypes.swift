@@ -22,6 +22,9 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// The handler's own mark (such as the route it matched), handed back to `completed`, so
+    /// the handler need not work a request out twice. Not sent.
+    public var label = -1
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -39,8 +42,9 @@ public enum HTTPHandlerResult: Sendable {
 
 public protocol HTTPHandler: Sendable {
     func handle(_ request: HTTPRequest) -> HTTPHandlerResult
-    /// Called once per finished request with its status and duration, for logs and metrics.
-    func completed(_ request: HTTPRequest, status: Int, microseconds: Int)
+    /// Called once per finished request with the response sent and the duration, for logs
+    /// and metrics.
+    func completed(_ request: HTTPRequest, response: HTTPResponse, microseconds: Int)
 }
 
 public enum HTTPServerError: Error, Equatable, CustomStringConvertible {

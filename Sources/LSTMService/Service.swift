@@ -28,7 +28,24 @@ public final class Service: HTTPHandler, Sendable {
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
 
     public func handle(_ request: HTTPRequest) -> HTTPHandlerResult {
-        guard let route = Self.route(request.path) else {
+        // the route is worked out once; the answer carries its index back to `completed`
+        let route = Self.route(request.path)
+        let label = route?.index ?? -1
+        switch answer(request, route) {
+        case var .now(response):
+            response.label = label
+            return .now(response)
+        case let .later(work):
+            return .later {
+                var response = await work()
+                response.label = label
+                return response
+            }
+        }
+    }
+
+    private func answer(_ request: HTTPRequest, _ route: Route?) -> HTTPHandlerResult {
+        guard let route else {
             return .now(Self.reply(APIError(.notFound, "no route \(request.method) \(request.path); see README for the endpoints")))
         }
         guard route.allowed.contains(request.method) || (request.method == "HEAD" && route.allowed.contains("GET")) else {
@@ -63,9 +80,9 @@ public final class Service: HTTPHandler, Sendable {
         }
     }
 
-    public func completed(_ request: HTTPRequest, status: Int, microseconds: Int) {
-        metrics.record(route: Self.route(request.path)?.index ?? -1, method: request.method, status: status, seconds: Double(microseconds) / 1e6)
-        log(.info, "\(request.method) \(request.path) \(status) \(microseconds)us")
+    public func completed(_ request: HTTPRequest, response: HTTPResponse, microseconds: Int) {
+        metrics.record(route: response.label, method: request.method, status: response.status, seconds: Double(microseconds) / 1e6)
+        log(.info, "\(request.method) \(request.path) \(response.status) \(microseconds)us")
     }
 
     // MARK: Rendering

@@ -12,8 +12,10 @@ func handlerMicroseconds(modelsDirectory: String, body: [UInt8], seconds: Double
     let predict = HTTPRequest(method: "POST", path: "/v1/predict", contentType: "application/json", body: body)
     var bytes = 0
     let predictUs = measure {
-        if case let .now(r) = service.handle(predict) { bytes += r.body.count }
-        service.completed(predict, status: 200, microseconds: 100)
+        if case let .now(r) = service.handle(predict) {
+            bytes += r.body.count
+            service.completed(predict, response: r, microseconds: 100)
+        }
     }
     // One session, stepped with the first row of the body's window (as named features when
     // the window's rows are objects).
@@ -26,8 +28,10 @@ func handlerMicroseconds(modelsDirectory: String, body: [UInt8], seconds: Double
     let row = try JSONSerialization.data(withJSONObject: ["x": window[0]])
     let step = HTTPRequest(method: "POST", path: "/v1/sessions/\(id)/step", contentType: "application/json", body: [UInt8](row))
     let stepUs = measure {
-        if case let .now(r) = service.handle(step) { bytes += r.body.count }
-        service.completed(step, status: 200, microseconds: 100)
+        if case let .now(r) = service.handle(step) {
+            bytes += r.body.count
+            service.completed(step, response: r, microseconds: 100)
+        }
     }
     if bytes == 0 { print("no answers") }
     return (predictUs, stepUs)
