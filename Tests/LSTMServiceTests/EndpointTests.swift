@@ -57,10 +57,16 @@ import TestSupport
         // the same by model name, as a batch, with state and sequences
         let named = try s.post("/v1/models/temperature/predict", Week.body)
         #expect(named.json["forecast"]!["temp_max"]!.double == f["temp_max"]!.double)
-        let batch = try s.post("/v1/predict", #"{"windows": [\#(Week.window), \#(Week.window)], "return_state": true, "return_sequences": true}"#)
+        // a second, different window (the week rotated by a day), so each prediction must use
+        // its own window's last day for the residual
+        let rotated = "[" + (Week.rows[1...] + Week.rows[..<1]).joined(separator: ", ") + "]"
+        let alone = try s.post("/v1/predict", #"{"window": \#(rotated)}"#).json["forecast"]!
+        let batch = try s.post("/v1/predict", #"{"windows": [\#(Week.window), \#(rotated)], "return_state": true, "return_sequences": true}"#)
         #expect(batch.status == 200)
         let p = batch.json["predictions"]!
-        #expect(p.count == 2 && p[1]!["forecast"]!["temp_max"]!.double == f["temp_max"]!.double)
+        #expect(p.count == 2 && p[0]!["forecast"]!["temp_max"]!.double == f["temp_max"]!.double)
+        #expect(p[1]!["forecast"]!["temp_max"]!.double == alone["temp_max"]!.double && alone["temp_max"]!.double != f["temp_max"]!.double)
+        #expect(p[1]!["forecast"]!["temp_min"]!.double == alone["temp_min"]!.double)
         #expect(p[0]!["state"]!["h"]![0]!.count == 32 && p[0]!["sequence"]!.count == 7)
     }
 
