@@ -18,11 +18,13 @@ import TestSupport
         #expect(created.headers["location"] == "/v1/sessions/\(id)")
         #expect(created.json["step"]!.int == 0)
         var last: JSONValue?
+        var each: [Double] = []
         for (t, row) in Week.rows.enumerated() {
             let r = try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(t)}"#)
             #expect(r.status == 200)
             #expect(r.json["step"]!.int == t + 1)
             last = r.json["forecast"]
+            each.append(last!["temp_min"]!.double!)
         }
         // the same bits: the same decimal text
         #expect(try JSON.float(Float(last!["temp_max"]!.double!)).serialized() == JSON.float(Float(predicted["temp_max"]!.double!)).serialized())
@@ -33,6 +35,8 @@ import TestSupport
         let many = try s.post("/v1/sessions/\(other)/step", #"{"xs": \#(Week.window)}"#)
         #expect(many.json["step"]!.int == 7 && many.json["forecasts"]!.count == 7)
         #expect(many.json["forecast"]!["temp_max"]!.double == predicted["temp_max"]!.double)
+        // each timestep's forecast, with its own row's last values added back, as stepped one by one
+        #expect((0..<7).map { many.json["forecasts"]![$0]!["forecast"]!["temp_min"]!.double! } == each)
     }
 
     @Test func expectedStepMakesRetriesSafe() throws {
