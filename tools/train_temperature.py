@@ -9,7 +9,8 @@ Writes models/temperature/: model.safetensors (PyTorch state_dict names), config
 (features, units, normalization, 80% interval) and Tests/Fixtures/temperature_2015.json (the
 2015 windows with PyTorch's own predictions, for the Swift test).
 
-  python3 tools/train_temperature.py [--epochs 400]
+  python3 tools/train_temperature.py            # the shipped model (seed 7), bit for bit
+  python3 tools/train_temperature.py --no-write # only the 2014 score, for choosing settings
 """
 import argparse
 import json
@@ -119,9 +120,9 @@ def main():
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--noise", type=float, default=0.1, help="std of Gaussian noise added to normalized inputs while training")
     p.add_argument("--loss", choices=["mse", "l1", "huber"], default="l1")
-    p.add_argument("--residual", action="store_true",
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=True,
                    help="forecast the change from the window's last temp_max / temp_min (config: outputs[].residual_of)")
-    p.add_argument("--ensemble", type=int, default=1, help="members averaged into one block-diagonal LSTM (1 layer only)")
+    p.add_argument("--ensemble", type=int, default=1, help="members averaged into one block-diagonal LSTM (1 layer, with --no-residual)")
     p.add_argument("--no-write", action="store_true", help="only report the validation score (for choosing settings)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", default=os.path.join(weather.ROOT, "models", "temperature"))
