@@ -30,11 +30,13 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
-        .target(name: "JSON", dependencies: ["CJansson"]),
+        // A pthread lock that ThreadSanitizer can see (Synchronization.Mutex on Linux it cannot).
+        .target(name: "Locking"),
+        .target(name: "JSON", dependencies: ["CJansson", "Locking"]),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
         .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "HTTPServer"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "HTTPServer", "Locking"]),
         .executableTarget(
             name: "lstm-serve",
             dependencies: [
@@ -50,7 +52,7 @@ let package = Package(
             swiftSettings: fastMath
         ),
         .target(name: "TestSupport", dependencies: ["JSON"], path: "Tests/TestSupport"),
-        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "Locking"]),
         .testTarget(name: "RecurrentCoreTests", dependencies: ["RecurrentCore", "TestSupport"]),
         .testTarget(
             name: "ModelFormatTests",
@@ -58,7 +60,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelFormat", "JSON", "TestSupport"]
+            dependencies: ["LSTMService", "ModelFormat", "JSON", "Locking", "TestSupport"]
         ),
     ]
 )

@@ -1,5 +1,5 @@
 internal import CJansson
-import Synchronization
+import Locking
 
 /// A jansson tree built once and written many times: the values at its slots (places named by
 /// a path of object keys) are set in place before each write, so an answer of a fixed shape
@@ -77,7 +77,7 @@ public final class JSONTemplate: @unchecked Sendable {
     public final class Pool: Sendable {
         private let shape: JSON
         private let slots: [[String]]
-        private let idle = Mutex<[JSONTemplate]>([])
+        private let idle = Locked<[JSONTemplate]>([])
 
         public init(_ shape: JSON, slots: [[String]]) throws(JSONError) {
             _ = try JSONTemplate(shape, slots: slots)  // the shape and slots are checked once, here

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 public enum LogLevel: String, Sendable, Comparable {
     case debug, info, warning, error
@@ -17,7 +17,7 @@ public enum LogLevel: String, Sendable, Comparable {
 /// Lines to standard error, one write each, at or above the configured level.
 public struct Log: Sendable {
     public let level: LogLevel
-    private static let lock = Mutex(())
+    private static let lock = Locked(())
 
     public init(level: LogLevel) { self.level = level }
 

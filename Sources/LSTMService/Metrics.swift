@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
 /// Requests are counted by route index (the labels are given once), so counting one hashes a
@@ -28,12 +28,12 @@ public final class Metrics: Sendable {
         var stepsDirect = 0, stepsQueued = 0
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     /// `routes`: the label of each route index; requests that match none use index `routes.count`.
     public init(routes: [String] = []) {
         self.routes = routes + ["unmatched"]
-        state = Mutex(State(latency: Array(repeating: Histogram(), count: routes.count + 1)))
+        state = Locked(State(latency: Array(repeating: Histogram(), count: routes.count + 1)))
     }
 
     var unmatched: Int { routes.count - 1 }

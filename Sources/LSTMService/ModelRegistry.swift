@@ -1,7 +1,7 @@
 import Foundation
+import Locking
 import ModelFormat
 import RecurrentCore
-import Synchronization
 
 /// The loaded models, immutable once the server starts, and a pool of workspaces per model and
 /// batch size so predict allocates no scratch memory per request.
@@ -24,7 +24,7 @@ public final class ModelRegistry: Sendable {
     /// Names in load order.
     public let names: [String]
     public let defaultName: String
-    private let pool = Mutex<[PoolKey: [WorkspaceBox]]>([:])
+    private let pool = Locked<[PoolKey: [WorkspaceBox]]>([:])
 
     struct PoolKey: Hashable { let model: String; let batch: Int }
     /// A workspace is used by one thread at a time; the pool hands it over under its lock.

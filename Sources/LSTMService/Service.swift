@@ -1,8 +1,8 @@
 import Foundation
 import HTTPServer
 import JSON
+import Locking
 import RecurrentCore
-import Synchronization
 
 /// The application: routes requests to the endpoints, renders every answer and error as JSON,
 /// logs and counts each request. Predict runs on the HTTP worker thread against the immutable
@@ -12,7 +12,7 @@ public final class Service: HTTPHandler, Sendable {
     public let metrics = Metrics(routes: Route.patterns)
     public let sessions: SessionStore
     let log: Log
-    private let registryBox = Mutex<ModelRegistry?>(nil)
+    private let registryBox = Locked<ModelRegistry?>(nil)
 
     public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) {
         self.configuration = configuration

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// Where sessions read the time (Unix seconds): the system clock, or a manual one in tests.
 public protocol ServiceClock: Sendable {
@@ -13,8 +13,8 @@ public struct SystemClock: ServiceClock {
 
 /// A clock that moves only when told, so expiry is tested without sleeping.
 public final class ManualClock: ServiceClock {
-    private let time: Mutex<Double>
-    public init(_ start: Double = 1_700_000_000) { time = Mutex(start) }
+    private let time: Locked<Double>
+    public init(_ start: Double = 1_700_000_000) { time = Locked(start) }
     public func now() -> Double { time.withLock { $0 } }
     public func advance(_ seconds: Double) { time.withLock { $0 += seconds } }
 }

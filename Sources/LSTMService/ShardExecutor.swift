@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Synchronization
+import Locking
 
 /// The serial executor of one session shard. Jobs enqueued by tasks run one at a time on GCD,
 /// as a default actor's would; in addition, a thread that finds the shard idle (no job running,
@@ -16,7 +16,7 @@ final class ShardExecutor: SerialExecutor, @unchecked Sendable {
         var owner: pthread_t?
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)

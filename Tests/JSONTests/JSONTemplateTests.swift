@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import JSON
+import Locking
 import Testing
 
 /// Reusable trees: values set at slots are what a freshly built tree of the same JSON writes.
@@ -37,7 +37,7 @@ import Testing
 
     @Test func aPoolGivesEachConcurrentWriterItsOwnTemplate() throws {
         let pool = try JSONTemplate.Pool(Self.shape(0, 0, id: "", step: 0), slots: Self.slots)
-        let wrong = Mutex(0)
+        let wrong = Locked(0)
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             for k in 0..<2_000 {
                 let (a, b, id) = (Float(worker), Float(k), "w\(worker)")

@@ -1,7 +1,7 @@
 import Foundation
 import JSON
 import LSTMService
-import Synchronization
+import Locking
 import Testing
 import TestSupport
 
@@ -87,11 +87,11 @@ import TestSupport
         let s = try LiveServer { $0.sessionShards = 1 }
         let threads = 8, each = 30
         let failures = Failures()
-        let ids = Mutex<[String]>([])
+        let ids = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             for _ in 0..<each {
                 guard let r = try? s.client.request("POST", "/v1/sessions"), r.status == 201,
-                      let id = try? r.json["session_id"]!.string, (try? s.get("/v1/sessions/\(id)").status) == 200,
+                      let id = r.json["session_id"]!.string, (try? s.get("/v1/sessions/\(id)").status) == 200,
                       (try? s.get("/v1/sessions/\(id)/state").status) == 200 else { failures.add(); continue }
                 ids.withLock { $0.append(id) }
             }

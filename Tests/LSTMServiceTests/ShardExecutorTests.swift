@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 @testable import LSTMService
-import Synchronization
+import Locking
 import Testing
 
 /// An actor on a ShardExecutor, counting.
@@ -21,8 +21,8 @@ private actor Tally {
     @Test func onTheSpotAndQueuedCallsTogetherLoseAndDoubleNothing() async {
         let tally = Tally()
         let threads = 8, perThread = 2000
-        let fast = Mutex(0)
-        let tasks = Mutex<[Task<Void, Never>]>([])
+        let fast = Locked(0)
+        let tasks = Locked<[Task<Void, Never>]>([])
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             for k in 0..<perThread {
                 // every other call always goes through the actor's queue
