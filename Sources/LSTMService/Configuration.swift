@@ -31,24 +31,16 @@ public struct Configuration: Sendable, Equatable {
 
     public init() {}
 
-    /// (key, environment variable, flag, meaning): the one list the README table mirrors.
+    /// Every key, in the README table's order, with its environment variable (`LSTM_SERVE_`
+    /// and the key in capitals) and flag (`--` and the key with dashes; `models` is the
+    /// repeatable `--model`).
     public static let keys: [(key: String, env: String, flag: String)] = [
-        ("host", "LSTM_SERVE_HOST", "--host"), ("port", "LSTM_SERVE_PORT", "--port"),
-        ("threads", "LSTM_SERVE_THREADS", "--threads"), ("models", "LSTM_SERVE_MODELS", "--model"),
-        ("models_directory", "LSTM_SERVE_MODELS_DIRECTORY", "--models-directory"),
-        ("default_model", "LSTM_SERVE_DEFAULT_MODEL", "--default-model"),
-        ("max_body_bytes", "LSTM_SERVE_MAX_BODY_BYTES", "--max-body-bytes"),
-        ("connection_timeout_seconds", "LSTM_SERVE_CONNECTION_TIMEOUT_SECONDS", "--connection-timeout-seconds"),
-        ("connection_limit", "LSTM_SERVE_CONNECTION_LIMIT", "--connection-limit"),
-        ("per_ip_connection_limit", "LSTM_SERVE_PER_IP_CONNECTION_LIMIT", "--per-ip-connection-limit"),
-        ("connection_memory_limit", "LSTM_SERVE_CONNECTION_MEMORY_LIMIT", "--connection-memory-limit"),
-        ("session_ttl_seconds", "LSTM_SERVE_SESSION_TTL_SECONDS", "--session-ttl-seconds"),
-        ("max_sessions", "LSTM_SERVE_MAX_SESSIONS", "--max-sessions"),
-        ("session_full_policy", "LSTM_SERVE_SESSION_FULL_POLICY", "--session-full-policy"),
-        ("session_shards", "LSTM_SERVE_SESSION_SHARDS", "--session-shards"),
-        ("max_batch", "LSTM_SERVE_MAX_BATCH", "--max-batch"),
-        ("log_level", "LSTM_SERVE_LOG_LEVEL", "--log-level"),
-    ]
+        "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
+        "connection_timeout_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
+        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level",
+    ].map { key in
+        (key, "LSTM_SERVE_" + key.uppercased(), key == "models" ? "--model" : "--" + key.replacingOccurrences(of: "_", with: "-"))
+    }
 
     /// Sets `key` from text (a file's JSON value rendered as text, an env var or a flag).
     public mutating func set(_ key: String, _ text: String, source: String) throws(ConfigurationError) {

@@ -20,6 +20,9 @@ import TestSupport
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
         #expect(Configuration.keys.count == 17)
+        let shards = Configuration.keys.first { $0.key == "session_shards" }!
+        #expect(shards.env == "LSTM_SERVE_SESSION_SHARDS" && shards.flag == "--session-shards")
+        #expect(Configuration.keys.first { $0.key == "models" }!.flag == "--model")
     }
 
     @Test func invalidValuesAreRefusedWithAOneLineReason() {
