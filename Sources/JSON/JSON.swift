@@ -51,14 +51,18 @@ public enum JSON: Sendable, Equatable {
     }
 
     /// UTF-8 bytes of the serialized value, ready for a response body.
+    /// The tree is built and written in a scratch arena (``JSONArena``) and dropped with it.
     public func serializedBytes(pretty: Bool = false) throws(JSONError) -> [UInt8] {
-        let tree = try makeTree()
-        defer { CJansson_json_decref(tree) }
-        return try Self.dump(tree, pretty: pretty)
+        try JSONArena.withScratch { () throws(JSONError) in try Self.dumpBytes(try makeTree(), pretty: pretty) }
     }
 
-    /// Writes a jansson tree out. The corresponding C function is `json_dumpb`.
+    /// Writes a jansson tree out; what jansson allocates meanwhile (its loop check's table)
+    /// lives in a scratch arena. The corresponding C function is `json_dumpb`.
     static func dump(_ tree: UnsafeMutablePointer<json_t>, pretty: Bool = false) throws(JSONError) -> [UInt8] {
+        try JSONArena.withScratch { () throws(JSONError) in try dumpBytes(tree, pretty: pretty) }
+    }
+
+    private static func dumpBytes(_ tree: UnsafeMutablePointer<json_t>, pretty: Bool) throws(JSONError) -> [UInt8] {
         // 9 significant digits: enough for every Float; doubles made from a Float's shortest
         // decimal print back as that decimal.
         let flags = pretty ? CJansson_flags_dump_pretty(9) : CJansson_flags_dump(9)
@@ -108,6 +112,7 @@ public enum JSON: Sendable, Equatable {
     /// The jansson tree of this value. Paths for error messages are only built on the way
     /// out of a failure, so the common case allocates nothing but jansson's nodes.
     func makeTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
+        _ = JSONArena.installed
         let made: UnsafeMutablePointer<json_t>?
         switch self {
         case .null: made = json_null()

@@ -48,15 +48,7 @@ start lstm .build/install/lstm-serve serve --port 8092 --log-level warning --mod
 serve_pid=$pid; serve_base=$base
 trap 'kill $floor_pid $answer_pid $serve_pid 2>/dev/null || true' EXIT
 
-python3 - "$serve_base" "$out/sessions.txt" <<'PY'
-import http.client, json, sys, urllib.parse
-u = urllib.parse.urlparse(sys.argv[1])
-c = http.client.HTTPConnection(u.hostname, u.port)
-with open(sys.argv[2], "w") as f:
-    for _ in range(1000):
-        c.request("POST", "/v1/sessions", body=b"")
-        f.write(json.loads(c.getresponse().read())["session_id"] + "\n")
-PY
+python3 bench/load/make_sessions.py "$serve_base" "$out/sessions.txt"
 # The floors answer any path, so the same step script runs against them. Loopback numbers on
 # a shared 2-core VM swing by 20% from minute to minute, so each scenario runs ROUNDS times,
 # the servers taking turns, and each server's median round is reported.

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Heap calls per request of the running server (release build), predict and step, over HTTP on
+# loopback: lstm-serve runs under bench/alloc/count.c (an LD_PRELOAD shim counting malloc,
+# calloc, realloc, the aligned allocators and free); after a warm-up, the counts before and
+# after a wrk run of one connection, divided by the requests wrk completed.
+#   bench/alloc/run.sh [seconds per run] [MODEL=models/temperature]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-3}
+out=bench/out
+mkdir -p "$out"
+command -v wrk >/dev/null || scripts/setup.sh --test
+gcc -O2 -shared -fPIC -o "$out/alloc_count.so" bench/alloc/count.c -ldl
+scripts/build.sh >/dev/null
+log="$out/alloc.log"
+LD_PRELOAD="$PWD/$out/alloc_count.so" .build/install/lstm-serve serve --port 0 --log-level warning \
+    --model "${MODEL:-models/temperature}" >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
+base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
+
+python3 bench/load/make_sessions.py "$base" "$out/alloc_sessions.txt"
+
+counts() {  # -> "malloc calloc realloc aligned free" so far
+  local before
+  before=$(grep -c alloc_count "$log" || true)
+  kill -USR2 $pid
+  for _ in $(seq 50); do [ "$(grep -c alloc_count "$log")" -gt "$before" ] && break; sleep 0.02; done
+  grep alloc_count "$log" | tail -1 | sed 's/[a-z_]*=//g; s/alloc_count //'
+}
+
+printf "%-8s %9s %8s %8s %8s %8s %8s   (heap calls per request)\n" scenario requests malloc calloc realloc aligned free
+for scenario in predict step; do
+  export SESSIONS="$out/alloc_sessions.txt"
+  wrk -t1 -c1 -d1s -s "bench/load/$scenario.lua" "$base" >/dev/null  # warm-up: pools, templates
+  read -r m0 c0 r0 a0 f0 < <(counts)
+  n=$(wrk -t1 -c1 -d"${secs}s" -s "bench/load/$scenario.lua" "$base" | awk '/requests in/ {print $1}')
+  read -r m1 c1 r1 a1 f1 < <(counts)
+  awk -v s="$scenario" -v n="$n" -v m=$((m1 - m0)) -v c=$((c1 - c0)) -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v f=$((f1 - f0)) \
+    'BEGIN { printf "%-8s %9d %8.2f %8.2f %8.2f %8.2f %8.2f\n", s, n, m / n, c / n, r / n, a / n, f / n }'
+done
