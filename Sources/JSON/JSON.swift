@@ -68,7 +68,7 @@ public enum JSON: Sendable, Equatable {
         let flags = pretty ? CJansson_flags_dump_pretty(9) : CJansson_flags_dump(9)
         // Most answers fit a stack buffer: dump there, then copy once into an array of the
         // exact size. Larger documents take a second pass into an array of their own.
-        let small = 2048
+        let small = 1024  // larger temporary allocations may go to the heap
         let first = withUnsafeTemporaryAllocation(of: CChar.self, capacity: small) { buffer -> [UInt8]? in
             let size = json_dumpb(tree, buffer.baseAddress!, small, flags)
             guard size > 0, size <= small else { return nil }

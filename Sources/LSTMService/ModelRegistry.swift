@@ -12,6 +12,8 @@ public final class ModelRegistry: Sendable {
         public let model: Model
         public let predictor: Predictor
         public let loadedAt: String
+        /// Idle workspaces by batch size (1 ... pooledBatchLimit).
+        let workspaces = Locked<[[WorkspaceBox]]>(Array(repeating: [], count: ModelRegistry.pooledBatchLimit + 1))
 
         init(model: Model, predictor: Predictor, loadedAt: String) {
             self.model = model
@@ -24,9 +26,6 @@ public final class ModelRegistry: Sendable {
     /// Names in load order.
     public let names: [String]
     public let defaultName: String
-    private let pool = Locked<[PoolKey: [WorkspaceBox]]>([:])
-
-    struct PoolKey: Hashable { let model: String; let batch: Int }
     /// A workspace is used by one thread at a time; the pool hands it over under its lock.
     final class WorkspaceBox: @unchecked Sendable {
         let workspace: Workspace
@@ -80,11 +79,11 @@ public final class ModelRegistry: Sendable {
         guard batchSize <= Self.pooledBatchLimit else {
             return try body(Workspace(network: entry.model.network, batchSize: batchSize))
         }
-        let key = PoolKey(model: entry.model.name, batch: batchSize)
-        let box = pool.withLock { $0[key]?.popLast() } ?? WorkspaceBox(Workspace(network: entry.model.network, batchSize: batchSize))
+        let box = entry.workspaces.withLock { $0[batchSize].popLast() }
+            ?? WorkspaceBox(Workspace(network: entry.model.network, batchSize: batchSize))
         defer {
-            pool.withLock { pool in
-                if pool[key, default: []].count < Self.pooledPerSize { pool[key, default: []].append(box) }
+            entry.workspaces.withLock { idle in
+                if idle[batchSize].count < Self.pooledPerSize { idle[batchSize].append(box) }
             }
         }
         return try body(box.workspace)

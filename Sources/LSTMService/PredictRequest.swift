@@ -16,13 +16,17 @@ public struct PredictRequest: Sendable {
     /// Applied to every window of the batch.
     public var initialState: StateInput?
 
-    public static let knownKeys: Set = ["window", "windows", "return_sequences", "return_state", "state"]
+    public static let knownKeys = ["window", "windows", "return_sequences", "return_state", "state"]
 
     public static func decode(_ body: JSONValue, model: Model) throws(APIError) -> PredictRequest {
         guard body.kind == .object else {
             throw .unprocessable("request body must be an object like {\"window\": [[...], ...]}, got \(body.kindName)")
         }
-        for key in body.keys where !knownKeys.contains(key) {
+        // Counting the known members present instead of listing every key keeps the common
+        // path free of allocation; the keys are listed only to name an unknown one.
+        var known = 0
+        for key in knownKeys where body[key] != nil { known += 1 }
+        if body.count > known, let key = body.keys.first(where: { !knownKeys.contains($0) }) {
             throw .unprocessable("unknown field '\(key)'; expected one of \(knownKeys.sorted().joined(separator: ", "))")
         }
         let decoder = WindowDecoder(model: model)

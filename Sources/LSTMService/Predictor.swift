@@ -57,6 +57,10 @@ public struct Predictor: Sendable {
 
     /// y = y' · std + mean per output, in place.
     public func denormalize(_ y: inout [Float]) {
+        y.withUnsafeMutableBufferPointer { denormalize($0) }
+    }
+
+    private func denormalize(_ y: UnsafeMutableBufferPointer<Float>) {
         let mean = model.config.outputMean, std = model.config.outputStd
         guard mean != nil || std != nil, !y.isEmpty else { return }
         let n = outputNames.count
@@ -77,7 +81,11 @@ public struct Predictor: Sendable {
     /// as a change (`residual_of`) plus that input's raw value in the sample's last row.
     /// `inputs` are the raw inputs, (batchSize, sequenceLength, inputSize).
     public func realUnits(_ y: inout [Float], inputs: [Float], sequenceLength T: Int) {
-        denormalize(&y)
+        y.withUnsafeMutableBufferPointer { realUnits($0, inputs: inputs, sequenceLength: T) }
+    }
+
+    private func realUnits(_ y: UnsafeMutableBufferPointer<Float>, inputs: [Float], sequenceLength T: Int) {
+        denormalize(y)
         let n = outputNames.count, inputSize = model.network.inputSize
         guard n > 0, T > 0, residualInputs.contains(where: { $0 != nil }) else { return }
         for b in 0..<y.count / n {
@@ -132,10 +140,16 @@ public struct Predictor: Sendable {
     /// for any other request (batches, sequences, state), which `response` writes.
     func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
         guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
-        let y = outputs(of: result, request: request)
-        return try forecastAnswer.withTemplate { t throws(JSONError) in
-            y.withUnsafeBufferPointer { fill(t, from: 0, $0) }
-            return try t.serializedBytes()
+        // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
+        // would copy it
+        let network = model.network.headOutputSize == nil ? result.lastOutput : result.head
+        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: network.count) { y throws(JSONError) in
+            _ = y.initialize(fromContentsOf: network)
+            realUnits(y, inputs: request.inputs, sequenceLength: request.sequenceLength)
+            return try forecastAnswer.withTemplate { t throws(JSONError) in
+                fill(t, from: 0, UnsafeBufferPointer(y))
+                return try t.serializedBytes()
+            }
         }
     }
 

@@ -22,15 +22,15 @@ extension RecurrentNetwork {
     ) -> ForwardResult {
         let batch = ws.batchSize, T = sequenceLength, W = outputWidth
         precondition(x.count == batch * T * inputSize, "window shape")
-        var state = initialState ?? makeState(batchSize: batch)
+        var state = initialState ?? ws.zeroState()
         precondition(state.batchSize == batch, "state batch size")
-        var result = ForwardResult(sequence: [], lastOutput: [], state: state, head: [])
-        guard T > 0 else { return result }
-        if returnSequences { result.sequence = [Float](repeating: 0, count: batch * T * W) }
+        defer { ws.lastState = state }
+        guard T > 0 else { return ForwardResult(sequence: [], lastOutput: [], state: state, head: []) }
+        var sequence = returnSequences ? [Float](repeating: 0, count: batch * T * W) : []
 
         if isBidirectional {
             x.withUnsafeBufferPointer { xs in
-                forwardLayerwise(xs.baseAddress!, T, &state, ws, returnSequences, &result.sequence)
+                forwardLayerwise(xs.baseAddress!, T, &state, ws, returnSequences, &sequence)
             }
         } else {
             x.withUnsafeBufferPointer { xs in
@@ -42,7 +42,7 @@ extension RecurrentNetwork {
                     }
                     stepFromWorkspace(state: &state, workspace: ws)
                     if returnSequences {
-                        result.sequence.withUnsafeMutableBufferPointer { seq in
+                        sequence.withUnsafeMutableBufferPointer { seq in
                             let top = ws.layerOutputs[layers.count - 1]
                             for b in 0..<batch {
                                 (seq.baseAddress! + (b * T + t) * W).update(from: top + b * W, count: W)
@@ -53,13 +53,15 @@ extension RecurrentNetwork {
             }
         }
         let top = ws.layerOutputs[layers.count - 1]
-        result.lastOutput = Array(UnsafeBufferPointer(start: top, count: batch * W))
+        var head: [Float] = []
         if headOutputSize != nil {
             applyHead(top, workspace: ws)
-            result.head = ws.head
+            head = ws.head
         }
-        result.state = state
-        return result
+        // The state joins the result only now: held by it earlier, the first step would have
+        // had to copy h and c.
+        return ForwardResult(sequence: sequence, lastOutput: Array(UnsafeBufferPointer(start: top, count: batch * W)),
+                             state: state, head: head)
     }
 
     /// Layer by layer over the whole window; leaves the last timestep's top output in

@@ -35,6 +35,12 @@ public struct RecurrentState: Sendable, Equatable {
         c = [Float](repeating: 0, count: cTotal)
     }
 
+    /// Sets h and c to zero, in place when their buffers are not shared.
+    mutating func zero() {
+        h.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        c.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+    }
+
     /// Number of layer·direction slots.
     public var slotCount: Int { hSlots.count }
     /// Width of h in `slot`.

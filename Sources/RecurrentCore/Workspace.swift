@@ -20,6 +20,9 @@ public final class Workspace {
     /// Layer-wise sequence buffers for bidirectional forward passes, grown on demand.
     var sequenceCapacity = 0
     var sequenceA: UnsafeMutablePointer<Float>?, sequenceB: UnsafeMutablePointer<Float>?
+    /// The state the last forward pass ended in (its caller may still hold it): the next pass
+    /// from zero reuses its buffers once nobody else does.
+    var lastState: RecurrentState?
 
 
     public init(network: RecurrentNetwork, batchSize: Int) {
@@ -51,6 +54,14 @@ public final class Workspace {
         }
         sequenceA?.deallocate()
         sequenceB?.deallocate()
+    }
+
+    /// A zero state for this batch size: in the buffers of the last one this workspace handed
+    /// out when nobody holds that any more (no allocation), in new ones otherwise.
+    func zeroState() -> RecurrentState {
+        guard var state = lastState.take() else { return network.makeState(batchSize: batchSize) }
+        state.zero()
+        return state
     }
 
     /// Makes both sequence buffers hold at least `count` floats.
