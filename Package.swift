@@ -33,7 +33,7 @@ let package = Package(
         // A pthread lock that ThreadSanitizer can see (Synchronization.Mutex on Linux it cannot).
         .target(name: "Locking"),
         .target(name: "JSON", dependencies: ["CJansson", "Locking"]),
-        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD"]),
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Locking"]),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
         .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
         .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "HTTPServer", "Locking"]),

@@ -1,5 +1,6 @@
 internal import CMicroHTTPD
 import Foundation
+import Locking
 import Synchronization
 
 /// An HTTP/1.1 server on libmicrohttpd: MHD's epoll polling threads (a pool), bodies gathered
@@ -31,6 +32,8 @@ public final class HTTPServer: @unchecked Sendable {
     /// Requests begun and not yet completed, and connections suspended now.
     let inFlight = Atomic<Int>(0)
     let suspended = Atomic<Int>(0)
+    /// Finished requests' contexts, with their body buffers, for the next requests.
+    private let idleContexts = Locked<[RequestContext]>([])
 
     public init(configuration: Configuration, handler: any HTTPHandler) {
         self.configuration = configuration
@@ -66,6 +69,29 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     deinit { stop(drainTimeout: 0) }
+
+    /// A context for a new request: a finished one's when there is one.
+    fileprivate func takeContext() -> RequestContext {
+        let context = idleContexts.withLock { $0.popLast() } ?? RequestContext()
+        context.start = DispatchTime.now().uptimeNanoseconds
+        return context
+    }
+
+    /// Clears a finished request's context and keeps it (up to 256 of them), with its body
+    /// buffer when that is at most 64 KB (emptied in place when nobody else holds it).
+    fileprivate func recycle(_ context: RequestContext) {
+        var body = context.request?.body ?? []
+        context.request = nil
+        context.response = nil
+        (context.tooLarge, context.discarded, context.isSuspended) = (false, 0, false)
+        if body.capacity <= 64 * 1024 {
+            body.removeAll(keepingCapacity: true)
+            context.body = body
+        } else {
+            context.body = []
+        }
+        idleContexts.withLock { if $0.count < 256 { $0.append(context) } }
+    }
 }
 
 /// One request's state across MHD's calls; lives in `*req_cls` from the first call to completion.
@@ -76,7 +102,7 @@ final class RequestContext: @unchecked Sendable {
     var request: HTTPRequest?
     var response: HTTPResponse?
     var isSuspended = false
-    let start = DispatchTime.now().uptimeNanoseconds
+    var start: UInt64 = 0
 }
 
 private let mhdYes = MHD_Result(rawValue: 1)!
@@ -89,11 +115,21 @@ struct ConnectionHandle: @unchecked Sendable { let pointer: OpaquePointer }
 // where C takes `const char *` copies it into a new array first.
 
 private func header(_ connection: OpaquePointer?, _ name: StaticString) -> String? {
+    rawHeader(connection, name).map { String(cString: $0) }
+}
+
+/// The Content-Type header; the usual `application/json` as a literal, which costs no copy
+/// (a String of 16 bytes or more made from C would be allocated).
+private func contentType(_ connection: OpaquePointer?) -> String? {
+    guard let raw = rawHeader(connection, "Content-Type") else { return nil }
+    return strcmp(raw, "application/json") == 0 ? "application/json" : String(cString: raw)
+}
+
+/// The corresponding C function is `MHD_lookup_connection_value`.
+private func rawHeader(_ connection: OpaquePointer?, _ name: StaticString) -> UnsafePointer<CChar>? {
     // MHD_HEADER_KIND
     name.withUTF8Buffer { n in
-        n.withMemoryRebound(to: CChar.self) {
-            MHD_lookup_connection_value(connection, MHD_ValueKind(rawValue: 1)!, $0.baseAddress).map { String(cString: $0) }
-        }
+        n.withMemoryRebound(to: CChar.self) { MHD_lookup_connection_value(connection, MHD_ValueKind(rawValue: 1)!, $0.baseAddress) }
     }
 }
 
@@ -116,7 +152,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     let limit = server.configuration.maxBodyBytes
     // First call: headers only. Refuse a declared oversize body before reading it.
     guard let existing = requestContext!.pointee else {
-        let context = RequestContext()
+        let context = server.takeContext()
         server.inFlight.add(1, ordering: .relaxed)
         requestContext!.pointee = Unmanaged.passRetained(context).toOpaque()
         if let length = header(connection, "Content-Length").flatMap(Int.init), length > limit {
@@ -146,7 +182,7 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     if let response = context.response { return queue(response, on: connection) }
     if context.isSuspended { return mhdYes }
     let request = HTTPRequest(method: String(cString: method!), path: String(cString: url!),
-                              contentType: header(connection, "Content-Type"),
+                              contentType: contentType(connection),
                               body: context.body, bodyTooLarge: context.tooLarge)
     context.request = request
     context.body = []
@@ -178,5 +214,6 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, _, requestCo
         let micros = Int((DispatchTime.now().uptimeNanoseconds - context.start) / 1000)
         server.handler.completed(request, response: response, microseconds: micros)
     }
+    server.recycle(context)
     server.inFlight.subtract(1, ordering: .releasing)
 }
