@@ -115,6 +115,23 @@ import TestSupport
         #expect(try s.get("/healthz").status == 200)
     }
 
+    @Test func reusedRequestContextsCarryNothingOver() throws {
+        // the server keeps finished requests' contexts and body buffers for the next requests:
+        // a body, a too-large flag or an answer must never leak into a later request
+        let s = try LiveServer()
+        let big = [UInt8](repeating: UInt8(ascii: " "), count: 2_000_000)
+        let expected = try s.post("/v1/predict", Week.body).json["forecast"]!["temp_max"]!.double!
+        for _ in 0..<20 {
+            #expect(try s.client.request("POST", "/v1/predict", body: big).status == 413)
+            let empty = try s.client.request("POST", "/v1/predict")
+            #expect(empty.status == 400 && empty.errorMessage == "request body is empty; expected a JSON object")
+            #expect(try s.post("/v1/predict", Week.body).json["forecast"]!["temp_max"]!.double == expected)
+            let short = try s.post("/v1/predict", "{")
+            #expect(short.status == 400 && short.errorMessage!.hasPrefix("malformed JSON"))
+            #expect(try s.post("/v1/predict", #"{"window": []}"#).status == 422)
+        }
+    }
+
     @Test func metricsCountRequestsAndSessions() throws {
         let s = try LiveServer()
         _ = try s.post("/v1/predict", Week.body)

@@ -36,6 +36,26 @@ import Testing
     }
 
     @Test(arguments: kinds)
+    func aWorkspaceRunAgainStartsFromZeroAndLeavesHeldResultsAlone(kind: CellKind) {
+        // forward reuses the workspace's last state buffers: a result still held must keep its
+        // state, and every pass from zero must give the same bits as one on a fresh workspace
+        var r = Random(state: 11)
+        let net = RecurrentNetwork(layers: [RecurrentLayer(directions: [Self.cell(kind, input: 3, hidden: 6, &r)]),
+                                            RecurrentLayer(directions: [Self.cell(kind, input: 6, hidden: 4, &r)])], head: [])
+        let (x1, x2) = (r.array(2 * 5 * 3, 2), r.array(2 * 5 * 3, 2))
+        let fresh1 = net.forward(x1, sequenceLength: 5, workspace: Workspace(network: net, batchSize: 2))
+        let fresh2 = net.forward(x2, sequenceLength: 5, workspace: Workspace(network: net, batchSize: 2))
+        let ws = Workspace(network: net, batchSize: 2)
+        let held = net.forward(x1, sequenceLength: 5, workspace: ws)
+        for _ in 0..<3 {
+            #expect(net.forward(x2, sequenceLength: 5, workspace: ws).state == fresh2.state)  // dropped at once
+        }
+        #expect(held.state == fresh1.state && held.lastOutput == fresh1.lastOutput)
+        #expect(net.forward(x1, sequenceLength: 5, workspace: ws).state == fresh1.state)
+        #expect(fresh1.state != fresh2.state)
+    }
+
+    @Test(arguments: kinds)
     func bidirectionalIsForwardPlusTheReversedBackwardPass(kind: CellKind) {
         var r = Random(state: 7)
         let (B, T, I, H) = (2, 6, 3, 20)
