@@ -78,13 +78,13 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Clears a finished request's context and keeps it (up to 256 of them), with its body
-    /// buffer when that is at most 64 KB (emptied in place when nobody else holds it).
+    /// buffer when that is at most 16 KB (emptied in place when nobody else holds it).
     fileprivate func recycle(_ context: RequestContext) {
         var body = context.request?.body ?? []
         context.request = nil
         context.response = nil
         (context.tooLarge, context.discarded, context.isSuspended) = (false, 0, false)
-        if body.capacity <= 64 * 1024 {
+        if body.capacity <= 16 * 1024 {
             body.removeAll(keepingCapacity: true)
             context.body = body
         } else {
