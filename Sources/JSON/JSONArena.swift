@@ -88,6 +88,17 @@ final class JSONArena: @unchecked Sendable {
         return try body()
     }
 
+    /// `body`'s result with no arena current: for jansson trees that outlive the request
+    /// (a template's, and the strings set into it), whatever the caller has current.
+    static func onHeap<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        _ = installed
+        let previous = pthread_getspecific(key)
+        guard previous != nil else { return try body() }
+        pthread_setspecific(key, nil)
+        defer { pthread_setspecific(key, previous) }
+        return try body()
+    }
+
     /// `body`'s result with a pooled arena current that is rewound afterwards: for jansson
     /// work whose every allocation is freed before `body` returns (a dump, a tree made and
     /// written at once).

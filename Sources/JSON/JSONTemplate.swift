@@ -18,7 +18,7 @@ public final class JSONTemplate: @unchecked Sendable {
     /// `set(_:float:)`, an integer for `set(_:int:)`, a string for `set(_:string:)`). A path
     /// that is not in `shape` is `encodingFailed`.
     public init(_ shape: JSON, slots: [[String]]) throws(JSONError) {
-        let tree = try shape.makeTree()
+        let tree = try JSONArena.onHeap { () throws(JSONError) in try shape.makeTree() }
         var nodes: [UnsafeMutablePointer<json_t>] = []
         for path in slots {
             var node = tree
@@ -54,7 +54,11 @@ public final class JSONTemplate: @unchecked Sendable {
     /// The corresponding C function is `json_string_setn_nocheck` (a Swift String is valid UTF-8).
     public func set(_ slot: Int, string value: String) {
         var value = value
-        check(value.withUTF8 { $0.withMemoryRebound(to: CChar.self) { json_string_setn_nocheck(slots[slot], $0.baseAddress, $0.count) } })
+        // jansson copies the string into a new block that lives with the tree: on the heap
+        let result = JSONArena.onHeap {
+            value.withUTF8 { $0.withMemoryRebound(to: CChar.self) { json_string_setn_nocheck(slots[slot], $0.baseAddress, $0.count) } }
+        }
+        check(result)
     }
 
     /// jansson answers -1 for a slot of another kind or when it cannot allocate.

@@ -1,5 +1,5 @@
 import Foundation
-import JSON
+@testable import JSON
 import Locking
 import Testing
 
@@ -65,6 +65,18 @@ import Testing
             #expect(written == general)
             #expect(Self.check(doc, k, count: 50))
         }
+    }
+
+    @Test func aTemplateMadeOrSetWhileAnArenaIsCurrentStaysOnTheHeap() throws {
+        // made and given a string inside a scratch arena that is then rewound and written over
+        let t = try JSONArena.withScratch { () throws(JSONError) in
+            let t = try JSONTemplate(.object([("id", .string("")), ("x", .float(0))]), slots: [["id"], ["x"]])
+            t.set(0, string: "a session id longer than any small string")
+            return t
+        }
+        for k in 0..<20 { _ = try JSONDocument(text: Self.document(k, count: 300)) }
+        t.set(1, float: 1.5)
+        #expect(String(decoding: try t.serializedBytes(), as: UTF8.self) == #"{"id":"a session id longer than any small string","x":1.5}"#)
     }
 
     @Test func aFailedParseLeavesNothingBehind() throws {
