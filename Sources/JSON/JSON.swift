@@ -112,7 +112,11 @@ public enum JSON: Sendable, Equatable {
     /// The jansson tree of this value. Paths for error messages are only built on the way
     /// out of a failure, so the common case allocates nothing but jansson's nodes.
     func makeTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
-        _ = JSONArena.installed
+        _ = JSONArena.installed  // jansson's allocator before its first allocation
+        return try buildTree()
+    }
+
+    private func buildTree() throws(JSONError) -> UnsafeMutablePointer<json_t> {
         let made: UnsafeMutablePointer<json_t>?
         switch self {
         case .null: made = json_null()
@@ -130,7 +134,7 @@ public enum JSON: Sendable, Equatable {
             guard let array = json_array() else { throw .encodingFailed }
             for index in items.indices {
                 let child: UnsafeMutablePointer<json_t>
-                do { child = try items[index].makeTree() } catch {
+                do { child = try items[index].buildTree() } catch {
                     CJansson_json_decref(array)
                     throw error.prefixed("[\(index)]")
                 }
@@ -141,7 +145,7 @@ public enum JSON: Sendable, Equatable {
             guard let object = json_object() else { throw .encodingFailed }
             for (key, item) in members {
                 let child: UnsafeMutablePointer<json_t>
-                do { child = try item.makeTree() } catch {
+                do { child = try item.buildTree() } catch {
                     CJansson_json_decref(object)
                     throw error.prefixed(".\(key)")
                 }

@@ -142,9 +142,9 @@ public struct Predictor: Sendable {
         guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
         // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
         // would copy it
-        let network = model.network.headOutputSize == nil ? result.lastOutput : result.head
-        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: network.count) { y throws(JSONError) in
-            _ = y.initialize(fromContentsOf: network)
+        let raw = model.network.headOutputSize == nil ? result.lastOutput : result.head
+        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: raw.count) { y throws(JSONError) in
+            _ = y.initialize(fromContentsOf: raw)
             realUnits(y, inputs: request.inputs, sequenceLength: request.sequenceLength)
             return try forecastAnswer.withTemplate { t throws(JSONError) in
                 fill(t, from: 0, UnsafeBufferPointer(y))
