@@ -29,6 +29,8 @@ actor SessionShard {
     private var tombstoneOrder: [String] = []
     /// Scratch per model (batch 1), reused by every step in this shard.
     private var workspaces: [String: Workspace] = [:]
+    /// The normalized row being stepped (its buffer kept from step to step).
+    private var normalized: [Float] = []
     let clock: any ServiceClock
     let ttl: Double
     /// Told of every session that expires here, as it goes (the store's count and metrics),
@@ -99,9 +101,10 @@ actor SessionShard {
         outputs.reserveCapacity(rows.count)
         Self.advance(&sessions.values[i]) { session in
             for row in rows {
-                var x = row
-                entry.predictor.normalize(&x)
-                net.step(x, state: &session.state, workspace: ws)
+                normalized.removeAll(keepingCapacity: true)
+                normalized.append(contentsOf: row)
+                entry.predictor.normalize(&normalized)
+                net.step(normalized, state: &session.state, workspace: ws)
                 var y: [Float]
                 if net.headOutputSize != nil {
                     net.applyHead(workspace: ws)
