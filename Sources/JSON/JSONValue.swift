@@ -104,6 +104,17 @@ public struct JSONValue: @unchecked Sendable {
         return result
     }
 
+    /// The first key of an object that is not in `allowed`, or nil (also for a non-object).
+    /// The allowed members present are counted first, so an object with none other costs no
+    /// allocation; the keys are listed only to name an unknown one.
+    public func firstKey(notIn allowed: [String]) -> String? {
+        guard kind == .object else { return nil }
+        var present = 0
+        for key in allowed where self[key] != nil { present += 1 }
+        guard count > present else { return nil }
+        return keys.first { !allowed.contains($0) }
+    }
+
     /// The members of an object as (key, value) pairs.
     public var members: [(key: String, value: JSONValue)] {
         keys.map { ($0, self[$0]!) }

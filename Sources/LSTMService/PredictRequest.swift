@@ -22,11 +22,7 @@ public struct PredictRequest: Sendable {
         guard body.kind == .object else {
             throw .unprocessable("request body must be an object like {\"window\": [[...], ...]}, got \(body.kindName)")
         }
-        // Counting the known members present instead of listing every key keeps the common
-        // path free of allocation; the keys are listed only to name an unknown one.
-        var known = 0
-        for key in knownKeys where body[key] != nil { known += 1 }
-        if body.count > known, let key = body.keys.first(where: { !knownKeys.contains($0) }) {
+        if let key = body.firstKey(notIn: knownKeys) {
             throw .unprocessable("unknown field '\(key)'; expected one of \(knownKeys.sorted().joined(separator: ", "))")
         }
         let decoder = WindowDecoder(model: model)
@@ -77,7 +73,7 @@ public struct StateInput: Sendable, Equatable {
     public static func decode(_ json: JSONValue, network: RecurrentNetwork, label: String) throws(APIError) -> StateInput {
         let template = network.makeState(batchSize: 1)
         guard json.kind == .object else { throw .unprocessable("\(label) must be an object with 'h' (and 'c' for LSTM)") }
-        for key in json.keys where key != "h" && key != "c" {
+        if let key = json.firstKey(notIn: ["h", "c"]) {
             throw .unprocessable("\(label) has unknown field '\(key)'; expected 'h' and 'c'")
         }
         let hasCell = network.layers[0].kind.hasCellState

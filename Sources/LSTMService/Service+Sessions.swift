@@ -22,7 +22,7 @@ extension Service {
         let body = try Self.parseBody(request, optional: true)?.value
         if let body {
             guard body.kind == .object else { throw .unprocessable("session body must be an object like {\"model\": \"name\"}") }
-            for key in body.keys where key != "model" && key != "state" {
+            if let key = body.firstKey(notIn: ["model", "state"]) {
                 throw .unprocessable("unknown field '\(key)'; expected 'model' and 'state'")
             }
         }
@@ -64,9 +64,7 @@ extension Service {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object else { throw .unprocessable("step body must be an object like {\"x\": [...]}") }
         let (x, xs, e) = (body["x"], body["xs"], body["expected_step"])
-        // Any member besides these three is refused; the keys are listed only to name it.
-        if body.count > (x == nil ? 0 : 1) + (xs == nil ? 0 : 1) + (e == nil ? 0 : 1),
-           let key = body.keys.first(where: { !["x", "xs", "expected_step"].contains($0) }) {
+        if let key = body.firstKey(notIn: ["x", "xs", "expected_step"]) {
             throw .unprocessable("unknown field '\(key)'; expected 'x' (one timestep), 'xs' (several) and optional 'expected_step'")
         }
         var expected: Int?
@@ -150,7 +148,7 @@ extension Service {
             guard let n = s.int, n >= 0 else { throw .unprocessable("step must be a non-negative integer") }
             step = n
         }
-        for key in body.keys where !["state", "step", "session_id", "model"].contains(key) {
+        if let key = body.firstKey(notIn: ["state", "step", "session_id", "model"]) {
             throw .unprocessable("unknown field '\(key)'; expected 'state' and optional 'step'")
         }
         let store = sessions

@@ -2,6 +2,15 @@ import JSON
 import Testing
 
 @Suite struct JSONTests {
+    @Test func firstKeyNotInNamesAnUnknownMemberOnly() throws {
+        let v = try JSONDocument(text: #"{"a": 1, "b": null, "zz": 2}"#).value
+        #expect(v.firstKey(notIn: ["a", "b", "zz"]) == nil)
+        #expect(v.firstKey(notIn: ["a", "b", "zz", "extra"]) == nil)
+        #expect(v.firstKey(notIn: ["a", "b"]) == "zz")
+        #expect(v.firstKey(notIn: []) != nil)
+        #expect(try JSONDocument(text: "[1, 2]").value.firstKey(notIn: []) == nil)
+    }
+
     @Test func parsesNestedValuesAndReportsKinds() throws {
         let doc = try JSONDocument(text: #"{"a": [1, 2.5, -3e2], "b": {"c": "ü"}, "d": true, "e": null}"#)
         let v = doc.value
