@@ -4,14 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-$(swift build --show-bin-path)/lstm-serve}
-log=$(mktemp)
-"$bin" serve --port 0 --log-level warning >"$log" 2>&1 &
-pid=$!
+. scripts/lib/server.sh
+start_server "$bin" --log-level warning
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
-base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log")
-[ -n "$base" ] || { cat "$log"; echo "e2e: server did not start"; exit 1; }
-for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 fails=0
 passes=0
 check() {  # name, expected status, curl args...

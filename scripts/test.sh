@@ -9,3 +9,5 @@ swift build --build-tests
 swift test
 python3 -m pytest -q tools/tests
 scripts/e2e.sh
+scripts/build.sh
+scripts/burst.sh .build/install/lstm-serve

@@ -6,16 +6,27 @@ public struct HTTPRequest: Sendable {
     /// The Content-Type header, if the client sent one.
     public let contentType: String?
     public let body: [UInt8]
-    /// The body exceeded `Configuration.maxBodyBytes` and was dropped.
-    public let bodyTooLarge: Bool
+    /// Why the server refuses this request before reading it as the application would (its
+    /// framing, path or size); the handler renders the refusal in its own envelope.
+    public let problem: HTTPRequestProblem?
 
-    public init(method: String, path: String, contentType: String?, body: [UInt8], bodyTooLarge: Bool = false) {
+    public init(method: String, path: String, contentType: String?, body: [UInt8], problem: HTTPRequestProblem? = nil) {
         self.method = method
         self.path = path
         self.contentType = contentType
         self.body = body
-        self.bodyTooLarge = bodyTooLarge
+        self.problem = problem
     }
+}
+
+/// What the server finds wrong with a request before the application sees it.
+public enum HTTPRequestProblem: Error, Sendable, Equatable {
+    /// Malformed or ambiguous framing, or a path with more than one reading: 400.
+    case badRequest(String)
+    /// A body over `maxBodyBytes` (the limit): 413.
+    case payloadTooLarge(Int)
+    /// The connection was accepted past `connectionLimit`: 503, and the connection is closed.
+    case overCapacity
 }
 
 public struct HTTPResponse: Sendable {
@@ -49,12 +60,12 @@ public protocol HTTPHandler: Sendable {
 
 public enum HTTPServerError: Error, Equatable, CustomStringConvertible {
     case cannotStart(host: String, port: Int)
-    case invalidHost(String)
+    case tls(String)
 
     public var description: String {
         switch self {
-        case let .cannotStart(host, port): return "cannot listen on \(host):\(port) (address in use or not permitted)"
-        case let .invalidHost(host): return "host '\(host)' is not an IPv4 address"
+        case let .cannotStart(host, port): return "cannot listen on \(host):\(port) (the name does not resolve, the address is in use or not permitted, or the TLS certificate or key is invalid)"
+        case let .tls(reason): return reason
         }
     }
 }

@@ -15,8 +15,12 @@ public struct Configuration: Sendable, Equatable {
     public var defaultModel = ""
     public var maxBodyBytes = 1 << 20
     public var connectionTimeoutSeconds = 30
+    /// Seconds from a connection's start or previous answer by which the next request must
+    /// have fully arrived (MHD's idle timeout restarts on every byte; this does not).
+    public var requestDeadlineSeconds = 30.0
     public var connectionLimit = 1024
-    public var perIPConnectionLimit = 0
+    /// A quarter of the default connection limit: one client cannot hold every slot.
+    public var perIPConnectionLimit = 256
     public var connectionMemoryLimit = 32 * 1024
     public var sessionTTLSeconds = 1800.0
     public var maxSessions = 10_000
@@ -28,6 +32,11 @@ public struct Configuration: Sendable, Equatable {
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
+    /// PEM files of a certificate and its key: HTTPS when both are set.
+    /// Seconds between a SIGTERM's `/readyz` 503 and the listener closing.
+    public var drainSeconds = 1.0
+    public var tlsCert = ""
+    public var tlsKey = ""
 
     public init() {}
 
@@ -36,46 +45,60 @@ public struct Configuration: Sendable, Equatable {
     /// repeatable `--model`).
     public static let keys: [(key: String, env: String, flag: String)] = [
         "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
-        "connection_timeout_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
+        "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
         "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level",
+        "drain_seconds", "tls_cert", "tls_key",
     ].map { key in
         (key, "LSTM_SERVE_" + key.uppercased(), key == "models" ? "--model" : "--" + key.replacingOccurrences(of: "_", with: "-"))
     }
 
     /// Sets `key` from text (a file's JSON value rendered as text, an env var or a flag).
     public mutating func set(_ key: String, _ text: String, source: String) throws(ConfigurationError) {
-        func int(_ min: Int) throws(ConfigurationError) -> Int {
-            guard let v = Int(text), v >= min else { throw .invalid("\(source): \(key) must be an integer ≥ \(min), got '\(text)'") }
+        func int(_ min: Int, _ max: Int) throws(ConfigurationError) -> Int {
+            guard let v = Int(text), v >= min, v <= max else {
+                throw .invalid("\(source): \(key) must be an integer from \(min) to \(max), got '\(Log.escaped(text))'")
+            }
+            return v
+        }
+        // Seconds: finite and bounded, so that adding one to a clock reading cannot overflow.
+        func seconds(_ max: Double) throws(ConfigurationError) -> Double {
+            guard let v = Double(text), v.isFinite, v > 0, v <= max else {
+                throw .invalid("\(source): \(key) must be a number of seconds above 0 and at most \(Int(max)), got '\(Log.escaped(text))'")
+            }
             return v
         }
         switch key {
         case "host": host = text
-        case "port":
-            port = try int(0)
-            guard port <= 65535 else { throw .invalid("\(source): port must be 0...65535, got \(port)") }
-        case "threads": threads = try int(0)
+        case "port": port = try int(0, 65535)
+        case "threads": threads = try int(0, 1024)
         case "models": models = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         case "models_directory": modelsDirectory = text
         case "default_model": defaultModel = text
-        case "max_body_bytes": maxBodyBytes = try int(64)
-        case "connection_timeout_seconds": connectionTimeoutSeconds = try int(1)
-        case "connection_limit": connectionLimit = try int(1)
-        case "per_ip_connection_limit": perIPConnectionLimit = try int(0)
-        case "connection_memory_limit": connectionMemoryLimit = try int(4096)
-        case "session_ttl_seconds":
-            guard let v = Double(text), v > 0 else { throw .invalid("\(source): session_ttl_seconds must be a positive number, got '\(text)'") }
-            sessionTTLSeconds = v
-        case "max_sessions": maxSessions = try int(1)
+        case "max_body_bytes": maxBodyBytes = try int(64, 1 << 30)
+        case "connection_timeout_seconds": connectionTimeoutSeconds = try int(1, 86_400)
+        case "request_deadline_seconds": requestDeadlineSeconds = try seconds(86_400)
+        case "connection_limit": connectionLimit = try int(1, 100_000)
+        case "per_ip_connection_limit": perIPConnectionLimit = try int(0, 100_000)
+        case "connection_memory_limit": connectionMemoryLimit = try int(4096, 1 << 24)
+        case "session_ttl_seconds": sessionTTLSeconds = try seconds(366 * 86_400)
+        case "max_sessions": maxSessions = try int(1, 100_000_000)
         case "session_full_policy":
             guard text == "reject" || text == "evict" else { throw .invalid("\(source): session_full_policy must be 'reject' or 'evict', got '\(text)'") }
             sessionFullPolicy = text
-        case "session_shards": sessionShards = try int(0)
-        case "max_batch": maxBatch = try int(1)
+        case "session_shards": sessionShards = try int(0, 4096)
+        case "max_batch": maxBatch = try int(1, 1 << 20)
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(text)'") }
             logLevel = text
+        case "drain_seconds":
+            guard let v = Double(text), v.isFinite, v >= 0, v <= 3600 else {
+                throw .invalid("\(source): drain_seconds must be a number of seconds from 0 to 3600, got '\(Log.escaped(text))'")
+            }
+            drainSeconds = v
+        case "tls_cert": tlsCert = text
+        case "tls_key": tlsKey = text
         default:
-            throw .invalid("\(source): unknown key '\(key)'")
+            throw .invalid("\(source): unknown key '\(Log.escaped(key))'")
         }
     }
 

@@ -27,6 +27,26 @@ public struct Log: Sendable {
         Self.lock.withLock { _ in _ = line.withCString { write(2, $0, strlen($0)) } }
     }
 
+    /// `text` with control characters (CR, LF, ESC, NUL, ...) and backslashes written as
+    /// escapes, so that what a client sent or a file holds cannot forge a log line, move the
+    /// cursor of a terminal, or split an error message.
+    public static func escaped(_ text: some StringProtocol) -> String {
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\\") }) else { return String(text) }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                out += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     static func timestamp() -> String {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
@@ -44,4 +64,8 @@ func iso8601(_ seconds: Double) -> String {
     var s = time_t(seconds.rounded(.down))
     gmtime_r(&s, &tmv)
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec)
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServer
 
 /// The service on an HTTP listener: what `lstm-serve serve` and the live tests run.
@@ -5,7 +6,7 @@ public final class Server: Sendable {
     public let service: Service
     let http: HTTPServer
 
-    public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) {
+    public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) throws(ConfigurationError) {
         service = Service(configuration: configuration, clock: clock)
         var h = HTTPServer.Configuration()
         h.host = configuration.host
@@ -13,15 +14,41 @@ public final class Server: Sendable {
         h.threads = configuration.resolvedThreads
         h.maxBodyBytes = configuration.maxBodyBytes
         h.connectionTimeout = configuration.connectionTimeoutSeconds
+        h.requestDeadline = configuration.requestDeadlineSeconds
+        h.libraryLog = configuration.logLevel == "debug"
         h.connectionLimit = configuration.connectionLimit
         h.perIPConnectionLimit = configuration.perIPConnectionLimit
         h.connectionMemoryLimit = configuration.connectionMemoryLimit
+        if !configuration.tlsCert.isEmpty || !configuration.tlsKey.isEmpty {
+            guard !configuration.tlsCert.isEmpty, !configuration.tlsKey.isEmpty else {
+                throw .invalid("tls_cert and tls_key go together: set both for HTTPS")
+            }
+            h.tlsCertificate = try Self.pem(configuration.tlsCert, "tls_cert")
+            h.tlsKey = try Self.pem(configuration.tlsKey, "tls_key")
+        }
         http = HTTPServer(configuration: h, handler: service)
     }
 
     /// Starts listening; returns the bound port (the one picked for port 0).
     public func start() throws(ConfigurationError) -> Int {
         do { return try http.start() } catch { throw .invalid(error.description) }
+    }
+
+    static func pem(_ path: String, _ key: String) throws(ConfigurationError) -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
+              text.contains("-----BEGIN ") else {
+            throw .invalid("\(key): cannot read a PEM file at \(Log.escaped(path))")
+        }
+        return text
+    }
+
+    /// Connections open now.
+    public var openConnections: Int { http.openConnections }
+
+    /// The first step of a drain: `/readyz` answers 503 and every answer closes its connection.
+    public func beginDrain() {
+        service.beginDrain()
+        http.closeConnectionsAfterAnswers()
     }
 
     /// Stops accepting, finishes in-flight requests (up to `drainTimeout` s), stops.

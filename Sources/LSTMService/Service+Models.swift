@@ -4,6 +4,9 @@ import JSON
 /// GET /healthz, /readyz, /metrics, /v1/models, /v1/models/{name}.
 extension Service {
     func ready() -> HTTPResponse {
+        if isDraining {
+            return Self.reply(503, .object([("status", .string("draining"))]))
+        }
         guard let registry else {
             return Self.reply(503, .object([("status", .string("loading"))]), headers: [("Retry-After", "1")])
         }

@@ -13,6 +13,7 @@ public final class Service: HTTPHandler, Sendable {
     public let sessions: SessionStore
     let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
+    private let draining = Locked(false)
 
     public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) {
         self.configuration = configuration
@@ -26,6 +27,10 @@ public final class Service: HTTPHandler, Sendable {
     public func install(_ registry: ModelRegistry) { registryBox.withLock { $0 = registry } }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
+
+    /// The server is shutting down: `/readyz` answers 503 so that balancers stop sending.
+    public func beginDrain() { draining.withLock { $0 = true } }
+    var isDraining: Bool { draining.withLock { $0 } }
 
     public func handle(_ request: HTTPRequest) -> HTTPHandlerResult {
         // the route is worked out once; the answer carries its index back to `completed`
@@ -45,15 +50,20 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     private func answer(_ request: HTTPRequest, _ route: Route?) -> HTTPHandlerResult {
+        switch request.problem {
+        case nil: break
+        case let .badRequest(reason)?: return .now(Self.reply(APIError(.badRequest, reason)))
+        case let .payloadTooLarge(limit)?:
+            return .now(Self.reply(APIError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes")))
+        case .overCapacity?:
+            return .now(Self.reply(APIError(.unavailable, "the server is at its connection limit; try again shortly", headers: [("Retry-After", "1")])))
+        }
         guard let route else {
             return .now(Self.reply(APIError(.notFound, "no route \(request.method) \(request.path); see README for the endpoints")))
         }
         guard route.allowed.contains(request.method) || (request.method == "HEAD" && route.allowed.contains("GET")) else {
             return .now(Self.reply(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(route.pattern); use \(route.allowed.joined(separator: " or "))",
                                              headers: [("Allow", route.allowed.joined(separator: ", "))])))
-        }
-        if request.bodyTooLarge {
-            return .now(Self.reply(APIError(.payloadTooLarge, "request body exceeds the limit of \(configuration.maxBodyBytes) bytes")))
         }
         switch route {
         case .health: return .now(Self.reply(200, .object([("status", .string("ok"))])))

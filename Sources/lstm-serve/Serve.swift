@@ -10,7 +10,7 @@ struct Serve: ParsableCommand {
     )
 
     @Option(help: "JSON config file (default: config/lstm-serve.json when present).") var config: String?
-    @Option(help: "Address to listen on (IPv4).") var host: String?
+    @Option(help: "Address to listen on: IPv4, IPv6 or a name.") var host: String?
     @Option(help: "Port (0 picks a free one).") var port: Int?
     @Option(name: .customLong("model"), help: "A model directory or bare .safetensors to serve (repeatable; the first is the default).")
     var models: [String] = []
@@ -19,7 +19,9 @@ struct Serve: ParsableCommand {
     @Option(help: "HTTP worker threads (0: one per core).") var threads: Int?
     @Option(help: "Largest request body in bytes.") var maxBodyBytes: Int?
     @Option(help: "Seconds an idle connection is kept.") var connectionTimeoutSeconds: Int?
-    @Option(help: "Most connections at once.") var connectionLimit: Int?
+    @Option(help: "Seconds by which a request's headers and body must have arrived, counted from the connection's start or previous answer.")
+    var requestDeadlineSeconds: Double?
+    @Option(help: "Most connections served at once (past it: 503 and close).") var connectionLimit: Int?
     @Option(help: "Most connections from one IP (0: no limit).") var perIpConnectionLimit: Int?
     @Option(help: "MHD memory per connection in bytes (caps headers).") var connectionMemoryLimit: Int?
     @Option(help: "Idle seconds before a session expires.") var sessionTtlSeconds: Double?
@@ -28,6 +30,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Session store shards (0: automatic).") var sessionShards: Int?
     @Option(help: "Most windows in one predict request.") var maxBatch: Int?
     @Option(help: "debug, info (a line per request), warning or error.") var logLevel: String?
+    @Option(help: "Seconds between SIGTERM turning /readyz 503 and the listener closing.") var drainSeconds: Double?
+    @Option(help: "PEM certificate for HTTPS (with --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key for HTTPS (with --tls-cert).") var tlsKey: String?
 
     func resolvedConfiguration() throws(ConfigurationError) -> Configuration {
         var c = Configuration()
@@ -38,11 +43,12 @@ struct Serve: ParsableCommand {
         let flags: [(String, String?)] = [
             ("host", host), ("port", port.map(String.init)), ("models_directory", modelsDirectory),
             ("default_model", defaultModel), ("threads", threads.map(String.init)), ("max_body_bytes", maxBodyBytes.map(String.init)),
-            ("connection_timeout_seconds", connectionTimeoutSeconds.map(String.init)), ("connection_limit", connectionLimit.map(String.init)),
+            ("connection_timeout_seconds", connectionTimeoutSeconds.map(String.init)),
+            ("request_deadline_seconds", requestDeadlineSeconds.map { String($0) }), ("connection_limit", connectionLimit.map(String.init)),
             ("per_ip_connection_limit", perIpConnectionLimit.map(String.init)), ("connection_memory_limit", connectionMemoryLimit.map(String.init)),
             ("session_ttl_seconds", sessionTtlSeconds.map { String($0) }), ("max_sessions", maxSessions.map(String.init)),
             ("session_full_policy", sessionFullPolicy), ("session_shards", sessionShards.map(String.init)),
-            ("max_batch", maxBatch.map(String.init)), ("log_level", logLevel),
+            ("max_batch", maxBatch.map(String.init)), ("log_level", logLevel), ("drain_seconds", drainSeconds.map { String($0) }), ("tls_cert", tlsCert), ("tls_key", tlsKey),
         ]
         for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
         if !models.isEmpty { c.models = models }
@@ -52,7 +58,8 @@ struct Serve: ParsableCommand {
     func run() throws {
         let configuration: Configuration
         do { configuration = try resolvedConfiguration() } catch { fail(error.description) }
-        let server = Server(configuration: configuration)
+        let server: Server
+        do { server = try Server(configuration: configuration) } catch { fail(error.description) }
         let service = server.service
         // Listen first (readyz says 503 while loading), then load the models.
         let port: Int
@@ -65,7 +72,9 @@ struct Serve: ParsableCommand {
             fail(error.description)
         }
         let names = service.registry?.names.joined(separator: ", ") ?? ""
-        print("lstm-serve listening on http://\(configuration.host):\(port) (models: \(names); default: \(service.registry?.defaultName ?? ""))")
+        let scheme = configuration.tlsCert.isEmpty ? "http" : "https"
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        print("lstm-serve listening on \(scheme)://\(host):\(port) (models: \(names); default: \(service.registry?.defaultName ?? ""))")
         fflush(nil)
 
         // Expired sessions are dropped lazily on access; a sweeper frees the rest.
@@ -76,14 +85,22 @@ struct Serve: ParsableCommand {
                 await service.sessions.sweep()
             }
         }
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
+        // SIGTERM / SIGINT drain: /readyz turns 503 and answers close their connections at
+        // once; after a moment for balancers to notice, the listener closes, in-flight requests
+        // finish, and the process exits 0. SIGHUP is logged (reload is not implemented yet).
+        for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "signals")
         var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
-                FileHandle.standardError.write(Data("lstm-serve: signal \(sig), finishing in-flight requests\n".utf8))
+                if sig == SIGHUP {
+                    FileHandle.standardError.write(Data("lstm-serve: SIGHUP received; nothing to reload (models load at start)\n".utf8))
+                    return
+                }
+                FileHandle.standardError.write(Data("lstm-serve: signal \(sig), draining: /readyz is 503, finishing in-flight requests\n".utf8))
+                server.beginDrain()
+                Thread.sleep(forTimeInterval: configuration.drainSeconds)
                 server.stop(drainTimeout: 10)
                 Foundation.exit(0)
             }

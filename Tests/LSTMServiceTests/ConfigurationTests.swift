@@ -19,7 +19,7 @@ import TestSupport
         var shipped = Configuration()
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
-        #expect(Configuration.keys.count == 17)
+        #expect(Configuration.keys.count == 21)
         let shards = Configuration.keys.first { $0.key == "session_shards" }!
         #expect(shards.env == "LSTM_SERVE_SESSION_SHARDS" && shards.flag == "--session-shards")
         #expect(Configuration.keys.first { $0.key == "models" }!.flag == "--model")
@@ -27,10 +27,22 @@ import TestSupport
 
     @Test func invalidValuesAreRefusedWithAOneLineReason() {
         var c = Configuration()
-        #expect(throws: ConfigurationError.invalid("flag: port must be 0...65535, got 70000")) { try c.set("port", "70000", source: "flag") }
-        #expect(throws: ConfigurationError.invalid("environment LSTM_SERVE_MAX_SESSIONS: max_sessions must be an integer ≥ 1, got 'lots'")) {
+        #expect(throws: ConfigurationError.invalid("flag: port must be an integer from 0 to 65535, got '70000'")) { try c.set("port", "70000", source: "flag") }
+        #expect(throws: ConfigurationError.invalid("environment LSTM_SERVE_MAX_SESSIONS: max_sessions must be an integer from 1 to 100000000, got 'lots'")) {
             try c.load(environment: ["LSTM_SERVE_MAX_SESSIONS": "lots"])
         }
+        // non-finite and out-of-range numbers stop start-up instead of overflowing a clock later
+        for bad in ["inf", "1e19", "nan", "-1", "0"] {
+            #expect(throws: ConfigurationError.invalid("flag: session_ttl_seconds must be a number of seconds above 0 and at most 31622400, got '\(bad)'")) {
+                try c.set("session_ttl_seconds", bad, source: "flag")
+            }
+        }
+        #expect(throws: ConfigurationError.self) { try c.set("request_deadline_seconds", "inf", source: "flag") }
+        #expect(throws: ConfigurationError.self) { try c.set("drain_seconds", "nan", source: "flag") }
+        #expect(throws: ConfigurationError.self) { try c.set("max_batch", "99999999999999999999", source: "flag") }
+        // what a file or variable holds is escaped in the one-line reason
+        #expect(throws: ConfigurationError.invalid("flag: threads must be an integer from 0 to 1024, got '1\\n2'")) { try c.set("threads", "1\n2", source: "flag") }
+        #expect(c == Configuration())
         #expect(throws: ConfigurationError.invalid("flag: session_full_policy must be 'reject' or 'evict', got 'drop'")) {
             try c.set("session_full_policy", "drop", source: "flag")
         }

@@ -10,7 +10,7 @@ import TestSupport
         var c = Configuration()
         c.port = 0
         c.logLevel = "warning"
-        let server = Server(configuration: c)
+        let server = try Server(configuration: c)
         let client = HTTPClient(port: try server.start())
         defer { server.stop(drainTimeout: 1) }
         #expect(try client.request("GET", "/healthz").text == #"{"status":"ok"}"#)

@@ -19,7 +19,7 @@ final class LiveServer: @unchecked Sendable {
         c.logLevel = "warning"
         c.modelsDirectory = Self.modelsDirectory
         tweak(&c)
-        server = Server(configuration: c, clock: clock)
+        server = try Server(configuration: c, clock: clock)
         let port = try server.start()
         server.service.install(try ModelRegistry.load(paths: c.models, modelsDirectory: c.modelsDirectory, defaultName: c.defaultModel))
         client = HTTPClient(port: port)

@@ -12,10 +12,10 @@ public struct HTTPClient: Sendable {
     public let port: Int
     public init(port: Int) { self.port = port }
 
-    public func request(_ method: String, _ path: String, body: [UInt8] = [], headers: [String: String] = [:]) throws -> Response {
+    /// A connected socket to the server; the caller closes it.
+    public func connectSocket() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
@@ -23,7 +23,39 @@ public struct HTTPClient: Sendable {
         let ok = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard ok == 0 else { throw POSIXError(.ECONNREFUSED) }
+        guard ok == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        return fd
+    }
+
+    /// Sends `bytes` as they are and reads until the server closes or `timeout` seconds pass
+    /// with nothing read (then `timedOut`).
+    public func raw(_ bytes: [UInt8], timeout: Double = 2) throws -> (data: [UInt8], timedOut: Bool) {
+        let fd = try connectSocket()
+        defer { close(fd) }
+        try send(fd, bytes)
+        return Self.readAll(fd, timeout: timeout)
+    }
+
+    public func raw(_ text: String, timeout: Double = 2) throws -> (data: [UInt8], timedOut: Bool) {
+        try raw(Array(text.utf8), timeout: timeout)
+    }
+
+    /// Reads until EOF, an error, or `timeout` seconds of silence.
+    public static func readAll(_ fd: Int32, timeout: Double) -> (data: [UInt8], timedOut: Bool) {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, Int32(timeout * 1000)) == 0 { return (data, true) }
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { return (data, false) }
+            data += buffer[0..<n]
+        }
+    }
+
+    public func request(_ method: String, _ path: String, body: [UInt8] = [], headers: [String: String] = [:]) throws -> Response {
+        let fd = try connectSocket()
+        defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         var h = headers
         if !body.isEmpty || method == "POST" || method == "PUT" {
@@ -47,7 +79,7 @@ public struct HTTPClient: Sendable {
         try request(method, path, body: Array(text.utf8))
     }
 
-    func send(_ fd: Int32, _ bytes: [UInt8]) throws {
+    public func send(_ fd: Int32, _ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -56,7 +88,7 @@ public struct HTTPClient: Sendable {
         }
     }
 
-    static func parse(_ data: [UInt8]) throws -> Response {
+    public static func parse(_ data: [UInt8]) throws -> Response {
         guard let end = (0..<max(0, data.count - 3)).first(where: { data[$0] == 13 && data[$0 + 1] == 10 && data[$0 + 2] == 13 && data[$0 + 3] == 10 }) else {
             throw POSIXError(.EBADMSG)
         }
