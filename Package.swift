@@ -60,7 +60,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelFormat", "JSON", "Locking", "TestSupport"]
+            dependencies: ["LSTMService", "ModelFormat", "RecurrentCore", "JSON", "Locking", "TestSupport"]
         ),
     ]
 )

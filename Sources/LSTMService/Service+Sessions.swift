@@ -145,7 +145,9 @@ extension Service {
         }
         var step: Int?
         if let s = body["step"] {
-            guard let n = s.int, n >= 0 else { throw .unprocessable("step must be a non-negative integer") }
+            guard let n = s.int, n >= 0, n <= maxSessionStep else {
+                throw .unprocessable("step must be an integer from 0 to \(maxSessionStep)")
+            }
             step = n
         }
         if let key = body.firstKey(notIn: ["state", "step", "session_id", "model"]) {

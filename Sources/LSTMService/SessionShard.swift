@@ -14,23 +14,15 @@ actor SessionShard {
         executor.runIfIdle { assumeIsolated { body($0) } }
     }
 
-    struct Session {
-        let id: String
-        let model: String
-        var state: RecurrentState
-        var step: Int
-        let created: Double
-        var lastUsed: Double
-    }
+    typealias Session = SessionTable.Session
 
-    private var sessions: [String: Session] = [:]
-    /// Why recently removed ids are gone ("expired", "evicted"), for a 404 that says so.
-    private var tombstones: [String: String] = [:]
-    private var tombstoneOrder: [String] = []
+    private var table = SessionTable()
     /// Scratch per model (batch 1), reused by every step in this shard.
     private var workspaces: [String: Workspace] = [:]
     /// The normalized row being stepped (its buffer kept from step to step).
     private var normalized: [Float] = []
+    /// The state before a step, to put back if the step's outputs are not finite.
+    private var savedH: [Float] = [], savedC: [Float] = []
     let clock: any ServiceClock
     let ttl: Double
     /// Told of every session that expires here, as it goes (the store's count and metrics),
@@ -43,32 +35,30 @@ actor SessionShard {
         self.expired = expired
     }
 
-    var count: Int { sessions.count }
+    var count: Int { table.count }
 
-    func insert(_ session: Session) { sessions[session.id] = session }
+    func insert(_ session: Session) { table.insert(session) }
 
-    /// The live session, or the reason it is gone. Expired ones are dropped here.
-    private func live(_ id: String, now: Double) -> Result<Session, APIError> {
-        if let s = sessions[id] {
-            if now - s.lastUsed <= ttl { return .success(s) }
-            remove(id, reason: "expired after \(Int(ttl)) s idle")
-            return .failure(APIError(.notFound, "session '\(id)' expired after \(Int(ttl)) s idle"))
+    /// The live session's slot, or the reason it is gone. An expired one is dropped here.
+    private func live(_ id: String, now: Double) -> Result<Int, APIError> {
+        if let slot = table.slot(id) {
+            if now - table[slot].lastUsed <= ttl { return .success(slot) }
+            remove(slot, .expired)
         }
-        if let reason = tombstones[id] { return .failure(APIError(.notFound, "session '\(id)' \(reason)")) }
-        return .failure(APIError(.notFound, "no session '\(id)'"))
-    }
-
-    private func remove(_ id: String, reason: String) {
-        guard sessions.removeValue(forKey: id) != nil else { return }
-        if reason.hasPrefix("expired") { expired() }
-        tombstones[id] = reason
-        tombstoneOrder.append(id)
-        if tombstoneOrder.count > 10_000 {
-            tombstones[tombstoneOrder.removeFirst()] = nil
+        switch table.whyGone(id) {
+        case .expired?: return .failure(APIError(.notFound, "session '\(id)' expired after \(Int(ttl)) s idle"))
+        case .evicted?: return .failure(APIError(.notFound, "session '\(id)' was evicted (least recently used) to make room"))
+        case .deleted?: return .failure(APIError(.notFound, "session '\(id)' was deleted"))
+        case nil: return .failure(APIError(.notFound, "no session '\(id)'"))
         }
     }
 
-    func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()) }
+    private func remove(_ slot: Int, _ why: SessionTable.Gone) {
+        table.remove(slot, why)
+        if why == .expired { expired() }
+    }
+
+    func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()).map { table[$0] } }
 
     /// What a step answers besides the outputs.
     struct Stepped: Sendable { let model: String; let step: Int }
@@ -80,13 +70,12 @@ actor SessionShard {
     func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
               rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()
-        // The session is found once and stepped in place through its index (a copy would share
-        // the state's buffers and copy them on the first write).
-        guard let i = sessions.index(forKey: id), now - sessions.values[i].lastUsed <= ttl else {
-            if case let .failure(e) = live(id, now: now) { return .failure(e) }
-            return .failure(APIError(.notFound, "no session '\(id)'"))
+        let i: Int
+        switch live(id, now: now) {
+        case let .success(slot): i = slot
+        case let .failure(e): return .failure(e)
         }
-        let model = sessions.values[i].model, current = sessions.values[i].step
+        let model = table[i].model, current = table[i].step
         guard let entry = registry[model] else {
             return .failure(APIError(.notFound, "session '\(id)' runs model '\(model)', which is not loaded"))
         }
@@ -95,29 +84,40 @@ actor SessionShard {
         if let expectedStep, expectedStep != current {
             return .failure(APIError(.conflict, "session '\(id)' is at step \(current) but the request expected step \(expectedStep); nothing was changed"))
         }
+        guard current <= maxSessionStep - rows.count else {
+            return .failure(APIError(.unprocessable, "session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
+        }
         let net = entry.model.network
         let ws = workspace(model, net)
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
-        Self.advance(&sessions.values[i]) { session in
-            for row in rows {
-                normalized.removeAll(keepingCapacity: true)
-                normalized.append(contentsOf: row)
-                entry.predictor.normalize(&normalized)
-                net.step(normalized, state: &session.state, workspace: ws)
-                var y: [Float]
-                if net.headOutputSize != nil {
-                    net.applyHead(workspace: ws)
-                    y = ws.head
-                } else {
-                    y = ws.output
-                }
-                entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
-                outputs.append(y)
+        var finite = true
+        // Stepped in place through the slot (a copy would share the state's buffers and copy
+        // them on the first write); the state is kept aside first, to be put back when an
+        // output is not finite, so a refused step changes nothing.
+        table[i].state.save(h: &savedH, c: &savedC)
+        for row in rows {
+            normalized.removeAll(keepingCapacity: true)
+            normalized.append(contentsOf: row)
+            entry.predictor.normalize(&normalized)
+            net.step(normalized, state: &table[i].state, workspace: ws)
+            var y: [Float]
+            if net.headOutputSize != nil {
+                net.applyHead(workspace: ws)
+                y = ws.head
+            } else {
+                y = ws.output
             }
-            session.step = current + rows.count
-            session.lastUsed = now
+            entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
+            finite = finite && y.allSatisfy(\.isFinite)
+            outputs.append(y)
         }
+        guard finite, table[i].state.isFinite else {
+            table[i].state.restore(h: savedH, c: savedC)
+            return .failure(APIError(.unprocessable, "the model's output is not a finite number for this input; the session was not changed (still at step \(current))"))
+        }
+        table[i].step = current + rows.count
+        table.touch(i, at: now)
         return .success((Stepped(model: model, step: current + rows.count), entry, outputs))
     }
 
@@ -129,50 +129,41 @@ actor SessionShard {
         return ws
     }
 
-    private static func advance(_ session: inout Session, _ body: (inout Session) -> Void) { body(&session) }
-
     func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<Session, APIError> {
         let now = clock.now()
-        switch live(id, now: now) {
-        case var .success(s):
-            s.state = state
-            if let step { s.step = step }
-            s.lastUsed = now
-            sessions[id] = s
-            return .success(s)
-        case let .failure(e):
-            return .failure(e)
+        return live(id, now: now).map { slot in
+            table[slot].state = state
+            if let step { table[slot].step = step }
+            table.touch(slot, at: now)
+            return table[slot]
         }
     }
 
     func delete(_ id: String) -> Result<Void, APIError> {
-        switch live(id, now: clock.now()) {
-        case .success:
-            sessions[id] = nil
-            tombstones[id] = "was deleted"
-            tombstoneOrder.append(id)
-            return .success(())
-        case let .failure(e):
-            return .failure(e)
-        }
+        live(id, now: clock.now()).map { table.remove($0, .deleted) }
     }
 
     func evict(_ id: String) -> Bool {
-        guard sessions[id] != nil else { return false }
-        remove(id, reason: "was evicted (least recently used) to make room")
+        guard let slot = table.slot(id) else { return false }
+        remove(slot, .evicted)
         return true
     }
 
-    /// Drops every expired session; returns how many.
+    /// Drops every expired session (from the least recently used end, so the cost is what
+    /// expired); returns how many. Memory goes back once most of the table is empty.
     func sweep() -> Int {
         let now = clock.now()
-        let gone = sessions.filter { now - $0.value.lastUsed > ttl }.map(\.key)
-        for id in gone { remove(id, reason: "expired after \(Int(ttl)) s idle") }
-        return gone.count
+        var n = 0
+        while let slot = table.oldest, now - table[slot].lastUsed > ttl {
+            remove(slot, .expired)
+            n += 1
+        }
+        if n > 0 { table.compactIfSparse() }
+        return n
     }
 
     /// The least recently used session, for eviction, and the soonest expiry.
     func oldest() -> (id: String, lastUsed: Double)? {
-        sessions.values.min { $0.lastUsed < $1.lastUsed }.map { ($0.id, $0.lastUsed) }
+        table.oldest.map { (table[$0].id, table[$0].lastUsed) }
     }
 }

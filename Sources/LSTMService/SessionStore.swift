@@ -1,3 +1,4 @@
+import Foundation
 import ModelFormat
 import RecurrentCore
 import Synchronization
@@ -104,13 +105,21 @@ public final class SessionStore: Sendable {
         return r
     }
 
-    /// Drops expired sessions in every shard; returns how many.
+    /// Drops expired sessions in every shard; returns how many. After a mass expiry the freed
+    /// pages go back to the system (glibc keeps freed small blocks otherwise).
     @discardableResult
     public func sweep() async -> Int {
         var total = 0
         for s in shards { total += await s.sweep() }
+        if total >= 1000 { Self.mallocTrim?(0) }
         return total
     }
+
+    /// glibc's `malloc_trim`, found at run time (Swift's Glibc module does not declare it).
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    }()
 
     private func evictOldest() async {
         var best: (SessionShard, String, Double)?

@@ -41,6 +41,25 @@ public struct RecurrentState: Sendable, Equatable {
         c.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
+    /// Copies h and c into `h` and `c` (reusing their buffers: no allocation once they have
+    /// the capacity), for `restore`.
+    public func save(h savedH: inout [Float], c savedC: inout [Float]) {
+        savedH.removeAll(keepingCapacity: true)
+        savedH.append(contentsOf: h)
+        savedC.removeAll(keepingCapacity: true)
+        savedC.append(contentsOf: c)
+    }
+
+    /// Puts back what `save` copied, in place.
+    public mutating func restore(h savedH: [Float], c savedC: [Float]) {
+        precondition(savedH.count == h.count && savedC.count == c.count, "state shape")
+        h.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: savedH) }
+        c.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: savedC) }
+    }
+
+    /// Whether every value of h and c is finite.
+    public var isFinite: Bool { h.allSatisfy(\.isFinite) && c.allSatisfy(\.isFinite) }
+
     /// Number of layer·direction slots.
     public var slotCount: Int { hSlots.count }
     /// Width of h in `slot`.
