@@ -49,8 +49,25 @@ head -c 300 models/temperature/model.safetensors >"$bad/model.safetensors"
 set +e; msg=$("$bin" inspect "$bad" 2>&1); code=$?; set -e
 if [ "$code" = 1 ] && [ "$(echo "$msg" | wc -l)" = 1 ] && echo "$msg" | grep -q "data_offsets\|runs past\|header"; then
   echo "ok   cli hostile weights: exit 1, one line"; passes=$((passes + 1)); else echo "FAIL cli hostile weights: exit $code: $msg"; fails=$((fails + 1)); fi
+# a tensor name with a newline and an ESC in it: still one line, the bytes escaped
+python3 - "$bad/model.safetensors" <<'PY'
+import json, struct, sys
+header = json.dumps({"rnn.weight_ih_l0\n\u001b[2Jx": {"dtype": "F32", "shape": [4, 1], "data_offsets": [0, 8]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(header)) + header + bytes(16))
+PY
+set +e; msg=$("$bin" inspect "$bad" 2>&1); code=$?; set -e
+if [ "$code" = 1 ] && [ "$(echo "$msg" | wc -l)" = 1 ] && echo "$msg" | grep -qF 'weight_ih_l0\n\x1B[2Jx'; then
+  echo "ok   cli control bytes in a tensor name: escaped, one line"; passes=$((passes + 1)); else echo "FAIL cli control bytes: exit $code: $msg"; fails=$((fails + 1)); fi
 rm -rf "$bad"
+# SIGHUP is logged, not fatal
+kill -HUP $pid
+sleep 0.2
+check sighup-survived 200 "$base/healthz"
+# SIGTERM drains: /readyz answers 503 while the listener is still open, then exit 0
 kill -TERM $pid
+sleep 0.3
+drain=$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" || true)
+if [ "$drain" = 503 ]; then echo "ok   SIGTERM: readyz 503 while draining"; passes=$((passes + 1)); else echo "FAIL SIGTERM: readyz $drain while draining"; fails=$((fails + 1)); fi
 wait $pid && { echo "ok   SIGTERM: exit 0"; passes=$((passes + 1)); } || { echo "FAIL SIGTERM: exit $?"; fails=$((fails + 1)); }
 trap - EXIT
 echo "e2e: $passes passed, $fails failed"

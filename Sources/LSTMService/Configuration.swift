@@ -33,6 +33,8 @@ public struct Configuration: Sendable, Equatable {
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
     /// PEM files of a certificate and its key: HTTPS when both are set.
+    /// A model that fails to load stops start-up (otherwise it is reported and the rest serve).
+    public var requireAllModels = false
     /// Seconds between a SIGTERM's `/readyz` 503 and the listener closing.
     public var drainSeconds = 1.0
     public var tlsCert = ""
@@ -47,7 +49,7 @@ public struct Configuration: Sendable, Equatable {
         "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
         "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level",
-        "drain_seconds", "tls_cert", "tls_key",
+        "require_all_models", "drain_seconds", "tls_cert", "tls_key",
     ].map { key in
         (key, "LSTM_SERVE_" + key.uppercased(), key == "models" ? "--model" : "--" + key.replacingOccurrences(of: "_", with: "-"))
     }
@@ -90,6 +92,9 @@ public struct Configuration: Sendable, Equatable {
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(text)'") }
             logLevel = text
+        case "require_all_models":
+            guard let v = Bool(text) else { throw .invalid("\(source): require_all_models must be true or false, got '\(Log.escaped(text))'") }
+            requireAllModels = v
         case "drain_seconds":
             guard let v = Double(text), v.isFinite, v >= 0, v <= 3600 else {
                 throw .invalid("\(source): drain_seconds must be a number of seconds from 0 to 3600, got '\(Log.escaped(text))'")

@@ -23,7 +23,7 @@ public struct Log: Sendable {
 
     public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard level >= self.level else { return }
-        let line = "\(Self.timestamp()) \(level.rawValue) \(message())\n"
+        let line = "\(Self.timestamp()) \(level.rawValue) \(Self.escaped(message()))\n"
         Self.lock.withLock { _ in _ = line.withCString { write(2, $0, strlen($0)) } }
     }
 

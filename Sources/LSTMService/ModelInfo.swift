@@ -1,3 +1,4 @@
+import Foundation
 import JSON
 import ModelFormat
 import RecurrentCore
@@ -58,7 +59,7 @@ public enum ModelInfo {
         if let i = c.interval { members.append(("interval", .object([("level", .double(i.level))]))) }
         if let d = c.description { members.append(("description", .string(d))) }
         if !c.source.isEmpty { members.append(("source", .object(c.source.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))) }
-        members.append(("weights", .object([("path", .string(model.weightsPath)), ("sha256", .string(model.weightsSHA256)),
+        members.append(("weights", .object([("file", .string(URL(fileURLWithPath: model.weightsPath).lastPathComponent)), ("sha256", .string(model.weightsSHA256)),
                                             ("bytes", .int(model.weightsByteCount))])))
         if let loadedAt { members.append(("loaded_at", .string(loadedAt))) }
         return .object(members)

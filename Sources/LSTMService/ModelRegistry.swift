@@ -26,14 +26,30 @@ public final class ModelRegistry: Sendable {
     /// Names in load order.
     public let names: [String]
     public let defaultName: String
+    /// Models that were asked for and could not be loaded, with why: reported by `/readyz`
+    /// and `/v1/models` while the others serve.
+    public let failed: [Failure]
+    /// Seconds each model took to load (read, validate, repack), by name.
+    public let loadSeconds: [String: Double]
+
+    public struct Failure: Sendable {
+        /// The directory's (or file's) name, which is what the model would have been called.
+        public let name: String
+        public let error: String
+    }
+
     /// A workspace is used by one thread at a time; the pool hands it over under its lock.
     final class WorkspaceBox: @unchecked Sendable {
         let workspace: Workspace
         init(_ w: Workspace) { workspace = w }
     }
 
-    public init(models: [Model], defaultName: String = "") throws(ConfigurationError) {
-        guard !models.isEmpty else { throw .invalid("no models to serve") }
+    public init(models: [Model], defaultName: String = "", failed: [Failure] = [], loadSeconds: [String: Double] = [:]) throws(ConfigurationError) {
+        guard !models.isEmpty else {
+            throw .invalid(failed.isEmpty ? "no models to serve" : "no model could be loaded: " + failed.map { "\($0.name): \($0.error)" }.joined(separator: "; "))
+        }
+        self.failed = failed
+        self.loadSeconds = loadSeconds
         var entries: [String: Entry] = [:]
         let now = iso8601(Date().timeIntervalSince1970)
         for m in models {
@@ -50,21 +66,34 @@ public final class ModelRegistry: Sendable {
         }
     }
 
-    /// Loads every path; a directory of model directories expands to each of them.
-    public static func load(paths: [String], modelsDirectory: String, defaultName: String) throws(ConfigurationError) -> ModelRegistry {
+    /// Loads every path; without paths, every directory under `modelsDirectory`. A model that
+    /// fails is reported (`failed`) and the others serve, unless `requireAll`.
+    public static func load(paths: [String], modelsDirectory: String, defaultName: String,
+                            requireAll: Bool = false) throws(ConfigurationError) -> ModelRegistry {
         var list = paths
         if list.isEmpty {
-            let dirs = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
-            list = dirs.sorted().map { modelsDirectory + "/" + $0 }.filter {
-                FileManager.default.fileExists(atPath: $0 + "/" + Model.weightsFileName)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
+            list = names.sorted().map { modelsDirectory + "/" + $0 }.filter {
+                var isDirectory: ObjCBool = false
+                return FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue
             }
-            guard !list.isEmpty else { throw .invalid("no model directories (with \(Model.weightsFileName)) under \(modelsDirectory)") }
+            guard !list.isEmpty else { throw .invalid("no model directories under \(modelsDirectory)") }
         }
         var models: [Model] = []
+        var failed: [Failure] = []
+        var seconds: [String: Double] = [:]
         for path in list {
-            do { models.append(try Model.load(path: path)) } catch { throw .invalid(error.description) }
+            let start = Date()
+            do {
+                let model = try Model.load(path: path)
+                models.append(model)
+                seconds[model.name] = Date().timeIntervalSince(start)
+            } catch {
+                if requireAll { throw .invalid(error.description) }
+                failed.append(Failure(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, error: error.description))
+            }
         }
-        return try ModelRegistry(models: models, defaultName: defaultName)
+        return try ModelRegistry(models: models, defaultName: defaultName, failed: failed, loadSeconds: seconds)
     }
 
     public subscript(name: String) -> Entry? { entries[name] }

@@ -10,7 +10,13 @@ extension Service {
         guard let registry else {
             return Self.reply(503, .object([("status", .string("loading"))]), headers: [("Retry-After", "1")])
         }
-        return Self.reply(200, .object([("status", .string("ready")), ("models", .array(registry.names.map { .string($0) }))]))
+        var members: [(String, JSON)] = [("status", .string("ready")), ("models", .array(registry.names.map { .string($0) }))]
+        if !registry.failed.isEmpty { members.append(("failed", Self.failures(registry))) }
+        return Self.reply(200, .object(members))
+    }
+
+    static func failures(_ registry: ModelRegistry) -> JSON {
+        .array(registry.failed.map { .object([("name", .string($0.name)), ("error", .string($0.error))]) })
     }
 
     func metricsText() -> HTTPResponse {
@@ -26,7 +32,9 @@ extension Service {
                             ("parameters", .int(e.model.network.parameterCount)),
                             ("streamable", .bool(!e.model.network.isBidirectional))])
         }
-        return Self.reply(200, .object([("models", .array(list)), ("default", .string(registry.defaultName))]))
+        var members: [(String, JSON)] = [("models", .array(list)), ("default", .string(registry.defaultName))]
+        if !registry.failed.isEmpty { members.append(("failed", Self.failures(registry))) }
+        return Self.reply(200, .object(members))
     }
 
     func modelInfo(_ registry: ModelRegistry, _ name: String) throws(APIError) -> HTTPResponse {

@@ -16,6 +16,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
     case shapeMismatch(tensor: String, expected: String, actual: [Int])
     /// The architecture is inconsistent (gate count, directions, head chain).
     case inconsistent(String)
+    /// A weight is NaN or infinite: every answer would be too.
+    case nonFiniteWeight(tensor: String, index: Int, value: Float)
 
     public var description: String {
         switch self {
@@ -28,6 +30,8 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .shapeMismatch(tensor, expected, actual):
             return "tensor '\(tensor)' has shape \(actual), expected \(expected)"
         case let .inconsistent(message): return message
+        case let .nonFiniteWeight(tensor, index, value):
+            return "tensor '\(tensor)' holds \(value) at element \(index); weights must be finite"
         }
     }
 }

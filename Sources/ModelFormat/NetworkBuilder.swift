@@ -58,9 +58,10 @@ struct NetworkBuilder {
     private mutating func tensor(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int])? {
         guard let info = file.tensors[name] else { return nil }
         used.insert(name)
-        do { return (try file.floatTensor(name), info.shape) } catch {
-            throw .safeTensors(path: "weights", error)
-        }
+        let values: [Float]
+        do { values = try file.floatTensor(name) } catch { throw .safeTensors(path: "weights", error) }
+        if let k = values.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteWeight(tensor: name, index: k, value: values[k]) }
+        return (values, info.shape)
     }
 
     private mutating func required(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int]) {

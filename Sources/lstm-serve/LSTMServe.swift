@@ -17,7 +17,8 @@ struct LSTMServe: ParsableCommand {
 
 /// Prints a one-line reason and exits non-zero.
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("lstm-serve: \(message)\n".utf8))
+    // what a file or a flag held may be in the message: one line, no terminal control bytes
+    FileHandle.standardError.write(Data("lstm-serve: \(Log.escaped(message))\n".utf8))
     exit(1)
 }
 

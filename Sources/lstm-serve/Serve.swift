@@ -30,6 +30,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Session store shards (0: automatic).") var sessionShards: Int?
     @Option(help: "Most windows in one predict request.") var maxBatch: Int?
     @Option(help: "debug, info (a line per request), warning or error.") var logLevel: String?
+    @Flag(help: "Stop start-up when any model fails to load (otherwise it is reported and the rest serve).")
+    var requireAllModels = false
     @Option(help: "Seconds between SIGTERM turning /readyz 503 and the listener closing.") var drainSeconds: Double?
     @Option(help: "PEM certificate for HTTPS (with --tls-key).") var tlsCert: String?
     @Option(help: "PEM private key for HTTPS (with --tls-cert).") var tlsKey: String?
@@ -52,6 +54,7 @@ struct Serve: ParsableCommand {
         ]
         for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
         if !models.isEmpty { c.models = models }
+        if requireAllModels { c.requireAllModels = true }
         return c
     }
 
@@ -64,13 +67,22 @@ struct Serve: ParsableCommand {
         // Listen first (readyz says 503 while loading), then load the models.
         let port: Int
         do { port = try server.start() } catch { fail(error.description) }
+        let registry: ModelRegistry
         do {
-            service.install(try ModelRegistry.load(paths: configuration.models, modelsDirectory: configuration.modelsDirectory,
-                                                   defaultName: configuration.defaultModel))
+            registry = try ModelRegistry.load(paths: configuration.models, modelsDirectory: configuration.modelsDirectory,
+                                              defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
         } catch {
             server.stop(drainTimeout: 0)
             fail(error.description)
         }
+        for name in registry.names {
+            let m = registry[name]!.model
+            print("lstm-serve: model \(name) loaded in \(Int((registry.loadSeconds[name] ?? 0) * 1000)) ms (\(m.network.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
+        }
+        for failure in registry.failed {
+            FileHandle.standardError.write(Data("lstm-serve: model \(failure.name) not served: \(Log.escaped(failure.error))\n".utf8))
+        }
+        service.install(registry)
         let names = service.registry?.names.joined(separator: ", ") ?? ""
         let scheme = configuration.tlsCert.isEmpty ? "http" : "https"
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host

@@ -19,7 +19,7 @@ import TestSupport
         var shipped = Configuration()
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
-        #expect(Configuration.keys.count == 21)
+        #expect(Configuration.keys.count == 22)
         let shards = Configuration.keys.first { $0.key == "session_shards" }!
         #expect(shards.env == "LSTM_SERVE_SESSION_SHARDS" && shards.flag == "--session-shards")
         #expect(Configuration.keys.first { $0.key == "models" }!.flag == "--model")
@@ -47,6 +47,12 @@ import TestSupport
             try c.set("session_full_policy", "drop", source: "flag")
         }
         #expect(throws: ConfigurationError.invalid("x.json: unknown key 'colour'")) { try c.set("colour", "red", source: "x.json") }
+    }
+
+    @Test func logTextHasItsControlCharactersEscaped() {
+        #expect(Log.escaped("GET /a\nPOST /b \u{1B}[31mred\r\t\\ é") == #"GET /a\nPOST /b \x1B[31mred\r\t\\ é"#)
+        #expect(Log.escaped("plain") == "plain")
+        #expect(Log.escaped("\u{0}\u{7F}") == #"\x00\x7F"#)
     }
 
     @Test func aSlowClientDoesNotHoldUpOthers() throws {

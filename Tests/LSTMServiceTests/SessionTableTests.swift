@@ -101,3 +101,46 @@ struct RecurrentStateFactory: Sendable {
         #expect(try s.get("/healthz").status == 200)
     }
 }
+
+/// A models directory where some models are broken: the rest serve and the broken ones are
+/// reported with their reasons.
+@Suite struct BrokenModelTests {
+    static func directory() throws -> String {
+        let root = NSTemporaryDirectory() + "lstm-serve-models-\(UUID().uuidString)"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: LiveServer.modelsDirectory + "/temperature", toPath: root + "/temperature")
+        try fm.createDirectory(atPath: root + "/corrupt", withIntermediateDirectories: true)
+        try Data([12, 0, 0, 0, 0, 0, 0, 0] + Array("{\"a\n\":1}xxx".utf8)).write(to: URL(fileURLWithPath: root + "/corrupt/model.safetensors"))
+        var nan = TestModels.lstm()
+        nan["rnn.bias_ih_l0"]!.1[0] = .nan
+        try fm.moveItem(atPath: try TestModels.write(nan), toPath: root + "/nan")
+        return root
+    }
+
+    @Test func oneBadModelDoesNotStopTheOthers() throws {
+        let dir = try Self.directory()
+        let s = try LiveServer { $0.modelsDirectory = dir }
+        let ready = try s.get("/readyz")
+        #expect(ready.status == 200 && ready.json["models"]?.elements.map { $0.string! } == ["temperature"])
+        let failed = ready.json["failed"]!.elements
+        #expect(failed.map { $0["name"]!.string! } == ["corrupt", "empty", "nan"])
+        #expect(failed[1]["error"]!.string!.hasSuffix("/empty/model.safetensors: no such file"))
+        #expect(failed[2]["error"]!.string == "tensor 'rnn.bias_ih_l0' holds nan at element 0; weights must be finite")
+        #expect(try s.get("/v1/models").json["failed"]?.count == 3)
+        #expect(try s.post("/v1/predict", Week.body).status == 200)
+        // the weights' location is not shown to clients
+        #expect(try s.get("/v1/models/temperature").json["weights"]?["file"]?.string == "model.safetensors")
+        #expect(!(try s.get("/v1/models/temperature").text.contains(dir)))
+    }
+
+    @Test func requireAllModelsMakesAnyFailureFatal() throws {
+        let dir = try Self.directory()
+        #expect(throws: ConfigurationError.self) {
+            _ = try ModelRegistry.load(paths: [], modelsDirectory: dir, defaultName: "", requireAll: true)
+        }
+        #expect(throws: ConfigurationError.invalid("no model could be loaded: empty: cannot read \(dir)/empty/model.safetensors: no such file")) {
+            _ = try ModelRegistry.load(paths: [dir + "/empty"], modelsDirectory: dir, defaultName: "")
+        }
+    }
+}

@@ -102,6 +102,15 @@ import TestSupport
         #expect(m.network.layers[0].kind == .rnn(.relu))
     }
 
+    @Test func aWeightThatIsNotFiniteIsRefusedNamingTheTensor() throws {
+        for bad in [Float.nan, .infinity, -.infinity] {
+            var t = Self.lstm()
+            t["rnn.weight_hh_l0"]!.1[5] = bad
+            #expect(loadError(try Self.write(t)) == .nonFiniteWeight(tensor: "rnn.weight_hh_l0", index: 5, value: bad) || bad.isNaN)
+            #expect(loadError(try Self.write(t))?.description == "tensor 'rnn.weight_hh_l0' holds \(bad) at element 5; weights must be finite")
+        }
+    }
+
     @Test func hostileFilesGiveAnErrorNamingTheFile() throws {
         let dir = try Self.write(Self.lstm())
         let path = dir + "/model.safetensors"
