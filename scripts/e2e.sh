@@ -69,6 +69,24 @@ sleep 0.3
 drain=$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz" || true)
 if [ "$drain" = 503 ]; then echo "ok   SIGTERM: readyz 503 while draining"; passes=$((passes + 1)); else echo "FAIL SIGTERM: readyz $drain while draining"; fails=$((fails + 1)); fi
 wait $pid && { echo "ok   SIGTERM: exit 0"; passes=$((passes + 1)); } || { echo "FAIL SIGTERM: exit $?"; fails=$((fails + 1)); }
+# Logs: JSON lines with the request id; a session id appears only as its short hash
+start_server "$bin" --log-level info --log-format json
+trap 'kill $pid 2>/dev/null || true' EXIT
+sid=$(curl -s -X POST "$base/v1/sessions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])')
+curl -s -o /dev/null "$base/v1/sessions/$sid/step" -H 'X-Request-ID: e2e-42' --json '{"x": {"date": "2015-02-22", "temp_max": 11.7, "temp_min": 3.3, "precipitation": 0.0, "wind": 4.2}}'
+curl -s -o /dev/null "$base/v1/models/%0Aforged"
+kill -TERM $pid; wait $pid || true
+if python3 - "$log" "$sid" <<'PY'
+import json, re, sys
+lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
+records = [json.loads(l) for l in lines]
+step = [r for r in records if r.get("request_id") == "e2e-42"]
+assert step and step[0]["message"].startswith("POST /v1/sessions/{id}/step 200"), step
+assert re.fullmatch(r"[0-9a-f]{8}", step[0]["session"]), step
+assert not any(sys.argv[2] in l for l in open(sys.argv[1])), "full session id in the log"
+assert all(r["request_id"] for r in records if r["message"].startswith(("GET", "POST")))
+PY
+then echo "ok   json logs: request id, session hashed"; passes=$((passes + 1)); else echo "FAIL json logs"; cat "$log"; fails=$((fails + 1)); fi
 trap - EXIT
 echo "e2e: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -32,6 +32,9 @@ public final class HTTPServer: @unchecked Sendable {
         public var tlsKey: String?
         /// libmicrohttpd's own messages on standard error.
         public var libraryLog = false
+        /// Request headers handed to the handler in `HTTPRequest.headers` (looked up only when
+        /// listed, so a server without auth or CORS reads none).
+        public var headersToRead: [String] = []
 
         public init() {}
     }
@@ -58,6 +61,30 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Connections open now.
     public var openConnections: Int { connections.open.load(ordering: .relaxed) }
+    /// Requests begun and not yet completed.
+    public var requestsInFlight: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Request ids made here: a random prefix per process and a counter, 15 hex digits (a
+    /// String that short is stored inline, without an allocation).
+    private let requestPrefix = UInt64.random(in: 0..<(1 << 24))
+    private let requestCounter = Atomic<UInt64>(0)
+
+    func requestID(_ connection: OpaquePointer?) -> String {
+        if let sent = rawHeader(connection, "X-Request-ID"), let id = usableRequestID(sent) { return id }
+        let n = requestCounter.add(1, ordering: .relaxed).newValue & 0xF_FFFF_FFFF
+        let text = String(requestPrefix << 36 | n, radix: 16)
+        return String(repeating: "0", count: max(0, 15 - text.count)) + text
+    }
+
+    func headers(_ connection: OpaquePointer?) -> [String: String] {
+        var found: [String: String] = [:]
+        for name in configuration.headersToRead {
+            if let v = name.withCString({ MHD_lookup_connection_value(connection, MHD_ValueKind(rawValue: 1)!, $0) }) {
+                found[name.lowercased()] = String(cString: v)
+            }
+        }
+        return found
+    }
 
     /// Starts listening; returns the bound port. The corresponding C function is `MHD_start_daemon`.
     @discardableResult
@@ -172,6 +199,15 @@ private func contentType(_ connection: OpaquePointer?) -> String? {
     return strcmp(raw, "application/json") == 0 ? "application/json" : String(cString: raw)
 }
 
+/// A client's request id when it is 1-128 visible ASCII characters (anything else could
+/// forge log fields or headers), else nil.
+private func usableRequestID(_ raw: UnsafePointer<CChar>) -> String? {
+    let n = strlen(raw)
+    guard n > 0, n <= 128 else { return nil }
+    for k in 0..<n where !(0x21...0x7E).contains(UInt8(bitPattern: raw[k])) { return nil }
+    return String(cString: raw)
+}
+
 /// The corresponding C function is `MHD_lookup_connection_value`.
 private func rawHeader(_ connection: OpaquePointer?, _ name: StaticString) -> UnsafePointer<CChar>? {
     // MHD_HEADER_KIND
@@ -180,7 +216,7 @@ private func rawHeader(_ connection: OpaquePointer?, _ name: StaticString) -> Un
     }
 }
 
-private func queue(_ response: HTTPResponse, on connection: OpaquePointer?, close: Bool) -> MHD_Result {
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer?, close: Bool, requestID: String?) -> MHD_Result {
     let made = response.body.withUnsafeBytes { raw -> OpaquePointer? in
         // MHD_RESPMEM_MUST_COPY
         MHD_create_response_from_buffer(raw.count, UnsafeMutableRawPointer(mutating: raw.baseAddress), MHD_ResponseMemoryMode(rawValue: 2)!)
@@ -190,6 +226,7 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer?, clos
         _ = name.withCString { n in value.withCString { v in MHD_add_response_header(made, n, v) } }
     }
     if close { MHD_add_response_header(made, "Connection", "close") }
+    if let requestID { _ = requestID.withCString { MHD_add_response_header(made, "X-Request-ID", $0) } }
     let result = MHD_queue_response(connection, UInt32(response.status), made)
     MHD_destroy_response(made)
     return result
@@ -266,12 +303,13 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
             context.path = path
             return mhdYes
         }
-        let request = HTTPRequest(method: String(cString: method!), path: String(cString: url!), contentType: nil, body: [], problem: found)
+        let request = HTTPRequest(method: String(cString: method!), path: String(cString: url!), contentType: nil, body: [], problem: found,
+                                  requestID: server.requestID(connection))
         context.request = request
         context.connection?.busy.store(true, ordering: .releasing)
         guard case let .now(response) = server.handler.handle(request) else { return mhdNo }
         context.response = response
-        return queue(response, on: connection, close: true)
+        return queue(response, on: connection, close: true, requestID: request.requestID)
     }
     let context = Unmanaged<RequestContext>.fromOpaque(existing).takeUnretainedValue()
     // Body chunks: gather, or discard past the limit (MHD cannot answer mid-upload).
@@ -293,19 +331,21 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
     }
     // Called again after a resume (or after a refusal at the headers): the answer is ready.
     if let response = context.response {
-        return queue(response, on: connection, close: context.request?.problem != nil || server.closing.load(ordering: .acquiring))
+        return queue(response, on: connection, close: context.request?.problem != nil || server.closing.load(ordering: .acquiring),
+                     requestID: context.request?.requestID)
     }
     if context.isSuspended { return mhdYes }
     let request = HTTPRequest(method: String(cString: method!), path: context.path,
                               contentType: contentType(connection),
-                              body: context.body, problem: context.tooLarge ? .payloadTooLarge(limit) : nil)
+                              body: context.body, problem: context.tooLarge ? .payloadTooLarge(limit) : nil,
+                              requestID: server.requestID(connection), headers: server.headers(connection))
     context.request = request
     context.body = []
     context.connection?.busy.store(true, ordering: .releasing)
     switch server.handler.handle(request) {
     case let .now(response):
         context.response = response
-        return queue(response, on: connection, close: server.closing.load(ordering: .acquiring))
+        return queue(response, on: connection, close: server.closing.load(ordering: .acquiring), requestID: request.requestID)
     case let .later(work):
         context.isSuspended = true
         server.suspended.add(1, ordering: .relaxed)

@@ -9,14 +9,25 @@ public struct HTTPRequest: Sendable {
     /// Why the server refuses this request before reading it as the application would (its
     /// framing, path or size); the handler renders the refusal in its own envelope.
     public let problem: HTTPRequestProblem?
+    /// The client's `X-Request-ID` when it sent a usable one, else one made here; echoed in
+    /// the response.
+    public let requestID: String
+    /// Headers the application asks for (`HTTPServer.Configuration.headersToRead`), by the
+    /// lowercased name; nil when absent.
+    public let headers: [String: String]
 
-    public init(method: String, path: String, contentType: String?, body: [UInt8], problem: HTTPRequestProblem? = nil) {
+    public init(method: String, path: String, contentType: String?, body: [UInt8], problem: HTTPRequestProblem? = nil,
+                requestID: String = "", headers: [String: String] = [:]) {
         self.method = method
         self.path = path
         self.contentType = contentType
         self.body = body
         self.problem = problem
+        self.requestID = requestID
+        self.headers = headers
     }
+
+    public func header(_ lowercasedName: String) -> String? { headers[lowercasedName] }
 }
 
 /// What the server finds wrong with a request before the application sees it.

@@ -32,6 +32,8 @@ public struct Configuration: Sendable, Equatable {
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
+    /// "text" or "json" (one object per line).
+    public var logFormat = "text"
     /// PEM files of a certificate and its key: HTTPS when both are set.
     /// A model that fails to load stops start-up (otherwise it is reported and the rest serve).
     public var requireAllModels = false
@@ -48,7 +50,7 @@ public struct Configuration: Sendable, Equatable {
     public static let keys: [(key: String, env: String, flag: String)] = [
         "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
-        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level",
+        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
     ].map { key in
         (key, "LSTM_SERVE_" + key.uppercased(), key == "models" ? "--model" : "--" + key.replacingOccurrences(of: "_", with: "-"))
@@ -92,6 +94,9 @@ public struct Configuration: Sendable, Equatable {
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(text)'") }
             logLevel = text
+        case "log_format":
+            guard text == "text" || text == "json" else { throw .invalid("\(source): log_format must be text or json, got '\(Log.escaped(text))'") }
+            logFormat = text
         case "require_all_models":
             guard let v = Bool(text) else { throw .invalid("\(source): require_all_models must be true or false, got '\(Log.escaped(text))'") }
             requireAllModels = v
@@ -104,6 +109,36 @@ public struct Configuration: Sendable, Equatable {
         case "tls_key": tlsKey = text
         default:
             throw .invalid("\(source): unknown key '\(Log.escaped(key))'")
+        }
+    }
+
+    /// The value of `key` as text (what `set` takes), for help and start-up lines.
+    public func text(_ key: String) -> String {
+        switch key {
+        case "host": return host
+        case "port": return String(port)
+        case "threads": return String(threads)
+        case "models": return models.joined(separator: ",")
+        case "models_directory": return modelsDirectory
+        case "default_model": return defaultModel
+        case "max_body_bytes": return String(maxBodyBytes)
+        case "connection_timeout_seconds": return String(connectionTimeoutSeconds)
+        case "request_deadline_seconds": return String(requestDeadlineSeconds)
+        case "connection_limit": return String(connectionLimit)
+        case "per_ip_connection_limit": return String(perIPConnectionLimit)
+        case "connection_memory_limit": return String(connectionMemoryLimit)
+        case "session_ttl_seconds": return String(sessionTTLSeconds)
+        case "max_sessions": return String(maxSessions)
+        case "session_full_policy": return sessionFullPolicy
+        case "session_shards": return String(sessionShards)
+        case "max_batch": return String(maxBatch)
+        case "log_level": return logLevel
+        case "log_format": return logFormat
+        case "require_all_models": return String(requireAllModels)
+        case "drain_seconds": return String(drainSeconds)
+        case "tls_cert": return tlsCert
+        case "tls_key": return tlsKey
+        default: return ""
         }
     }
 

@@ -14,17 +14,50 @@ public enum LogLevel: String, Sendable, Comparable {
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
 }
 
-/// Lines to standard error, one write each, at or above the configured level.
+/// Lines to standard error, one write each, at or above the configured level: text
+/// (`time level message key=value…`) or one JSON object per line.
 public struct Log: Sendable {
     public let level: LogLevel
+    public let json: Bool
     private static let lock = Locked(())
 
-    public init(level: LogLevel) { self.level = level }
+    public init(level: LogLevel, json: Bool = false) {
+        self.level = level
+        self.json = json
+    }
 
-    public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String) {
+    public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String,
+                               _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
         guard level >= self.level else { return }
-        let line = "\(Self.timestamp()) \(level.rawValue) \(Self.escaped(message()))\n"
+        let line: String
+        if json {
+            var out = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"message\":\(Self.quoted(message()))"
+            for (k, v) in fields() { out += ",\(Self.quoted(k)):\(Self.quoted(v))" }
+            line = out + "}\n"
+        } else {
+            var out = "\(Self.timestamp()) \(level.rawValue) \(Self.escaped(message()))"
+            for (k, v) in fields() { out += " \(k)=\(Self.escaped(v))" }
+            line = out + "\n"
+        }
         Self.lock.withLock { _ in _ = line.withCString { write(2, $0, strlen($0)) } }
+    }
+
+    /// A JSON string literal.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                out += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 
     /// `text` with control characters (CR, LF, ESC, NUL, ...) and backslashes written as
@@ -66,6 +99,6 @@ func iso8601(_ seconds: Double) -> String {
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec)
 }
 
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

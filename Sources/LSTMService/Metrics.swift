@@ -72,8 +72,26 @@ public final class Metrics: Sendable {
     /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
     func sessionStep(direct: Bool) { state.withLock { if direct { $0.stepsDirect += 1 } else { $0.stepsQueued += 1 } } }
 
+    /// A label value as the exposition format needs it: backslash, quote and newline escaped.
+    static func label(_ value: String) -> String {
+        guard value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else { return value }
+        var out = ""
+        for c in value.unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// What the transport reports at scrape time.
+    struct Transport { var requestsInFlight = 0, connectionsOpen = 0 }
+
     /// The text exposition format.
-    func render(activeSessions: Int, models: ModelRegistry) -> String {
+    func render(activeSessions: Int, models: ModelRegistry?, transport: Transport) -> String {
         let s = state.withLock { $0 }
         var out = "# HELP lstm_serve_requests_total Requests by route, method and status.\n# TYPE lstm_serve_requests_total counter\n"
         let requests = s.requests.map { (route: routes[$0.key >> 24], method: Self.methods[($0.key >> 16) & 0xFF], status: $0.key & 0xFFFF, n: $0.value) }
@@ -99,11 +117,26 @@ public final class Metrics: Sendable {
         }
         out += "# HELP lstm_serve_session_steps_total Step requests by how they reached the session: direct (its shard was idle) or queued (behind the shard's actor).\n# TYPE lstm_serve_session_steps_total counter\n"
         out += "lstm_serve_session_steps_total{path=\"direct\"} \(s.stepsDirect)\nlstm_serve_session_steps_total{path=\"queued\"} \(s.stepsQueued)\n"
-        out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
-        for name in models.names {
-            let m = models[name]!.model
-            out += "lstm_serve_model_info{model=\"\(name)\",cell=\"\(m.network.layers[0].kind)\",parameters=\"\(m.network.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
+        out += "# HELP lstm_serve_requests_in_flight Requests begun and not yet answered.\n# TYPE lstm_serve_requests_in_flight gauge\n"
+        out += "lstm_serve_requests_in_flight \(transport.requestsInFlight)\n"
+        out += "# HELP lstm_serve_connections_open Connections open now.\n# TYPE lstm_serve_connections_open gauge\nlstm_serve_connections_open \(transport.connectionsOpen)\n"
+        if let models {
+            out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
+            for name in models.names {
+                let m = models[name]!.model
+                out += "lstm_serve_model_info{model=\"\(Self.label(name))\",cell=\"\(m.network.layers[0].kind)\",parameters=\"\(m.network.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
+            }
+            out += "# HELP lstm_serve_model_load_failures Models asked for that could not be loaded.\n# TYPE lstm_serve_model_load_failures gauge\n"
+            out += "lstm_serve_model_load_failures \(models.failed.count)\n"
         }
+        out += "# HELP lstm_serve_build_info The server's version (value 1).\n# TYPE lstm_serve_build_info gauge\n"
+        out += "lstm_serve_build_info{version=\"\(LSTMServeVersion.string)\"} 1\n"
+        let p = ProcessStats.read()
+        out += "# HELP process_cpu_seconds_total User and system CPU time spent.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total \(p.cpuSeconds)\n"
+        out += "# HELP process_resident_memory_bytes Resident memory size.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes \(p.residentBytes)\n"
+        out += "# HELP process_virtual_memory_bytes Virtual memory size.\n# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes \(p.virtualBytes)\n"
+        out += "# HELP process_open_fds Open file descriptors.\n# TYPE process_open_fds gauge\nprocess_open_fds \(p.openFDs)\n"
+        out += "# HELP process_start_time_seconds Start time since the Unix epoch.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds \(p.startTime)\n"
         return out
     }
 }

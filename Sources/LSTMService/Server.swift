@@ -26,7 +26,9 @@ public final class Server: Sendable {
             h.tlsCertificate = try Self.pem(configuration.tlsCert, "tls_cert")
             h.tlsKey = try Self.pem(configuration.tlsKey, "tls_key")
         }
-        http = HTTPServer(configuration: h, handler: service)
+        let http = HTTPServer(configuration: h, handler: service)
+        self.http = http
+        service.attachTransport { Metrics.Transport(requestsInFlight: http.requestsInFlight, connectionsOpen: http.openConnections) }
     }
 
     /// Starts listening; returns the bound port (the one picked for port 0).

@@ -20,7 +20,7 @@ extension Service {
     }
 
     func metricsText() -> HTTPResponse {
-        let text = registry.map { metrics.render(activeSessions: sessions.activeCount, models: $0) } ?? ""
+        let text = metrics.render(activeSessions: sessions.activeCount, models: registry, transport: transport())
         return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
     }
 

@@ -30,6 +30,14 @@ extension Service {
 
         var pattern: String { Self.patterns[index] }
 
+        /// The session id in the path, for the session routes.
+        var sessionID: Substring? {
+            switch self {
+            case let .session(id), let .step(id), let .state(id): return id
+            default: return nil
+            }
+        }
+
         var allowed: [String] {
             switch self {
             case .health, .ready, .metrics, .models, .model: return ["GET"]

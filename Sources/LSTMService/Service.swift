@@ -14,10 +14,11 @@ public final class Service: HTTPHandler, Sendable {
     let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
     private let draining = Locked(false)
+    private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
     public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) {
         self.configuration = configuration
-        log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info)
+        log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = SessionStore(shards: configuration.resolvedShards, clock: clock, ttl: configuration.sessionTTLSeconds,
                                 maxSessions: configuration.maxSessions, evictWhenFull: configuration.sessionFullPolicy == "evict",
                                 metrics: metrics)
@@ -27,6 +28,10 @@ public final class Service: HTTPHandler, Sendable {
     public func install(_ registry: ModelRegistry) { registryBox.withLock { $0 = registry } }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
+
+    /// Where `/metrics` reads in-flight requests and open connections (the HTTP server's).
+    func attachTransport(_ read: @escaping @Sendable () -> Metrics.Transport) { transportGauges.withLock { $0 = read } }
+    func transport() -> Metrics.Transport { transportGauges.withLock { $0 }?() ?? Metrics.Transport() }
 
     /// The server is shutting down: `/readyz` answers 503 so that balancers stop sending.
     public func beginDrain() { draining.withLock { $0 = true } }
@@ -92,7 +97,23 @@ public final class Service: HTTPHandler, Sendable {
 
     public func completed(_ request: HTTPRequest, response: HTTPResponse, microseconds: Int) {
         metrics.record(route: response.label, method: request.method, status: response.status, seconds: Double(microseconds) / 1e6)
-        log(.info, "\(request.method) \(request.path) \(response.status) \(microseconds)us")
+        guard log.level <= .info else { return }
+        // A session id is the session's only credential: logs carry a short hash of it.
+        let route = Route.patterns.indices.contains(response.label) ? Route.patterns[response.label] : nil
+        let sessionID = route?.contains("{id}") == true ? Self.route(request.path).flatMap(\.sessionID) : nil
+        let path = sessionID != nil ? route! : request.path
+        let session = sessionID.map(Self.shortHash) ?? "-"
+        log(.info, "\(request.method) \(path) \(response.status) \(microseconds)us",
+            ["request_id": request.requestID, "session": session])
+    }
+
+    /// 8 hex digits of FNV-1a over `id`: enough to follow one session through the logs, not
+    /// enough to use it.
+    static func shortHash(_ id: Substring) -> String {
+        var h: UInt32 = 2166136261
+        for b in id.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
+        let text = String(h, radix: 16)
+        return String(repeating: "0", count: 8 - text.count) + text
     }
 
     // MARK: Rendering

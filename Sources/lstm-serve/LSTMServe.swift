@@ -10,6 +10,7 @@ struct LSTMServe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lstm-serve",
         abstract: "Serve and run recurrent networks (LSTM, GRU, RNN) exported from PyTorch, Keras or ONNX.",
+        version: LSTMServeVersion.string,
         subcommands: [Serve.self, Inspect.self, Predict.self],
         defaultSubcommand: Serve.self
     )

@@ -10,31 +10,39 @@ struct Serve: ParsableCommand {
     )
 
     @Option(help: "JSON config file (default: config/lstm-serve.json when present).") var config: String?
-    @Option(help: "Address to listen on: IPv4, IPv6 or a name.") var host: String?
-    @Option(help: "Port (0 picks a free one).") var port: Int?
-    @Option(name: .customLong("model"), help: "A model directory or bare .safetensors to serve (repeatable; the first is the default).")
+    @Option(help: h("host", "Address to listen on: IPv4, IPv6 or a name.")) var host: String?
+    @Option(help: h("port", "Port (0 picks a free one).")) var port: String?
+    @Option(name: .customLong("model"), help: h("models", "A model directory or bare .safetensors to serve (repeatable; the first is the default)."))
     var models: [String] = []
-    @Option(help: "Directory whose model directories are served when no --model is given.") var modelsDirectory: String?
-    @Option(help: "The model /v1/predict and new sessions use.") var defaultModel: String?
-    @Option(help: "HTTP worker threads (0: one per core).") var threads: Int?
-    @Option(help: "Largest request body in bytes.") var maxBodyBytes: Int?
-    @Option(help: "Seconds an idle connection is kept.") var connectionTimeoutSeconds: Int?
-    @Option(help: "Seconds by which a request's headers and body must have arrived, counted from the connection's start or previous answer.")
-    var requestDeadlineSeconds: Double?
-    @Option(help: "Most connections served at once (past it: 503 and close).") var connectionLimit: Int?
-    @Option(help: "Most connections from one IP (0: no limit).") var perIpConnectionLimit: Int?
-    @Option(help: "MHD memory per connection in bytes (caps headers).") var connectionMemoryLimit: Int?
-    @Option(help: "Idle seconds before a session expires.") var sessionTtlSeconds: Double?
-    @Option(help: "Most sessions held at once.") var maxSessions: Int?
-    @Option(help: "When full: reject (429) or evict (least recently used).") var sessionFullPolicy: String?
-    @Option(help: "Session store shards (0: automatic).") var sessionShards: Int?
-    @Option(help: "Most windows in one predict request.") var maxBatch: Int?
-    @Option(help: "debug, info (a line per request), warning or error.") var logLevel: String?
-    @Flag(help: "Stop start-up when any model fails to load (otherwise it is reported and the rest serve).")
+    @Option(help: h("models_directory", "Directory whose model directories are served when no --model is given.")) var modelsDirectory: String?
+    @Option(help: h("default_model", "The model /v1/predict and new sessions use (empty: temperature if loaded, else the first).")) var defaultModel: String?
+    @Option(help: h("threads", "HTTP worker threads (0: one per core).")) var threads: String?
+    @Option(help: h("max_body_bytes", "Largest request body in bytes.")) var maxBodyBytes: String?
+    @Option(help: h("connection_timeout_seconds", "Seconds an idle connection is kept.")) var connectionTimeoutSeconds: String?
+    @Option(help: h("request_deadline_seconds", "Seconds by which a request's headers and body must have arrived, from the connection's start or previous answer."))
+    var requestDeadlineSeconds: String?
+    @Option(help: h("connection_limit", "Connections served at once (past it: 503 and close).")) var connectionLimit: String?
+    @Option(help: h("per_ip_connection_limit", "Connections from one address (0: no limit).")) var perIpConnectionLimit: String?
+    @Option(help: h("connection_memory_limit", "libmicrohttpd memory per connection in bytes (caps headers).")) var connectionMemoryLimit: String?
+    @Option(help: h("session_ttl_seconds", "Idle seconds before a session expires.")) var sessionTtlSeconds: String?
+    @Option(help: h("max_sessions", "Most sessions held at once.")) var maxSessions: String?
+    @Option(help: h("session_full_policy", "When full: reject (429) or evict (least recently used).")) var sessionFullPolicy: String?
+    @Option(help: h("session_shards", "Session store shards (0: max(16, 4 x cores)).")) var sessionShards: String?
+    @Option(help: h("max_batch", "Most windows in one predict request.")) var maxBatch: String?
+    @Option(help: h("log_level", "debug, info (a line per request), warning or error.")) var logLevel: String?
+    @Option(help: h("log_format", "text or json (one object per line).")) var logFormat: String?
+    @Flag(help: h("require_all_models", "Stop start-up when any model fails to load (otherwise it is reported and the rest serve)."))
     var requireAllModels = false
-    @Option(help: "Seconds between SIGTERM turning /readyz 503 and the listener closing.") var drainSeconds: Double?
-    @Option(help: "PEM certificate for HTTPS (with --tls-key).") var tlsCert: String?
-    @Option(help: "PEM private key for HTTPS (with --tls-cert).") var tlsKey: String?
+    @Option(help: h("drain_seconds", "Seconds between SIGTERM turning /readyz 503 and the listener closing.")) var drainSeconds: String?
+    @Option(help: h("tls_cert", "PEM certificate for HTTPS (with --tls-key).")) var tlsCert: String?
+    @Option(help: h("tls_key", "PEM private key for HTTPS (with --tls-cert).")) var tlsKey: String?
+
+    /// A flag's help with its default and environment variable, from the key table.
+    static func h(_ key: String, _ text: String) -> ArgumentHelp {
+        let env = Configuration.keys.first { $0.key == key }?.env ?? ""
+        let value = Configuration().text(key)
+        return ArgumentHelp("\(text) (default: \(value.isEmpty ? "none" : value); env \(env))")
+    }
 
     func resolvedConfiguration() throws(ConfigurationError) -> Configuration {
         var c = Configuration()
@@ -43,14 +51,13 @@ struct Serve: ParsableCommand {
         }
         try c.load(environment: ProcessInfo.processInfo.environment)
         let flags: [(String, String?)] = [
-            ("host", host), ("port", port.map(String.init)), ("models_directory", modelsDirectory),
-            ("default_model", defaultModel), ("threads", threads.map(String.init)), ("max_body_bytes", maxBodyBytes.map(String.init)),
-            ("connection_timeout_seconds", connectionTimeoutSeconds.map(String.init)),
-            ("request_deadline_seconds", requestDeadlineSeconds.map { String($0) }), ("connection_limit", connectionLimit.map(String.init)),
-            ("per_ip_connection_limit", perIpConnectionLimit.map(String.init)), ("connection_memory_limit", connectionMemoryLimit.map(String.init)),
-            ("session_ttl_seconds", sessionTtlSeconds.map { String($0) }), ("max_sessions", maxSessions.map(String.init)),
-            ("session_full_policy", sessionFullPolicy), ("session_shards", sessionShards.map(String.init)),
-            ("max_batch", maxBatch.map(String.init)), ("log_level", logLevel), ("drain_seconds", drainSeconds.map { String($0) }), ("tls_cert", tlsCert), ("tls_key", tlsKey),
+            ("host", host), ("port", port), ("models_directory", modelsDirectory), ("default_model", defaultModel),
+            ("threads", threads), ("max_body_bytes", maxBodyBytes), ("connection_timeout_seconds", connectionTimeoutSeconds),
+            ("request_deadline_seconds", requestDeadlineSeconds), ("connection_limit", connectionLimit),
+            ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
+            ("session_ttl_seconds", sessionTtlSeconds), ("max_sessions", maxSessions), ("session_full_policy", sessionFullPolicy),
+            ("session_shards", sessionShards), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
+            ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey),
         ]
         for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
         if !models.isEmpty { c.models = models }

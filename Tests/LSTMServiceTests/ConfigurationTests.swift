@@ -19,7 +19,11 @@ import TestSupport
         var shipped = Configuration()
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
-        #expect(Configuration.keys.count == 22)
+        #expect(Configuration.keys.count == 23)
+        // every key reads back what it was set to
+        var round = Configuration()
+        for (key, _, _) in Configuration.keys where key != "models" { try round.set(key, Configuration().text(key), source: "test") }
+        #expect(round == Configuration())
         let shards = Configuration.keys.first { $0.key == "session_shards" }!
         #expect(shards.env == "LSTM_SERVE_SESSION_SHARDS" && shards.flag == "--session-shards")
         #expect(Configuration.keys.first { $0.key == "models" }!.flag == "--model")

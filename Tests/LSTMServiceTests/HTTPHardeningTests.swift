@@ -152,3 +152,38 @@ import TestSupport
         #expect(try s.post("/v1/predict", Week.body).status == 200)
     }
 }
+
+/// What operators read: metrics that parse whatever a model is named, request ids.
+@Suite struct ObservabilityTests {
+    @Test func metricsEscapeLabelValuesAndReportTheProcess() throws {
+        let dir = NSTemporaryDirectory() + "lstm-serve-odd-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: LiveServer.modelsDirectory + "/temperature", toPath: dir)
+        let configPath = dir + "/config.json"
+        var config = try String(contentsOfFile: configPath, encoding: .utf8)
+        config = config.replacingOccurrences(of: #""name": "temperature""#, with: #""name": "temp\"x\\y\nz""#)
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let s = try LiveServer { $0.models = [dir] }
+        let text = try s.get("/metrics").text
+        #expect(text.contains(#"lstm_serve_model_info{model="temp\"x\\y\nz",cell="lstm""#))
+        // every sample line is name{labels} value, or name value
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            #expect(line.wholeMatch(of: /[a-z_][a-z0-9_]*(\{([a-z_][a-z0-9_]*="([^"\\]|\\.)*",?)*\})? [0-9.e+-]+/) != nil, "\(line)")
+        }
+        #expect(text.contains("lstm_serve_build_info{version=\"\(LSTMServeVersion.string)\"} 1"))
+        for name in ["process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total", "process_start_time_seconds",
+                     "lstm_serve_requests_in_flight", "lstm_serve_connections_open"] {
+            let value = text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+            #expect(value != nil && value! > 0, "\(name) = \(String(describing: value))")
+        }
+    }
+
+    @Test func aRequestIDIsEchoedOrMade() throws {
+        let s = try LiveServer()
+        #expect(try s.client.request("GET", "/healthz", headers: ["X-Request-ID": "abc-123"]).headers["x-request-id"] == "abc-123")
+        let made = try s.get("/healthz").headers["x-request-id"]!, next = try s.get("/healthz").headers["x-request-id"]!
+        #expect(made.count == 15 && next.count == 15 && made != next)
+        // one with a space or too long is replaced, not echoed
+        #expect(try s.client.request("GET", "/healthz", headers: ["X-Request-ID": "a b"]).headers["x-request-id"]?.count == 15)
+        #expect(try s.client.request("GET", "/healthz", headers: ["X-Request-ID": String(repeating: "x", count: 129)]).headers["x-request-id"]?.count == 15)
+    }
+}
