@@ -21,22 +21,23 @@ check healthz 200 "$base/healthz"
 check readyz 200 "$base/readyz"
 check models 200 "$base/v1/models"
 check model-info 200 "$base/v1/models/temperature"
-check predict 200 "$base/v1/predict" -d @examples/week.json
+check predict 200 "$base/v1/predict" --json @examples/week.json
 forecast=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
 check session-create 201 -X POST "$base/v1/sessions"
 sid=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])')
 xs=$(python3 -c 'import json; print(json.dumps({"xs": json.load(open("examples/week.json"))["window"]}))')
-check session-step 200 "$base/v1/sessions/$sid/step" -d "$xs"
+check session-step 200 "$base/v1/sessions/$sid/step" --json "$xs"
 stepped=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
 if [ "$stepped" = "$forecast" ]; then echo "ok   step equals predict ($stepped)"; passes=$((passes + 1)); else echo "FAIL step $stepped != predict $forecast"; fails=$((fails + 1)); fi
 check session-info 200 "$base/v1/sessions/$sid"
 check session-state 200 "$base/v1/sessions/$sid/state"
-check session-retry-conflict 409 "$base/v1/sessions/$sid/step" -d '{"x": {"date": "2015-03-01", "temp_max": 11, "temp_min": 4, "precipitation": 0, "wind": 2}, "expected_step": 3}'
+check session-retry-conflict 409 "$base/v1/sessions/$sid/step" --json '{"x": {"date": "2015-03-01", "temp_max": 11, "temp_min": 4, "precipitation": 0, "wind": 2}, "expected_step": 3}'
 check session-delete 204 -X DELETE "$base/v1/sessions/$sid"
 check session-gone 404 "$base/v1/sessions/$sid"
-check malformed 400 "$base/v1/predict" -d '{"window": ['
-check wrong-shape 422 "$base/v1/predict" -d '{"window": [[1, 2, 3, 4]]}'
+check malformed 400 "$base/v1/predict" --json '{"window": ['
+check wrong-shape 422 "$base/v1/predict" --json '{"window": [[1, 2, 3, 4]]}'
 check not-json 415 "$base/v1/predict" -H 'Content-Type: text/plain' -d 'hello'
+check form-post 415 "$base/v1/predict" -d @examples/week.json
 check wrong-method 405 -X DELETE "$base/v1/predict"
 check metrics 200 "$base/metrics"
 # The offline CLI: inspect, predict, and a one-line error with exit 1 for hostile weights.

@@ -9,5 +9,6 @@ swift build --build-tests
 swift test
 python3 -m pytest -q tools/tests
 scripts/e2e.sh
+scripts/doors.sh
 scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve

@@ -5,9 +5,12 @@ import JSON
 public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case badRequest = "bad_request"
+        case unauthorized
+        case forbidden
         case notFound = "not_found"
         case methodNotAllowed = "method_not_allowed"
         case conflict
+        case misdirected = "misdirected_request"
         case payloadTooLarge = "payload_too_large"
         case unsupportedMediaType = "unsupported_media_type"
         case unprocessable = "unprocessable_entity"
@@ -33,9 +36,12 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public var status: Int {
         switch kind {
         case .badRequest: return 400
+        case .unauthorized: return 401
+        case .forbidden: return 403
         case .notFound: return 404
         case .methodNotAllowed: return 405
         case .conflict: return 409
+        case .misdirected: return 421
         case .payloadTooLarge: return 413
         case .unsupportedMediaType: return 415
         case .unprocessable: return 422

@@ -41,6 +41,14 @@ public struct Configuration: Sendable, Equatable {
     public var drainSeconds = 1.0
     public var tlsCert = ""
     public var tlsKey = ""
+    /// Bearer tokens, one per line with optional scopes; empty: no authentication.
+    public var authTokenFile = ""
+    /// With tokens: `/healthz`, `/readyz` and `/metrics` need one too.
+    public var authHealthAndMetrics = false
+    /// Host header names answered (DNS-rebinding defence); empty: any.
+    public var allowedHosts: [String] = []
+    /// Origins allowed by CORS (or "*"); empty: none.
+    public var allowedOrigins: [String] = []
 
     public init() {}
 
@@ -52,6 +60,7 @@ public struct Configuration: Sendable, Equatable {
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
         "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
+        "auth_token_file", "auth_health_and_metrics", "allowed_hosts", "allowed_origins",
     ].map { key in
         (key, "LSTM_SERVE_" + key.uppercased(), key == "models" ? "--model" : "--" + key.replacingOccurrences(of: "_", with: "-"))
     }
@@ -75,7 +84,7 @@ public struct Configuration: Sendable, Equatable {
         case "host": host = text
         case "port": port = try int(0, 65535)
         case "threads": threads = try int(0, 1024)
-        case "models": models = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        case "models": models = Self.list(text)
         case "models_directory": modelsDirectory = text
         case "default_model": defaultModel = text
         case "max_body_bytes": maxBodyBytes = try int(64, 1 << 30)
@@ -107,9 +116,20 @@ public struct Configuration: Sendable, Equatable {
             drainSeconds = v
         case "tls_cert": tlsCert = text
         case "tls_key": tlsKey = text
+        case "auth_token_file": authTokenFile = text
+        case "auth_health_and_metrics":
+            guard let v = Bool(text) else { throw .invalid("\(source): auth_health_and_metrics must be true or false, got '\(Log.escaped(text))'") }
+            authHealthAndMetrics = v
+        case "allowed_hosts": allowedHosts = Self.list(text)
+        case "allowed_origins": allowedOrigins = Self.list(text)
         default:
             throw .invalid("\(source): unknown key '\(Log.escaped(key))'")
         }
+    }
+
+    /// A comma-separated list, trimmed, without empty items.
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// The value of `key` as text (what `set` takes), for help and start-up lines.
@@ -138,6 +158,10 @@ public struct Configuration: Sendable, Equatable {
         case "drain_seconds": return String(drainSeconds)
         case "tls_cert": return tlsCert
         case "tls_key": return tlsKey
+        case "auth_token_file": return authTokenFile
+        case "auth_health_and_metrics": return String(authHealthAndMetrics)
+        case "allowed_hosts": return allowedHosts.joined(separator: ",")
+        case "allowed_origins": return allowedOrigins.joined(separator: ",")
         default: return ""
         }
     }

@@ -7,7 +7,10 @@ public final class Server: Sendable {
     let http: HTTPServer
 
     public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) throws(ConfigurationError) {
-        service = Service(configuration: configuration, clock: clock)
+        let tokens = configuration.authTokenFile.isEmpty ? [] : try AccessPolicy.tokens(file: configuration.authTokenFile)
+        let policy = AccessPolicy(tokens: tokens, guardsHealthAndMetrics: configuration.authHealthAndMetrics,
+                                  allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
+        service = Service(configuration: configuration, clock: clock, policy: policy)
         var h = HTTPServer.Configuration()
         h.host = configuration.host
         h.port = configuration.port
@@ -16,6 +19,7 @@ public final class Server: Sendable {
         h.connectionTimeout = configuration.connectionTimeoutSeconds
         h.requestDeadline = configuration.requestDeadlineSeconds
         h.libraryLog = configuration.logLevel == "debug"
+        h.headersToRead = policy.headersToRead
         h.connectionLimit = configuration.connectionLimit
         h.perIPConnectionLimit = configuration.perIPConnectionLimit
         h.connectionMemoryLimit = configuration.connectionMemoryLimit

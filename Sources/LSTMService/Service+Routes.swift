@@ -30,6 +30,14 @@ extension Service {
 
         var pattern: String { Self.patterns[index] }
 
+        /// The scope a token needs here; nil for health and metrics unless guarded.
+        func scope(guardingHealth: Bool) -> AccessPolicy.Scope? {
+            switch self {
+            case .health, .ready, .metrics: return guardingHealth ? .infer : nil
+            default: return .infer
+            }
+        }
+
         /// The session id in the path, for the session routes.
         var sessionID: Substring? {
             switch self {

@@ -16,8 +16,11 @@ public final class Service: HTTPHandler, Sendable {
     private let draining = Locked(false)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
-    public init(configuration: Configuration, clock: any ServiceClock = SystemClock()) {
+    let policy: AccessPolicy
+
+    public init(configuration: Configuration, clock: any ServiceClock = SystemClock(), policy: AccessPolicy = AccessPolicy()) {
         self.configuration = configuration
+        self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = SessionStore(shards: configuration.resolvedShards, clock: clock, ttl: configuration.sessionTTLSeconds,
                                 maxSessions: configuration.maxSessions, evictWhenFull: configuration.sessionFullPolicy == "evict",
@@ -41,14 +44,17 @@ public final class Service: HTTPHandler, Sendable {
         // the route is worked out once; the answer carries its index back to `completed`
         let route = Self.route(request.path)
         let label = route?.index ?? -1
+        let cors = policy.corsHeaders(request)
         switch answer(request, route) {
         case var .now(response):
             response.label = label
+            response.headers += cors
             return .now(response)
         case let .later(work):
             return .later {
                 var response = await work()
                 response.label = label
+                response.headers += cors
                 return response
             }
         }
@@ -63,12 +69,17 @@ public final class Service: HTTPHandler, Sendable {
         case .overCapacity?:
             return .now(Self.reply(APIError(.unavailable, "the server is at its connection limit; try again shortly", headers: [("Retry-After", "1")])))
         }
+        if let refusal = policy.hostRefusal(request) { return .now(Self.reply(refusal)) }
         guard let route else {
             return .now(Self.reply(APIError(.notFound, "no route \(request.method) \(request.path); see README for the endpoints")))
         }
+        if request.method == "OPTIONS" { return .now(policy.preflight(request, methods: route.allowed)) }
         guard route.allowed.contains(request.method) || (request.method == "HEAD" && route.allowed.contains("GET")) else {
             return .now(Self.reply(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(route.pattern); use \(route.allowed.joined(separator: " or "))",
                                              headers: [("Allow", route.allowed.joined(separator: ", "))])))
+        }
+        if let refusal = policy.refusal(request, scope: route.scope(guardingHealth: policy.guardsHealthAndMetrics)) {
+            return .now(Self.reply(refusal))
         }
         switch route {
         case .health: return .now(Self.reply(200, .object([("status", .string("ok"))])))
@@ -147,7 +158,7 @@ public final class Service: HTTPHandler, Sendable {
     /// The body as JSON: 415 for a declared non-JSON type, 400 for malformed JSON.
     static func parseBody(_ request: HTTPRequest, optional: Bool = false) throws(APIError) -> JSONDocument? {
         if let type = request.contentType, !isJSONMediaType(type) {
-            throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is not JSON; send application/json")
+            throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is not JSON; send application/json (curl: --json)")
         }
         if request.body.isEmpty {
             if optional { return nil }
@@ -158,12 +169,13 @@ public final class Service: HTTPHandler, Sendable {
         }
     }
 
-    /// application/json, anything +json, or what `curl -d` sends (form-urlencoded, accepted
-    /// when the body is JSON); parameters such as `; charset=utf-8` and case are ignored.
+    /// application/json or anything +json; parameters such as `; charset=utf-8` and case are
+    /// ignored. A form or text/plain body is refused: those are what a web page may send to
+    /// any server without asking (a JSON POST from another origin needs a CORS preflight).
     static func isJSONMediaType(_ type: String) -> Bool {
         if type == "application/json" { return true }  // the common case, without lowercasing
         let base = type.prefix { $0 != ";" }.lowercased().trimmingCharacters(in: .whitespaces)
-        return base == "application/json" || base.hasSuffix("+json") || base == "application/x-www-form-urlencoded" || base.isEmpty
+        return base == "application/json" || base.hasSuffix("+json")
     }
 
     static func entry(_ registry: ModelRegistry, _ name: String) throws(APIError) -> ModelRegistry.Entry {

@@ -36,6 +36,10 @@ struct Serve: ParsableCommand {
     @Option(help: h("drain_seconds", "Seconds between SIGTERM turning /readyz 503 and the listener closing.")) var drainSeconds: String?
     @Option(help: h("tls_cert", "PEM certificate for HTTPS (with --tls-key).")) var tlsCert: String?
     @Option(help: h("tls_key", "PEM private key for HTTPS (with --tls-cert).")) var tlsKey: String?
+    @Option(help: h("auth_token_file", "Bearer tokens, one per line, each optionally followed by scopes (infer, admin).")) var authTokenFile: String?
+    @Flag(help: h("auth_health_and_metrics", "With tokens, /healthz, /readyz and /metrics need one too.")) var authHealthAndMetrics = false
+    @Option(help: h("allowed_hosts", "Host names answered, comma-separated (empty: any).")) var allowedHosts: String?
+    @Option(help: h("allowed_origins", "Origins CORS lets in, comma-separated, or * (empty: none).")) var allowedOrigins: String?
 
     /// A flag's help with its default and environment variable, from the key table.
     static func h(_ key: String, _ text: String) -> ArgumentHelp {
@@ -57,11 +61,13 @@ struct Serve: ParsableCommand {
             ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
             ("session_ttl_seconds", sessionTtlSeconds), ("max_sessions", maxSessions), ("session_full_policy", sessionFullPolicy),
             ("session_shards", sessionShards), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
-            ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey),
+            ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey), ("auth_token_file", authTokenFile),
+            ("allowed_hosts", allowedHosts), ("allowed_origins", allowedOrigins),
         ]
         for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
         if !models.isEmpty { c.models = models }
         if requireAllModels { c.requireAllModels = true }
+        if authHealthAndMetrics { c.authHealthAndMetrics = true }
         return c
     }
 
