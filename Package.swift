@@ -1,11 +1,14 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
-/// The numeric core is compiled for the machine that builds it (AVX2/AVX-512 where present);
-/// the server is built from source where it runs (README, Dockerfile), so this is safe.
+/// The numeric core is compiled for the machine that builds it (AVX2/AVX-512 where present),
+/// since the server is built from source where it runs (README). An image that must run on
+/// other machines sets LSTM_SERVE_TARGET_CPU (the Dockerfile: haswell, the x86-64-v3 level: AVX2 and FMA, on Intel since 2013 and every AMD Zen).
+let targetCPU = ProcessInfo.processInfo.environment["LSTM_SERVE_TARGET_CPU"] ?? "native"
 let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-target-cpu", "native"], .when(configuration: .release)),
-    .unsafeFlags(["-target-cpu", "native"], .when(configuration: .debug)),
+    .unsafeFlags(["-Ounchecked", "-target-cpu", targetCPU], .when(configuration: .release)),
+    .unsafeFlags(["-target-cpu", targetCPU], .when(configuration: .debug)),
 ]
 
 let package = Package(
