@@ -12,3 +12,4 @@ scripts/e2e.sh
 scripts/doors.sh
 scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve
+scripts/fuzz.sh .build/install/lstm-serve

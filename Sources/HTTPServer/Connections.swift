@@ -79,16 +79,32 @@ final class Connections: @unchecked Sendable {
     func stopReaper() { stopping.store(true, ordering: .relaxed) }
 
     /// Shuts down every connection whose request has not fully arrived within the deadline
-    /// (over-limit ones get a second); MHD then sees the socket fail and closes it itself.
+    /// (over-limit ones get a second), and every idle one whose client has closed its side:
+    /// libmicrohttpd 0.9.75 does not notice that end of input while it waits for a request line
+    /// or a chunked body, and would hold the socket in CLOSE-WAIT until the deadline. MHD then
+    /// sees the socket fail and closes it itself.
     func reap(now: UInt64) {
         all.withLock { states in
+            var idle: [ConnectionState] = []
             for state in states.values where !state.cut && !state.busy.load(ordering: .acquiring) {
                 let allowed = state.overLimit ? min(deadlineNanos, 1_000_000_000) : deadlineNanos
                 let start = state.phaseStart.load(ordering: .relaxed)
-                if now > start, now - start > allowed {
+                let age = now > start ? now - start : 0
+                if age > allowed {
                     state.cut = true
                     shutdown(state.fd, Int32(SHUT_RDWR))
+                } else if age > 500_000_000 {
+                    idle.append(state)
                 }
+            }
+            guard !idle.isEmpty else { return }
+            // one poll for all: which peers have shut down their writing side (POLLRDHUP)
+            let rdhup: Int16 = 0x2000
+            var fds = idle.map { pollfd(fd: $0.fd, events: rdhup, revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
+            for (state, p) in zip(idle, fds) where p.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
+                state.cut = true
+                shutdown(state.fd, Int32(SHUT_RDWR))
             }
         }
     }

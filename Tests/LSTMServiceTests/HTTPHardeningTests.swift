@@ -104,6 +104,23 @@ import TestSupport
         #expect(try s.post("/v1/predict", Week.body).status == 200)
     }
 
+    @Test func aClientThatHangsUpMidRequestIsClosedNotHeldInCloseWait() throws {
+        let s = try LiveServer()
+        // no end of the request line, and a chunked body that never ends: MHD alone would wait
+        // for the deadline (30 s) with the socket in CLOSE-WAIT
+        for partial in ["\u{5}garbage without an end of line", "POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"x\""] {
+            let fd = try s.client.connectSocket()
+            defer { close(fd) }
+            try s.client.send(fd, Array(partial.utf8))
+            shutdown(fd, Int32(SHUT_WR))
+            let start = Date()
+            let got = HTTPClient.readAll(fd, timeout: 3)
+            #expect(!got.timedOut && Date().timeIntervalSince(start) < 2, "\(partial.debugDescription) held for \(Date().timeIntervalSince(start)) s")
+        }
+        for _ in 0..<50 where s.server.openConnections > 0 { usleep(20_000) }
+        #expect(s.server.openConnections == 0)
+    }
+
     @Test func pastTheConnectionLimitAClientIsTold503AndClosed() throws {
         let s = try LiveServer { $0.connectionLimit = 8; $0.perIPConnectionLimit = 0 }
         var held = try (0..<8).map { _ in try s.client.connectSocket() }
