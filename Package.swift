@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RecurrentCore", targets: ["RecurrentCore"]),
         .library(name: "ModelFormat", targets: ["ModelFormat"]),
         .library(name: "LSTMService", targets: ["LSTMService"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -13,3 +13,4 @@ scripts/doors.sh
 scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve
+scripts/fuzz-targets.sh 60

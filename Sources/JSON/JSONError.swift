@@ -10,7 +10,8 @@ public enum JSONError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .syntax(message, line, column):
-            return "invalid JSON at line \(line), column \(column): \(message)"
+            // jansson quotes the input near the error, raw
+            return "invalid JSON at line \(line), column \(column): \(ControlCharacters.escaped(message))"
         case let .nonFinite(path):
             return "value at \(path) is not a finite number"
         case .encodingFailed:

@@ -168,9 +168,14 @@ public struct Configuration: Sendable, Equatable {
 
     /// Overlays a JSON config file.
     public mutating func load(file path: String) throws(ConfigurationError) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .invalid("cannot read config file \(path)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw .invalid("cannot read config file \(Log.escaped(path))") }
+        try load(json: [UInt8](data), source: path)
+    }
+
+    /// Overlays a config file's bytes; `source` names it in errors.
+    public mutating func load(json bytes: [UInt8], source path: String) throws(ConfigurationError) {
         let document: JSONDocument
-        do { document = try JSONDocument(bytes: [UInt8](data)) } catch { throw .invalid("\(path): \(error)") }
+        do { document = try JSONDocument(bytes: bytes) } catch { throw .invalid("\(path): \(error)") }
         guard document.value.kind == .object else { throw .invalid("\(path): expected a JSON object") }
         for (key, value) in document.value.members where key != "$comment" {
             let text: String

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Locking
 
 public enum LogLevel: String, Sendable, Comparable {
@@ -63,22 +64,7 @@ public struct Log: Sendable {
     /// `text` with control characters (CR, LF, ESC, NUL, ...) and backslashes written as
     /// escapes, so that what a client sent or a file holds cannot forge a log line, move the
     /// cursor of a terminal, or split an error message.
-    public static func escaped(_ text: some StringProtocol) -> String {
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\\") }) else { return String(text) }
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(to: 2)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    public static func escaped(_ text: some StringProtocol) -> String { ControlCharacters.escaped(text) }
 
     static func timestamp() -> String {
         var t = timespec()

@@ -39,26 +39,36 @@ public struct Model: Sendable {
         let weightsURL = isDirectory.boolValue ? url.appendingPathComponent(weightsFileName) : url
         let configURL: URL? = isDirectory.boolValue ? url.appendingPathComponent(configFileName) : nil
         let bytes = try read(weightsURL)
+        var configBytes: [UInt8]?
+        if let configURL, FileManager.default.fileExists(atPath: configURL.path) { configBytes = try read(configURL) }
+        let stem = url.deletingPathExtension().lastPathComponent
+        let fallbackName = isDirectory.boolValue ? url.lastPathComponent
+            : stem == "model" ? url.deletingLastPathComponent().lastPathComponent : stem
+        return try decode(weights: bytes, config: configBytes, name: fallbackName, weightsPath: weightsURL.path,
+                          configPath: configURL?.path ?? "config.json")
+    }
+
+    /// A model from the bytes of its weights file and, optionally, its `config.json`: every
+    /// check `load` makes (the fuzz targets call this). `name` is used when the config has none.
+    public static func decode(weights bytes: [UInt8], config configBytes: [UInt8]?, name fallbackName: String,
+                              weightsPath: String = "model.safetensors", configPath: String = "config.json") throws(ModelError) -> Model {
         let file: SafeTensors
-        do { file = try SafeTensors(bytes: bytes) } catch { throw .safeTensors(path: weightsURL.path, error) }
+        do { file = try SafeTensors(bytes: bytes) } catch { throw .safeTensors(path: weightsPath, error) }
 
         var config = ModelConfig()
         try config.mergeMetadata(file.metadata)
-        if let configURL, FileManager.default.fileExists(atPath: configURL.path) {
+        if let configBytes {
             let document: JSONDocument
-            do { document = try JSONDocument(bytes: try read(configURL)) } catch let error as JSONError {
-                throw .invalidConfig("\(configURL.path): \(error)")
-            } catch let error as ModelError { throw error } catch { throw .invalidConfig("\(error)") }
+            do { document = try JSONDocument(bytes: configBytes) } catch {
+                throw .invalidConfig("\(configPath): \(error)")
+            }
             try config.merge(document.value)
         }
         var builder = NetworkBuilder(file: file, config: config)
         let network = try builder.build()
         try config.validate(against: network)
-        let stem = url.deletingPathExtension().lastPathComponent
-        let fallbackName = isDirectory.boolValue ? url.lastPathComponent
-            : stem == "model" ? url.deletingLastPathComponent().lastPathComponent : stem
         return Model(name: config.name ?? fallbackName, network: network, config: config,
-                     weightsPath: weightsURL.path, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
+                     weightsPath: weightsPath, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
     }
 
     private static func read(_ url: URL) throws(ModelError) -> [UInt8] {

@@ -53,6 +53,18 @@ import TestSupport
         #expect(throws: ConfigurationError.invalid("x.json: unknown key 'colour'")) { try c.set("colour", "red", source: "x.json") }
     }
 
+    @Test func aConfigFileThatIsNotJSONGetsOneLineEvenWhenJanssonQuotesANewline() throws {
+        // found by fuzz-config (fuzz/regressions/config/newline-in-a-jansson-error)
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.root + "/../../fuzz/regressions/config/newline-in-a-jansson-error")))
+        var c = Configuration()
+        do {
+            try c.load(json: bytes, source: "x.json")
+            Issue.record("loaded")
+        } catch {
+            #expect(!error.description.contains("\n") && error.description.hasPrefix("x.json: invalid JSON at line "), "\(error.description)")
+        }
+    }
+
     @Test func logTextHasItsControlCharactersEscaped() {
         #expect(Log.escaped("GET /a\nPOST /b \u{1B}[31mred\r\t\\ é") == #"GET /a\nPOST /b \x1B[31mred\r\t\\ é"#)
         #expect(Log.escaped("plain") == "plain")
