@@ -35,6 +35,9 @@ public final class HTTPServer: @unchecked Sendable {
         /// Request headers handed to the handler in `HTTPRequest.headers` (looked up only when
         /// listed, so a server without auth or CORS reads none).
         public var headersToRead: [String] = []
+        /// Give a request without an `X-Request-ID` one of its own (and answer with it): worth
+        /// its header copies only when something logs it.
+        public var makeRequestIDs = true
 
         public init() {}
     }
@@ -71,6 +74,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     func requestID(_ connection: OpaquePointer?) -> String {
         if let sent = rawHeader(connection, "X-Request-ID"), let id = usableRequestID(sent) { return id }
+        guard configuration.makeRequestIDs else { return "" }
         let n = requestCounter.add(1, ordering: .relaxed).newValue & 0xF_FFFF_FFFF
         let text = String(requestPrefix << 36 | n, radix: 16)
         return String(repeating: "0", count: max(0, 15 - text.count)) + text
@@ -226,7 +230,7 @@ private func queue(_ response: HTTPResponse, on connection: OpaquePointer?, clos
         _ = name.withCString { n in value.withCString { v in MHD_add_response_header(made, n, v) } }
     }
     if close { MHD_add_response_header(made, "Connection", "close") }
-    if let requestID { _ = requestID.withCString { MHD_add_response_header(made, "X-Request-ID", $0) } }
+    if let requestID, !requestID.isEmpty { _ = requestID.withCString { MHD_add_response_header(made, "X-Request-ID", $0) } }
     let result = MHD_queue_response(connection, UInt32(response.status), made)
     MHD_destroy_response(made)
     return result

@@ -9,8 +9,8 @@ public struct HTTPRequest: Sendable {
     /// Why the server refuses this request before reading it as the application would (its
     /// framing, path or size); the handler renders the refusal in its own envelope.
     public let problem: HTTPRequestProblem?
-    /// The client's `X-Request-ID` when it sent a usable one, else one made here; echoed in
-    /// the response.
+    /// The client's `X-Request-ID` when it sent a usable one, else one made here (empty when
+    /// the server makes none); echoed in the response.
     public let requestID: String
     /// Headers the application asks for (`HTTPServer.Configuration.headersToRead`), by the
     /// lowercased name; nil when absent.

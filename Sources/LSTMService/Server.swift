@@ -20,6 +20,8 @@ public final class Server: Sendable {
         h.requestDeadline = configuration.requestDeadlineSeconds
         h.libraryLog = configuration.logLevel == "debug"
         h.headersToRead = policy.headersToRead
+        // request ids are for matching an answer to its log line
+        h.makeRequestIDs = (LogLevel(rawValue: configuration.logLevel) ?? .info) <= .info
         h.connectionLimit = configuration.connectionLimit
         h.perIPConnectionLimit = configuration.perIPConnectionLimit
         h.connectionMemoryLimit = configuration.connectionMemoryLimit

@@ -115,7 +115,7 @@ public final class Service: HTTPHandler, Sendable {
         let path = sessionID != nil ? route! : request.path
         let session = sessionID.map(Self.shortHash) ?? "-"
         log(.info, "\(request.method) \(path) \(response.status) \(microseconds)us",
-            ["request_id": request.requestID, "session": session])
+            ["request_id": request.requestID.isEmpty ? "-" : request.requestID, "session": session])
     }
 
     /// 8 hex digits of FNV-1a over `id`: enough to follow one session through the logs, not

@@ -195,7 +195,11 @@ import TestSupport
     }
 
     @Test func aRequestIDIsEchoedOrMade() throws {
-        let s = try LiveServer()
+        // made only where requests are logged
+        let quiet = try LiveServer()
+        #expect(try quiet.get("/healthz").headers["x-request-id"] == nil)
+        #expect(try quiet.client.request("GET", "/healthz", headers: ["X-Request-ID": "abc-123"]).headers["x-request-id"] == "abc-123")
+        let s = try LiveServer { $0.logLevel = "info" }
         #expect(try s.client.request("GET", "/healthz", headers: ["X-Request-ID": "abc-123"]).headers["x-request-id"] == "abc-123")
         let made = try s.get("/healthz").headers["x-request-id"]!, next = try s.get("/healthz").headers["x-request-id"]!
         #expect(made.count == 15 && next.count == 15 && made != next)
