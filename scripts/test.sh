@@ -13,4 +13,5 @@ scripts/doors.sh
 scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve
+python3 scripts/overload.py 3
 scripts/fuzz-targets.sh 60
