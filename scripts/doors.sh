@@ -50,6 +50,19 @@ kill "$pid"
 set +e; msg=$("$bin" serve --port 0 --tls-cert "$work/cert.pem" 2>&1); code=$?; set -e
 expect "a certificate without its key stops start-up" "1 lstm-serve: tls_cert and tls_key go together: set both for HTTPS" "$code $msg"
 
+# IPv6 and names for --host
+start_server "$bin" --log-level warning --host ::1
+pids+=("$pid")
+expect "listens on [::1]" "http://[::1]" "${base%:*}"
+expect "IPv6 loopback: 200" 200 "$(status -g "$base/healthz")"
+kill "$pid"
+start_server "$bin" --log-level warning --host localhost
+pids+=("$pid")
+expect "a name resolves: 200" 200 "$(status "$base/healthz")"
+kill "$pid"
+set +e; msg=$("$bin" serve --port 0 --host no-such-host.invalid 2>&1); code=$?; set -e
+expect "a name that does not resolve stops start-up" 1 "$code"
+
 # Host allow-list and CORS
 start_server "$bin" --log-level warning --allowed-hosts localhost,127.0.0.1 --allowed-origins https://app.example
 pids+=("$pid")
