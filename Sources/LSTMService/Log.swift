@@ -45,20 +45,18 @@ public struct Log: Sendable {
 
     /// A JSON string literal.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
+        let body = ControlCharacters.replacing(text) { scalar in
             switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
-            default: out.unicodeScalars.append(scalar)
+            case "\"": return "\\\""
+            case "\\": return "\\\\"
+            case "\n": return "\\n"
+            case "\r": return "\\r"
+            case "\t": return "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: return "\\u00" + ControlCharacters.hex2(scalar.value)
+            default: return nil
             }
         }
-        return out + "\""
+        return "\"" + body + "\""
     }
 
     /// `text` with control characters (CR, LF, ESC, NUL, ...) and backslashes written as
@@ -83,8 +81,4 @@ func iso8601(_ seconds: Double) -> String {
     var s = time_t(seconds.rounded(.down))
     gmtime_r(&s, &tmv)
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tmv.tm_year + 1900, tmv.tm_mon + 1, tmv.tm_mday, tmv.tm_hour, tmv.tm_min, tmv.tm_sec)
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

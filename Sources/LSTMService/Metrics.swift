@@ -1,3 +1,4 @@
+import JSON
 import Locking
 
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
@@ -74,17 +75,14 @@ public final class Metrics: Sendable {
 
     /// A label value as the exposition format needs it: backslash, quote and newline escaped.
     static func label(_ value: String) -> String {
-        guard value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else { return value }
-        var out = ""
-        for c in value.unicodeScalars {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(c)
+        ControlCharacters.replacing(value) { scalar in
+            switch scalar {
+            case "\\": return "\\\\"
+            case "\"": return "\\\""
+            case "\n": return "\\n"
+            default: return nil
             }
         }
-        return out
     }
 
     /// What the transport reports at scrape time.
