@@ -39,8 +39,11 @@ final class Connections: @unchecked Sendable {
     let deadlineNanos: UInt64
     let open = Atomic<Int>(0)
     private let all = Locked<[ObjectIdentifier: ConnectionState]>([:])
-    private var reaper: Thread?
     private let stopping = Atomic<Bool>(false)
+    /// Wakes the reaper early (to stop), and tells `stopReaper` it has gone.
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private var reaperRunning = false
 
     init(limit: Int, deadlineSeconds: Double) {
         self.limit = limit
@@ -67,16 +70,24 @@ final class Connections: @unchecked Sendable {
     func startReaper() {
         let thread = Thread { [self] in
             while !stopping.load(ordering: .relaxed) {
-                usleep(100_000)
+                _ = wake.wait(timeout: .now() + .milliseconds(100))
                 reap(now: DispatchTime.now().uptimeNanoseconds)
             }
+            finished.signal()
         }
         thread.name = "lstm-serve.deadline"
+        reaperRunning = true
         thread.start()
-        reaper = thread
     }
 
-    func stopReaper() { stopping.store(true, ordering: .relaxed) }
+    /// Stops the reaper and waits until its thread has gone.
+    func stopReaper() {
+        guard reaperRunning else { return }
+        reaperRunning = false
+        stopping.store(true, ordering: .relaxed)
+        wake.signal()
+        finished.wait()
+    }
 
     /// Shuts down every connection whose request has not fully arrived within the deadline
     /// (over-limit ones get a second), and every idle one whose client has closed its side:

@@ -34,7 +34,10 @@ public final class Server: Sendable {
         }
         let http = HTTPServer(configuration: h, handler: service)
         self.http = http
-        service.attachTransport { Metrics.Transport(requestsInFlight: http.requestsInFlight, connectionsOpen: http.openConnections) }
+        // weak: the server holds the service as its handler
+        service.attachTransport { [weak http] in
+            Metrics.Transport(requestsInFlight: http?.requestsInFlight ?? 0, connectionsOpen: http?.openConnections ?? 0)
+        }
     }
 
     /// Starts listening; returns the bound port (the one picked for port 0).
