@@ -48,13 +48,13 @@ public final class Service: HTTPHandler, Sendable {
         switch answer(request, route) {
         case var .now(response):
             response.label = label
-            response.headers += cors
+            if !cors.isEmpty { response.headers += cors }  // appending even nothing copies a shared array
             return .now(response)
         case let .later(work):
             return .later {
                 var response = await work()
                 response.label = label
-                response.headers += cors
+                if !cors.isEmpty { response.headers += cors }
                 return response
             }
         }
