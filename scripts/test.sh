@@ -14,4 +14,5 @@ scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve
 python3 scripts/overload.py 3
+LIMITS="predict=11 step=19" bench/alloc/run.sh 2
 scripts/fuzz-targets.sh 60

@@ -4,6 +4,9 @@
 # calloc, realloc, the aligned allocators and free); after a warm-up, the counts before and
 # after a wrk run of one connection, divided by the requests wrk completed.
 #   bench/alloc/run.sh [seconds per run] [MODEL=models/temperature]
+# With LIMITS="predict=11 step=19" it fails when a scenario makes more heap calls (malloc,
+# calloc, realloc and aligned together) per request than its limit: the suite runs it so, and
+# a regression on the hot path fails the build instead of waiting for a benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-3}
@@ -30,6 +33,7 @@ counts() {  # -> "malloc calloc realloc aligned free" so far
   grep alloc_count "$log" | tail -1 | sed 's/[a-z_]*=//g; s/alloc_count //'
 }
 
+fails=0
 printf "%-8s %9s %8s %8s %8s %8s %8s   (heap calls per request)\n" scenario requests malloc calloc realloc aligned free
 for scenario in predict step; do
   export SESSIONS="$out/alloc_sessions.txt"
@@ -39,4 +43,13 @@ for scenario in predict step; do
   read -r m1 c1 r1 a1 f1 < <(counts)
   awk -v s="$scenario" -v n="$n" -v m=$((m1 - m0)) -v c=$((c1 - c0)) -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v f=$((f1 - f0)) \
     'BEGIN { printf "%-8s %9d %8.2f %8.2f %8.2f %8.2f %8.2f\n", s, n, m / n, c / n, r / n, a / n, f / n }'
+  limit=$(echo "${LIMITS:-}" | tr ' ' '\n' | sed -n "s/^$scenario=//p")
+  if [ -n "$limit" ]; then
+    if awk -v n="$n" -v t=$((m1 - m0 + c1 - c0 + r1 - r0 + a1 - a0)) -v l="$limit" 'BEGIN { exit !(n > 0 && t / n <= l + 0.05) }'; then
+      echo "ok   $scenario: at most $limit heap calls per request"
+    else
+      echo "FAIL $scenario: more than $limit heap calls per request"; fails=$((fails + 1))
+    fi
+  fi
 done
+[ "$fails" -eq 0 ]
