@@ -66,17 +66,19 @@ public struct Configuration: Sendable, Equatable {
     }
 
     /// Sets `key` from text (a file's JSON value rendered as text, an env var or a flag).
-    public mutating func set(_ key: String, _ text: String, source: String) throws(ConfigurationError) {
+    public mutating func set(_ key: String, _ text: String, source rawSource: String) throws(ConfigurationError) {
+        // what a file, variable or flag held is shown escaped: an error is one line
+        let shown = Log.escaped(text), source = Log.escaped(rawSource)
         func int(_ min: Int, _ max: Int) throws(ConfigurationError) -> Int {
             guard let v = Int(text), v >= min, v <= max else {
-                throw .invalid("\(source): \(key) must be an integer from \(min) to \(max), got '\(Log.escaped(text))'")
+                throw .invalid("\(source): \(key) must be an integer from \(min) to \(max), got '\(shown)'")
             }
             return v
         }
         // Seconds: finite and bounded, so that adding one to a clock reading cannot overflow.
         func seconds(_ max: Double) throws(ConfigurationError) -> Double {
             guard let v = Double(text), v.isFinite, v > 0, v <= max else {
-                throw .invalid("\(source): \(key) must be a number of seconds above 0 and at most \(Int(max)), got '\(Log.escaped(text))'")
+                throw .invalid("\(source): \(key) must be a number of seconds above 0 and at most \(Int(max)), got '\(shown)'")
             }
             return v
         }
@@ -96,29 +98,29 @@ public struct Configuration: Sendable, Equatable {
         case "session_ttl_seconds": sessionTTLSeconds = try seconds(366 * 86_400)
         case "max_sessions": maxSessions = try int(1, 100_000_000)
         case "session_full_policy":
-            guard text == "reject" || text == "evict" else { throw .invalid("\(source): session_full_policy must be 'reject' or 'evict', got '\(text)'") }
+            guard text == "reject" || text == "evict" else { throw .invalid("\(source): session_full_policy must be 'reject' or 'evict', got '\(shown)'") }
             sessionFullPolicy = text
         case "session_shards": sessionShards = try int(0, 4096)
         case "max_batch": maxBatch = try int(1, 1 << 20)
         case "log_level":
-            guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(text)'") }
+            guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(shown)'") }
             logLevel = text
         case "log_format":
-            guard text == "text" || text == "json" else { throw .invalid("\(source): log_format must be text or json, got '\(Log.escaped(text))'") }
+            guard text == "text" || text == "json" else { throw .invalid("\(source): log_format must be text or json, got '\(shown)'") }
             logFormat = text
         case "require_all_models":
-            guard let v = Bool(text) else { throw .invalid("\(source): require_all_models must be true or false, got '\(Log.escaped(text))'") }
+            guard let v = Bool(text) else { throw .invalid("\(source): require_all_models must be true or false, got '\(shown)'") }
             requireAllModels = v
         case "drain_seconds":
             guard let v = Double(text), v.isFinite, v >= 0, v <= 3600 else {
-                throw .invalid("\(source): drain_seconds must be a number of seconds from 0 to 3600, got '\(Log.escaped(text))'")
+                throw .invalid("\(source): drain_seconds must be a number of seconds from 0 to 3600, got '\(shown)'")
             }
             drainSeconds = v
         case "tls_cert": tlsCert = text
         case "tls_key": tlsKey = text
         case "auth_token_file": authTokenFile = text
         case "auth_health_and_metrics":
-            guard let v = Bool(text) else { throw .invalid("\(source): auth_health_and_metrics must be true or false, got '\(Log.escaped(text))'") }
+            guard let v = Bool(text) else { throw .invalid("\(source): auth_health_and_metrics must be true or false, got '\(shown)'") }
             authHealthAndMetrics = v
         case "allowed_hosts": allowedHosts = Self.list(text)
         case "allowed_origins": allowedOrigins = Self.list(text)
@@ -175,8 +177,9 @@ public struct Configuration: Sendable, Equatable {
     /// Overlays a config file's bytes; `source` names it in errors.
     public mutating func load(json bytes: [UInt8], source path: String) throws(ConfigurationError) {
         let document: JSONDocument
-        do { document = try JSONDocument(bytes: bytes) } catch { throw .invalid("\(path): \(error)") }
-        guard document.value.kind == .object else { throw .invalid("\(path): expected a JSON object") }
+        let shownPath = Log.escaped(path)
+        do { document = try JSONDocument(bytes: bytes) } catch { throw .invalid("\(shownPath): \(error)") }
+        guard document.value.kind == .object else { throw .invalid("\(shownPath): expected a JSON object") }
         for (key, value) in document.value.members where key != "$comment" {
             let text: String
             switch value.kind {
@@ -185,7 +188,7 @@ public struct Configuration: Sendable, Equatable {
             case .real: text = String(value.double!)
             case .bool: text = String(value.bool!)
             case .array: text = value.elements.compactMap(\.string).joined(separator: ",")
-            default: throw .invalid("\(path): \(key) has an unsupported value")
+            default: throw .invalid("\(shownPath): \(Log.escaped(key)) has an unsupported value")
             }
             try set(key, text, source: path)
         }
