@@ -18,7 +18,9 @@ swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address -Xs
   >"$scratch/build.log" 2>&1 || { cat "$scratch/build.log"; echo "fuzz-targets: the build failed"; exit 1; }
 bin=fuzz/.build/release
 # The service keeps pools and arenas on purpose, so LeakSanitizer's per-input check is off.
-export LSTM_SERVE_FUZZ_MODELS=models ASAN_OPTIONS=detect_leaks=0
+# A fixed seed and Swift's deterministic hashing make a run repeat the inputs of the last one
+# on the same machine (FUZZ_SEED=0 picks a new seed each time).
+export LSTM_SERVE_FUZZ_MODELS=models ASAN_OPTIONS=detect_leaks=0 SWIFT_DETERMINISTIC_HASHING=1
 fails=0
 passes=0
 for target in safetensors config request; do
@@ -31,7 +33,7 @@ for target in safetensors config request; do
     fi
   fi
   mkdir -p "$scratch/$target"
-  if "$bin/fuzz-$target" "$limit" -detect_leaks=0 -artifact_prefix="$scratch/$target-" -print_final_stats=1 \
+  if "$bin/fuzz-$target" "$limit" -seed="${FUZZ_SEED:-1}" -detect_leaks=0 -artifact_prefix="$scratch/$target-" -print_final_stats=1 \
       "$scratch/$target" "fuzz/corpus/$target" >"$scratch/$target.log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/$target.log")
     cov=$(grep -o 'cov: [0-9]*' "$scratch/$target.log" | tail -1)
