@@ -12,6 +12,7 @@ scripts/e2e.sh
 scripts/doors.sh
 scripts/build.sh
 scripts/burst.sh .build/install/lstm-serve
+python3 scripts/stall.py .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve
 python3 scripts/overload.py 3
 LIMITS="predict=11 step=19" bench/alloc/run.sh 2

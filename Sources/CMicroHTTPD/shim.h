@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -91,6 +93,24 @@ static inline struct MHD_Daemon *CMicroHTTPD_start_daemon(
 static inline uint16_t CMicroHTTPD_bound_port(struct MHD_Daemon *daemon) {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     return info ? info->port : 0;
+}
+
+/** Wakes every worker thread: one connection to the daemon's own listening socket, closed at
+ * once (a worker accepts it and sees it gone). MHD's epoll loop waits again, with its full
+ * timeout, after an `epoll_wait` that filled its 128 slots, so a worker handed exactly 128 * k
+ * events sits on them until the next event; the listening socket is in every worker's set.
+ * Returns 0, or -1 when no connection could be made. */
+static inline int CMicroHTTPD_wake_workers(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    if (!info || info->listen_fd < 0) return -1;
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    if (getsockname(info->listen_fd, (struct sockaddr *)&address, &length) != 0) return -1;
+    int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int made = connect(fd, (struct sockaddr *)&address, length);
+    close(fd);
+    return made == 0 || errno == EINPROGRESS ? 0 : -1;
 }
 
 /** The pointer stored in `*socket_context` when the connection started. */

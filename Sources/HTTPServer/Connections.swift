@@ -16,6 +16,10 @@ final class ConnectionState: @unchecked Sendable {
     let busy = Atomic<Bool>(false)
     /// Shut down by the deadline already.
     var cut = false
+    /// The reaper's last look: `phaseStart` then, and whether MHD had work waiting on the
+    /// socket (unread bytes, or the peer gone).
+    var seenPhase: UInt64 = 0
+    var seenWaiting = false
     /// The request target exactly as received (set by MHD's URI callback, read on the first
     /// access call): it lives in the connection's read buffer until the request ends.
     var rawTarget: UnsafePointer<CChar>?
@@ -41,7 +45,7 @@ final class Connections: @unchecked Sendable {
     private let all = Locked<[ObjectIdentifier: ConnectionState]>([:])
     private let stopping = Atomic<Bool>(false)
     /// Wakes the reaper early (to stop), and tells `stopReaper` it has gone.
-    private let wake = DispatchSemaphore(value: 0)
+    private let alarm = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private var reaperRunning = false
 
@@ -67,11 +71,12 @@ final class Connections: @unchecked Sendable {
         open.subtract(1, ordering: .relaxed)
     }
 
-    func startReaper() {
+    /// Starts the reaper; `wake` makes every MHD worker run its loop once (see `reap`).
+    func startReaper(wake: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
             while !stopping.load(ordering: .relaxed) {
-                _ = wake.wait(timeout: .now() + .milliseconds(100))
-                reap(now: DispatchTime.now().uptimeNanoseconds)
+                _ = alarm.wait(timeout: .now() + .milliseconds(100))
+                if reap(now: DispatchTime.now().uptimeNanoseconds) { wake() }
             }
             finished.signal()
         }
@@ -85,7 +90,7 @@ final class Connections: @unchecked Sendable {
         guard reaperRunning else { return }
         reaperRunning = false
         stopping.store(true, ordering: .relaxed)
-        wake.signal()
+        alarm.signal()
         finished.wait()
     }
 
@@ -94,29 +99,42 @@ final class Connections: @unchecked Sendable {
     /// libmicrohttpd 0.9.75 does not notice that end of input while it waits for a request line
     /// or a chunked body, and would hold the socket in CLOSE-WAIT until the deadline. MHD then
     /// sees the socket fail and closes it itself.
-    func reap(now: UInt64) {
+    ///
+    /// Returns true when MHD's workers must be woken: a connection not with the handler has had
+    /// work waiting for MHD (bytes to read, the peer gone, or our shutdown) on two looks in a
+    /// row with no request finished between them. That is MHD's epoll loop stalled after a
+    /// full batch of 128 events (see `CMicroHTTPD_wake_workers`): without the wake, 128
+    /// requests that arrive together wait for the connection timeout.
+    func reap(now: UInt64) -> Bool {
         all.withLock { states in
-            var idle: [ConnectionState] = []
-            for state in states.values where !state.cut && !state.busy.load(ordering: .acquiring) {
+            var watched: [ConnectionState] = []
+            watched.reserveCapacity(states.count)
+            for state in states.values where !state.busy.load(ordering: .acquiring) {
                 let allowed = state.overLimit ? min(deadlineNanos, 1_000_000_000) : deadlineNanos
                 let start = state.phaseStart.load(ordering: .relaxed)
-                let age = now > start ? now - start : 0
-                if age > allowed {
+                if !state.cut, now > start, now - start > allowed {
                     state.cut = true
                     shutdown(state.fd, Int32(SHUT_RDWR))
-                } else if age > 500_000_000 {
-                    idle.append(state)
+                }
+                watched.append(state)
+            }
+            guard !watched.isEmpty else { return false }
+            // one poll for all: unread input, and peers that have shut down their side (POLLRDHUP)
+            let rdhup: Int16 = 0x2000, gone = rdhup | Int16(POLLHUP) | Int16(POLLERR)
+            var fds = watched.map { pollfd(fd: $0.fd, events: Int16(POLLIN) | rdhup, revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 0) >= 0 else { return false }
+            var stalled = false
+            for (state, p) in zip(watched, fds) {
+                let phase = state.phaseStart.load(ordering: .relaxed)
+                let waiting = p.revents != 0
+                if waiting, state.seenWaiting, phase == state.seenPhase { stalled = true }
+                (state.seenWaiting, state.seenPhase) = (waiting, phase)
+                if !state.cut, p.revents & gone != 0, now > phase, now - phase > 500_000_000 {
+                    state.cut = true
+                    shutdown(state.fd, Int32(SHUT_RDWR))
                 }
             }
-            guard !idle.isEmpty else { return }
-            // one poll for all: which peers have shut down their writing side (POLLRDHUP)
-            let rdhup: Int16 = 0x2000
-            var fds = idle.map { pollfd(fd: $0.fd, events: rdhup, revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), 0) > 0 else { return }
-            for (state, p) in zip(idle, fds) where p.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR)) != 0 {
-                state.cut = true
-                shutdown(state.fd, Int32(SHUT_RDWR))
-            }
+            return stalled
         }
     }
 }

@@ -95,7 +95,8 @@ public final class HTTPServer: @unchecked Sendable {
         }
         guard let started else { throw .cannotStart(host: c.host, port: c.port) }
         daemon = started
-        connections.startReaper()
+        let handle = ConnectionHandle(pointer: started)  // stop() ends the reaper before the daemon
+        connections.startReaper { _ = CMicroHTTPD_wake_workers(handle.pointer) }
         return Int(CMicroHTTPD_bound_port(started))
     }
 
@@ -114,8 +115,8 @@ public final class HTTPServer: @unchecked Sendable {
         while (inFlight.load(ordering: .acquiring) > 0 || suspended.load(ordering: .acquiring) > 0), Date() < deadline {
             usleep(2_000)
         }
+        connections.stopReaper()  // before the daemon goes: the reaper reads it
         MHD_stop_daemon(d)
-        connections.stopReaper()
         daemon = nil
     }
 
