@@ -122,7 +122,7 @@ public final class Metrics: Sendable {
             out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
             for name in models.names {
                 let m = models[name]!.model
-                out += "lstm_serve_model_info{model=\"\(Self.label(name))\",cell=\"\(m.network.layers[0].kind)\",parameters=\"\(m.network.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
+                out += "lstm_serve_model_info{model=\"\(Self.label(name))\",cell=\"\(m.pipeline.recurrentLayers.first.map { "\($0.kind)" } ?? "none")\",parameters=\"\(m.pipeline.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
             }
             out += "# HELP lstm_serve_model_load_failures Models asked for that could not be loaded.\n# TYPE lstm_serve_model_load_failures gauge\n"
             out += "lstm_serve_model_load_failures \(models.failed.count)\n"

@@ -7,9 +7,9 @@ import RecurrentCore
 /// counts per layer, inputs, outputs, normalization and the weights' fingerprint.
 public enum ModelInfo {
     public static func json(_ model: Model, loadedAt: String? = nil) -> JSON {
-        let net = model.network
+        let net = model.pipeline
         let c = model.config
-        let layers: [JSON] = net.layers.enumerated().map { k, layer in
+        let layers: [JSON] = net.recurrentLayers.enumerated().map { k, layer in
             var m: [(String, JSON)] = [
                 ("layer", .int(k)), ("cell", .string(layer.kind.description)),
                 ("input_size", .int(layer.inputSize)), ("hidden_size", .int(layer.hiddenSize)),
@@ -17,12 +17,23 @@ public enum ModelInfo {
             if layer.projectionSize > 0 { m.append(("proj_size", .int(layer.projectionSize))) }
             m += [("directions", .int(layer.directions.count)), ("output_size", .int(layer.outputWidth)),
                   ("parameters", .int(layer.parameterCount))]
+            let cell = layer.directions[0]
+            if !cell.usesDefaultActivations {
+                m += [("activation", .string(cell.activation.rawValue)), ("recurrent_activation", .string(cell.recurrentActivation.rawValue))]
+            }
+            if layer.isBidirectional { m.append(("merge_mode", .string(layer.merge.rawValue))) }
             return .object(m)
         }
-        let head: [JSON] = net.head.map {
-            .object([("type", .string("dense")), ("input_size", .int($0.inputSize)), ("output_size", .int($0.outputSize)),
-                     ("activation", .string($0.activation.rawValue)), ("parameters", .int($0.parameterCount))])
+        let head: [JSON] = net.layers.compactMap {
+            guard case let .dense(d) = $0 else { return nil }
+            return .object([("type", .string("dense")), ("input_size", .int(d.inputSize)), ("output_size", .int(d.outputSize)),
+                            ("activation", .string(d.activation.rawValue)), ("parameters", .int(d.parameterCount))])
         }
+        let pipeline: [JSON] = net.layers.indices.map { k in
+            .object([("name", .string(net.names[k])), ("kind", .string(net.layers[k].kindName)),
+                     ("output_shape", .string(net.shapes[k].description)), ("parameters", .int(net.layers[k].parameterCount))])
+        }
+        let recurrentParameters = net.recurrentLayers.reduce(0) { $0 + $1.parameterCount }
         let features: [JSON] = c.features.map { f in
             var m: [(String, JSON)] = [("name", .string(f.name))]
             if let u = f.unit { m.append(("unit", .string(u))) }
@@ -42,14 +53,15 @@ public enum ModelInfo {
         var members: [(String, JSON)] = [
             ("name", .string(model.name)),
             ("architecture", .object([
-                ("cell", .string(net.layers[0].kind.description)),
-                ("layers", .int(net.layers.count)),
+                ("cell", .string(net.recurrentLayers.first.map { $0.kind.description } ?? "none")),
+                ("layers", .int(net.recurrentLayers.count)),
                 ("bidirectional", .bool(net.isBidirectional)),
-                ("streamable", .bool(!net.isBidirectional)),
+                ("streamable", .bool(net.isStreamable)),
             ])),
+            ("pipeline", .array(pipeline)),
             ("recurrent_layers", .array(layers)),
             ("head", .array(head)),
-            ("parameters", .object([("recurrent", .int(net.recurrentParameterCount)), ("head", .int(net.headParameterCount)),
+            ("parameters", .object([("recurrent", .int(recurrentParameters)), ("head", .int(net.parameterCount - recurrentParameters)),
                                     ("total", .int(net.parameterCount))])),
             ("inputs", .object([("window", c.windowLength.map { .int($0) } ?? .null),
                                 ("size", .int(net.inputSize)), ("features", .array(features))])),
@@ -67,20 +79,24 @@ public enum ModelInfo {
 
     /// A human-readable summary, one line per layer.
     public static func text(_ model: Model) -> String {
-        let net = model.network
+        let net = model.pipeline
         var lines = ["model \(model.name)  (\(model.weightsPath), sha256 \(model.weightsSHA256.prefix(16))…)"]
         func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(1, n - s.count)) }
-        lines.append(pad("layer", 8) + pad("kind", 18) + pad("input", 8) + pad("hidden", 8) + pad("dirs", 6) + pad("output", 8) + "parameters")
-        for (k, l) in net.layers.enumerated() {
-            let hidden = l.projectionSize > 0 ? "\(l.hiddenSize)→\(l.projectionSize)" : "\(l.hiddenSize)"
-            lines.append(pad("\(k)", 8) + pad(l.kind.description, 18) + pad("\(l.inputSize)", 8) + pad(hidden, 8)
-                         + pad("\(l.directions.count)", 6) + pad("\(l.outputWidth)", 8) + "\(l.parameterCount)")
+        lines.append(pad("layer", 22) + pad("kind", 26) + pad("output", 16) + "parameters")
+        lines.append(pad("input", 22) + pad("", 26) + net.inputShape.description)
+        for (k, layer) in net.layers.enumerated() {
+            var kind = layer.kindName
+            if case let .recurrent(r) = layer {
+                let cell = r.directions[0]
+                kind += r.projectionSize > 0 ? " \(r.hiddenSize)→\(r.projectionSize)" : " \(r.hiddenSize)"
+                if !cell.usesDefaultActivations { kind += " \(cell.activation)/\(cell.recurrentActivation)" }
+            } else if case let .dense(d) = layer, d.activation != .linear {
+                kind += " \(d.activation)"
+            }
+            lines.append(pad(net.names[k], 22) + pad(kind, 26) + pad(net.shapes[k].description, 16) + "\(layer.parameterCount)")
         }
-        for (k, d) in net.head.enumerated() {
-            lines.append(pad("head.\(k)", 8) + pad("dense/\(d.activation.rawValue)", 18) + pad("\(d.inputSize)", 8) + pad("", 8)
-                         + pad("", 6) + pad("\(d.outputSize)", 8) + "\(d.parameterCount)")
-        }
-        lines.append("parameters: recurrent \(net.recurrentParameterCount), head \(net.headParameterCount), total \(net.parameterCount)")
+        let recurrent = net.recurrentLayers.reduce(0) { $0 + $1.parameterCount }
+        lines.append("parameters: recurrent \(recurrent), other \(net.parameterCount - recurrent), total \(net.parameterCount)")
         let c = model.config
         let features = c.features.isEmpty ? "\(net.inputSize) unnamed" : c.features.map { f in
             f.name + (f.unit.map { " [\($0)]" } ?? "") + (f.derived.map { " (from date: \($0.rawValue))" } ?? "")
@@ -92,7 +108,7 @@ public enum ModelInfo {
         }
         lines.append("outputs: \(outputs.joined(separator: ", "))")
         if c.inputMean != nil || c.outputMean != nil { lines.append("normalization: built in (inputs and outputs in real units)") }
-        if net.isBidirectional { lines.append("streaming: no (bidirectional)") }
+        if let k = net.firstNonCausalLayer { lines.append("streaming: no (\(k.name), \(k.kind), needs the whole window)") }
         return lines.joined(separator: "\n")
     }
 }

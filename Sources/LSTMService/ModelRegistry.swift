@@ -106,10 +106,10 @@ public final class ModelRegistry: Sendable {
         // Pool the common small batches only, a few per size, so odd batch sizes cannot grow
         // the pool without bound; larger batches get scratch of their own.
         guard batchSize <= Self.pooledBatchLimit else {
-            return try body(Workspace(network: entry.model.network, batchSize: batchSize))
+            return try body(Workspace(pipeline: entry.model.pipeline, batchSize: batchSize))
         }
         let box = entry.workspaces.withLock { $0[batchSize].popLast() }
-            ?? WorkspaceBox(Workspace(network: entry.model.network, batchSize: batchSize))
+            ?? WorkspaceBox(Workspace(pipeline: entry.model.pipeline, batchSize: batchSize))
         defer {
             entry.workspaces.withLock { idle in
                 if idle[batchSize].count < Self.pooledPerSize { idle[batchSize].append(box) }

@@ -53,7 +53,7 @@ public struct PredictRequest: Sendable {
         request.returnSequences = try flag(body, "return_sequences")
         request.returnState = try flag(body, "return_state")
         if let state = body["state"] {
-            request.initialState = try StateInput.decode(state, network: model.network, label: "state")
+            request.initialState = try StateInput.decode(state, pipeline: model.pipeline, label: "state")
         }
         return request
     }
@@ -70,19 +70,19 @@ public struct StateInput: Sendable, Equatable {
     public var h: [[Float]]
     public var c: [[Float]]
 
-    public static func decode(_ json: JSONValue, network: RecurrentNetwork, label: String) throws(APIError) -> StateInput {
+    public static func decode(_ json: JSONValue, pipeline network: Pipeline, label: String) throws(APIError) -> StateInput {
         let template = network.makeState(batchSize: 1)
         guard json.kind == .object else { throw .unprocessable("\(label) must be an object with 'h' (and 'c' for LSTM)") }
         if let key = json.firstKey(notIn: ["h", "c"]) {
             throw .unprocessable("\(label) has unknown field '\(key)'; expected 'h' and 'c'")
         }
-        let hasCell = network.layers[0].kind.hasCellState
+        let hasCell = network.recurrentLayers.contains { $0.kind.hasCellState }
         func slots(_ key: String, _ width: (Int) -> Int) throws(APIError) -> [[Float]] {
             guard let v = json[key] else {
                 if key == "c" && !hasCell { return [] }
                 throw .unprocessable("\(label).\(key) is missing; expected \(template.slotCount) arrays (one per layer and direction)")
             }
-            if key == "c" && !hasCell { throw .unprocessable("\(label).c given, but a \(network.layers[0].kind) has no cell state") }
+            if key == "c" && !hasCell { throw .unprocessable("\(label).c given, but a \(network.recurrentLayers.first.map { "\($0.kind)" } ?? "model without recurrent layers") has no cell state") }
             guard v.kind == .array, v.count == template.slotCount else {
                 throw .unprocessable("\(label).\(key) must be an array of \(template.slotCount) arrays (one per layer and direction)")
             }
@@ -102,7 +102,7 @@ public struct StateInput: Sendable, Equatable {
     }
 
     /// This state repeated for `batchSize` samples.
-    public func state(for network: RecurrentNetwork, batchSize: Int) -> RecurrentState {
+    public func state(for network: Pipeline, batchSize: Int) -> RecurrentState {
         var state = network.makeState(batchSize: batchSize)
         for s in 0..<h.count {
             state.setHidden(slot: s, Array((0..<batchSize).map { _ in h[s] }.joined()))

@@ -2,7 +2,7 @@ import JSON
 import ModelFormat
 import RecurrentCore
 
-/// Runs a model on requests in raw units: normalizes inputs, runs the network, and turns the
+/// Runs a model on requests in raw units: normalizes inputs, runs the pipeline, and turns the
 /// head's output back into real units with names, units and the prediction interval.
 public struct Predictor: Sendable {
     public let model: Model
@@ -20,7 +20,7 @@ public struct Predictor: Sendable {
 
     public init(model: Model) {
         self.model = model
-        let n = model.network.headOutputSize ?? model.network.outputWidth
+        let n = model.pipeline.outputWidth
         let names = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
         outputNames = names
         let features = model.config.features
@@ -48,7 +48,7 @@ public struct Predictor: Sendable {
     public func normalize(_ x: inout [Float]) {
         let mean = model.config.inputMean, std = model.config.inputStd
         guard mean != nil || std != nil else { return }
-        let n = model.network.inputSize
+        let n = model.pipeline.inputSize
         for k in x.indices {
             let f = k % n
             x[k] = (x[k] - (mean?[f] ?? 0)) / (std?[f] ?? 1)
@@ -72,7 +72,7 @@ public struct Predictor: Sendable {
 
     /// The network's answer in real units: (batchSize, outputs).
     public func outputs(of result: ForwardResult, request: PredictRequest) -> [Float] {
-        var y = model.network.headOutputSize == nil ? result.lastOutput : result.head
+        var y = result.lastRows
         realUnits(&y, inputs: request.inputs, sequenceLength: request.sequenceLength)
         return y
     }
@@ -86,7 +86,7 @@ public struct Predictor: Sendable {
 
     private func realUnits(_ y: UnsafeMutableBufferPointer<Float>, inputs: [Float], sequenceLength T: Int) {
         denormalize(y)
-        let n = outputNames.count, inputSize = model.network.inputSize
+        let n = outputNames.count, inputSize = model.pipeline.inputSize
         guard n > 0, T > 0, residualInputs.contains(where: { $0 != nil }) else { return }
         for b in 0..<y.count / n {
             let last = (b * T + T - 1) * inputSize
@@ -100,8 +100,8 @@ public struct Predictor: Sendable {
     public func run(_ request: PredictRequest, workspace: Workspace) -> ForwardResult {
         var x = request.inputs
         normalize(&x)
-        let initial = request.initialState?.state(for: model.network, batchSize: request.batchSize)
-        return model.network.forward(x, sequenceLength: request.sequenceLength, initialState: initial,
+        let initial = request.initialState?.state(for: model.pipeline, batchSize: request.batchSize)
+        return model.pipeline.forward(x, sequenceLength: request.sequenceLength, initialState: initial,
                                      returnSequences: request.returnSequences, workspace: workspace)
     }
 
@@ -142,7 +142,7 @@ public struct Predictor: Sendable {
         guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
         // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
         // would copy it
-        let raw = model.network.headOutputSize == nil ? result.lastOutput : result.head
+        let raw = result.lastRows
         return try withUnsafeTemporaryAllocation(of: Float.self, capacity: raw.count) { y throws(JSONError) in
             _ = y.initialize(fromContentsOf: raw)
             realUnits(y, inputs: request.inputs, sequenceLength: request.sequenceLength)
@@ -168,7 +168,7 @@ public struct Predictor: Sendable {
     public func response(to request: PredictRequest, result: ForwardResult) -> JSON {
         let y = outputs(of: result, request: request)
         let n = outputNames.count
-        let W = model.network.outputWidth, T = request.sequenceLength
+        let W = model.pipeline.sequenceWidth, T = request.sequenceLength
         func sample(_ b: Int) -> [(String, JSON)] {
             var members = forecast(y[b * n..<(b + 1) * n])
             if request.returnSequences {

@@ -28,9 +28,9 @@ extension Service {
         let list: [JSON] = registry.names.map { name in
             let e = registry[name]!
             return .object([("name", .string(name)), ("default", .bool(name == registry.defaultName)),
-                            ("cell", .string(e.model.network.layers[0].kind.description)),
-                            ("parameters", .int(e.model.network.parameterCount)),
-                            ("streamable", .bool(!e.model.network.isBidirectional))])
+                            ("cell", .string(e.model.pipeline.recurrentLayers.first.map { $0.kind.description } ?? "none")),
+                            ("parameters", .int(e.model.pipeline.parameterCount)),
+                            ("streamable", .bool(e.model.pipeline.isStreamable))])
         }
         var members: [(String, JSON)] = [("models", .array(list)), ("default", .string(registry.defaultName))]
         if !registry.failed.isEmpty { members.append(("failed", Self.failures(registry))) }

@@ -32,12 +32,12 @@ extension Service {
             name = s
         }
         let entry = try Self.entry(registry, name)
-        let net = entry.model.network
+        let net = entry.model.pipeline
         guard !net.isBidirectional else {
             throw .unprocessable("model '\(name)' is bidirectional: the reverse direction needs the whole window, so it cannot be stepped; use predict")
         }
         var state = net.makeState(batchSize: 1)
-        if let s = body?["state"] { state = try StateInput.decode(s, network: net, label: "state").state(for: net, batchSize: 1) }
+        if let s = body?["state"] { state = try StateInput.decode(s, pipeline: net, label: "state").state(for: net, batchSize: 1) }
         let store = sessions
         let (modelName, initial) = (name, state)
         return later { [self] () throws(APIError) in
@@ -157,8 +157,8 @@ extension Service {
         let newStep = step
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).get()
-            let net = try Self.entry(registry, session.model).model.network
-            let state = try StateInput.decode(stateJSON, network: net, label: "state").state(for: net, batchSize: 1)
+            let net = try Self.entry(registry, session.model).model.pipeline
+            let state = try StateInput.decode(stateJSON, pipeline: net, label: "state").state(for: net, batchSize: 1)
             let updated = try await store.replaceState(id, state: state, step: newStep).get()
             return Self.reply(200, sessionJSON(updated))
         }

@@ -87,7 +87,7 @@ actor SessionShard {
         guard current <= maxSessionStep - rows.count else {
             return .failure(APIError(.unprocessable, "session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
         }
-        let net = entry.model.network
+        let net = entry.model.pipeline
         let ws = workspace(model, net)
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
@@ -101,13 +101,7 @@ actor SessionShard {
             normalized.append(contentsOf: row)
             entry.predictor.normalize(&normalized)
             net.step(normalized, state: &table[i].state, workspace: ws)
-            var y: [Float]
-            if net.headOutputSize != nil {
-                net.applyHead(workspace: ws)
-                y = ws.head
-            } else {
-                y = ws.output
-            }
+            var y = ws.output
             entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
             finite = finite && y.allSatisfy(\.isFinite)
             outputs.append(y)
@@ -122,9 +116,9 @@ actor SessionShard {
     }
 
     /// This shard's batch-1 scratch for `model`, made on first use.
-    private func workspace(_ model: String, _ net: RecurrentNetwork) -> Workspace {
+    private func workspace(_ model: String, _ net: Pipeline) -> Workspace {
         if let ws = workspaces[model] { return ws }
-        let ws = Workspace(network: net, batchSize: 1)
+        let ws = Workspace(pipeline: net, batchSize: 1)
         workspaces[model] = ws
         return ws
     }

@@ -1,7 +1,7 @@
 import JSON
 import ModelFormat
 
-/// Reads windows from request JSON into the network's input layout, checking every value.
+/// Reads windows from request JSON into the model's input layout, checking every value.
 ///
 /// A window is an array of rows (timesteps). A row is either an array of numbers in the
 /// model's feature order, or an object keyed by feature name (then derived features such as
@@ -10,7 +10,7 @@ struct WindowDecoder {
     let model: Model
 
     private var features: [ModelConfig.Feature] { model.config.features }
-    private var inputSize: Int { model.network.inputSize }
+    private var inputSize: Int { model.pipeline.inputSize }
     /// Features a user sends: all, less the derived ones.
     private var observed: [ModelConfig.Feature] { features.filter { $0.derived == nil } }
 

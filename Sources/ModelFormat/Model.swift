@@ -2,13 +2,13 @@ import Foundation
 import JSON
 import RecurrentCore
 
-/// A loaded model: the network plus what users need to call it (names, units, normalization).
+/// A loaded model: the pipeline plus what users need to call it (names, units, normalization).
 ///
 /// A model is a directory holding `model.safetensors` and optionally `config.json`, or a bare
 /// `.safetensors` file (a PyTorch `state_dict`), whose `__metadata__` may carry the config.
 public struct Model: Sendable {
     public let name: String
-    public let network: RecurrentNetwork
+    public let pipeline: Pipeline
     public let config: ModelConfig
     /// The weights file that was read.
     public let weightsPath: String
@@ -19,10 +19,10 @@ public struct Model: Sendable {
     public static let weightsFileName = "model.safetensors"
     public static let configFileName = "config.json"
 
-    public init(name: String, network: RecurrentNetwork, config: ModelConfig,
+    public init(name: String, pipeline: Pipeline, config: ModelConfig,
                 weightsPath: String, weightsSHA256: String, weightsByteCount: Int) {
         self.name = name
-        self.network = network
+        self.pipeline = pipeline
         self.config = config
         self.weightsPath = weightsPath
         self.weightsSHA256 = weightsSHA256
@@ -65,9 +65,9 @@ public struct Model: Sendable {
             try config.merge(document.value)
         }
         var builder = NetworkBuilder(file: file, config: config)
-        let network = try builder.build()
-        try config.validate(against: network)
-        return Model(name: config.name ?? fallbackName, network: network, config: config,
+        let pipeline = try builder.build()
+        try config.validate(against: pipeline)
+        return Model(name: config.name ?? fallbackName, pipeline: pipeline, config: config,
                      weightsPath: weightsPath, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
     }
 
@@ -103,15 +103,15 @@ extension ModelConfig {
         } catch { throw .invalidConfig("__metadata__: \(error)") }
     }
 
-    /// Checks the config's sizes against the network's.
-    func validate(against network: RecurrentNetwork) throws(ModelError) {
-        let inputs = network.inputSize
-        let outputs = network.headOutputSize ?? network.outputWidth
+    /// Checks the config's sizes against the pipeline's.
+    func validate(against pipeline: Pipeline) throws(ModelError) {
+        let inputs = pipeline.inputSize
+        let outputs = pipeline.outputWidth
         if !features.isEmpty, features.count != inputs {
-            throw .invalidConfig("inputs.features names \(features.count) features but the network takes \(inputs)")
+            throw .invalidConfig("inputs.features names \(features.count) features but the model takes \(inputs)")
         }
         if !self.outputs.isEmpty, self.outputs.count != outputs {
-            throw .invalidConfig("outputs names \(self.outputs.count) outputs but the network gives \(outputs)")
+            throw .invalidConfig("outputs names \(self.outputs.count) outputs but the model gives \(outputs)")
         }
         for (key, values, n) in [("input_mean", inputMean, inputs), ("input_std", inputStd, inputs),
                                  ("output_mean", outputMean, outputs), ("output_std", outputStd, outputs)] {

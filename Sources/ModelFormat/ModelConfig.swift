@@ -52,7 +52,7 @@ public struct ModelConfig: Sendable, Equatable {
     /// Tensor name prefix of the head's Linear layers ("head" → `head.weight` or `head.0.weight`).
     public var headPrefix: String = "head"
     /// One per head layer; "linear" when absent.
-    public var headActivations: [DenseActivation] = []
+    public var headActivations: [Activation] = []
     /// Expected window length, or nil for any length.
     public var windowLength: Int?
     public var features: [Feature] = []
@@ -102,7 +102,7 @@ extension ModelConfig {
             guard v.kind == .array else { throw .invalidConfig("head_activations must be an array of strings") }
             headActivations = try v.elements.map { (e) throws(ModelError) in
                 let s = try string(e, "head_activations[]")
-                guard let a = DenseActivation(rawValue: s == "none" ? "linear" : s) else {
+                guard let a = Activation(rawValue: s == "none" ? "linear" : s) else {
                     throw .invalidConfig("head activation '\(s)' is not one of linear, relu, sigmoid, tanh, softmax")
                 }
                 return a

@@ -1,6 +1,6 @@
 import RecurrentCore
 
-/// Builds a `RecurrentNetwork` from PyTorch-named tensors (`<prefix>weight_ih_l{k}[_reverse]`,
+/// Builds a `Pipeline` from PyTorch-named tensors (`<prefix>weight_ih_l{k}[_reverse]`,
 /// `weight_hh`, `bias_ih`, `bias_hh`, `weight_hr`; head `head.weight` or `head.{i}.weight`),
 /// inferring the architecture from names and shapes and taking the rest from the config.
 /// Every tensor must be used: an unknown one is an error, not silently ignored.
@@ -14,7 +14,7 @@ struct NetworkBuilder {
         self.config = config
     }
 
-    mutating func build() throws(ModelError) -> RecurrentNetwork {
+    mutating func build() throws(ModelError) -> Pipeline {
         let prefix = try recurrentPrefix()
         var layers: [RecurrentLayer] = []
         var previousWidth: Int?
@@ -38,7 +38,14 @@ struct NetworkBuilder {
         for name in file.tensors.keys.sorted() where !used.contains(name) {
             throw .unexpectedTensor(name)
         }
-        return RecurrentNetwork(layers: layers, head: head)
+        // Every recurrent layer hands on its sequence and the head reads the last timestep:
+        // PyTorch's `output[:, -1, :]`, which for a bidirectional layer is the reverse
+        // direction after one step, not its final state.
+        let pipeline: [Layer] = layers.map { .recurrent($0) } + [.lastTimestep] + head.map { .dense($0) }
+        let names = layers.indices.map { "\(prefix)l\($0)" } + ["last timestep"] + head.indices.map { "\(config.headPrefix).\($0)" }
+        do {
+            return try Pipeline(layers: pipeline, names: names, input: .sequence(layers[0].inputSize, length: config.windowLength))
+        } catch { throw .inconsistent(error.description) }
     }
 
     /// The text before `weight_ih_l0` ("rnn.", "lstm.", "" ...); exactly one may exist.

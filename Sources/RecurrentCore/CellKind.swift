@@ -31,7 +31,3 @@ public enum CellKind: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The activation applied after a dense layer's affine map.
-public enum DenseActivation: String, Sendable, CaseIterable {
-    case linear, relu, sigmoid, tanh, softmax
-}

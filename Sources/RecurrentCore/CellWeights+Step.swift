@@ -16,17 +16,20 @@ extension CellWeights {
         case .lstm:
             // gates += W_ih x + W_hh h
             PackedMatrix.accumulate(gates, inputWeights, x, recurrentWeights, h)
+            // h = W_hr (σ(o)·tanh(c')) with a projection
+            let out = projection == nil ? h : ws.scratch
+            if usesDefaultActivations {
+                lstmPointwise(gates, c!, out, hiddenSize, DefaultActivations())
+            } else {
+                lstmPointwise(gates, c!, out, hiddenSize, chosen)
+            }
             if let projection {
-                // h = W_hr (σ(o)·tanh(c'))
-                lstmPointwise(gates, c!, ws.scratch, hiddenSize)
                 h.update(repeating: 0, count: projectionSize)
                 projection.accumulate(h, ws.scratch)
-            } else {
-                lstmPointwise(gates, c!, h, hiddenSize)
             }
-        case .rnn(let act):
+        case .rnn:
             PackedMatrix.accumulate(gates, inputWeights, x, recurrentWeights, h)
-            activate(gates, hiddenSize, act == .tanh ? .tanh : .relu)
+            activate(gates, hiddenSize, activation)
             h.update(from: gates, count: hiddenSize)
         case .gru(let resetAfter):
             inputWeights.accumulate(gates, x)
@@ -35,15 +38,21 @@ extension CellWeights {
             if resetAfter {
                 // gh = W_hh h + b_hh, then the PyTorch update
                 recurrentWeights.accumulate(gh, h)
-                gruPointwise(gates, gh, h, hiddenSize)
+                if usesDefaultActivations {
+                    gruPointwise(gates, gh, h, hiddenSize, DefaultActivations())
+                } else {
+                    gruPointwise(gates, gh, h, hiddenSize, chosen)
+                }
             } else {
                 gruResetBefore(gates, gh, h, ws.scratch)
             }
         }
     }
 
+    var chosen: ChosenActivations { ChosenActivations(activation: activation, recurrent: recurrentActivation) }
+
     /// Whether `step2` applies (LSTM without projection): two samples share each weight load.
-    var canStepPairs: Bool { kind == .lstm && projection == nil }
+    var canStepPairs: Bool { kind == .lstm && projection == nil && usesDefaultActivations }
 
     /// `step` for two samples at once, with the same bits as two `step` calls.
     @inline(__always)
@@ -60,8 +69,8 @@ extension CellWeights {
             g1.update(from: $0.baseAddress!, count: n)
         }
         PackedMatrix.accumulate2(g0, g1, inputWeights, x0, x1, recurrentWeights, h0, h1)
-        lstmPointwise(g0, c0, h0, hiddenSize)
-        lstmPointwise(g1, c1, h1, hiddenSize)
+        lstmPointwise(g0, c0, h0, hiddenSize, DefaultActivations())
+        lstmPointwise(g1, c1, h1, hiddenSize, DefaultActivations())
     }
 
     /// GRU with the reset gate applied before the recurrent product (Keras reset_after=False):
@@ -76,7 +85,7 @@ extension CellWeights {
         var k = 0
         while k < H {
             let m = H - k
-            let r = sigmoid(load(gx + k, m) + load(gh + k, m))
+            let r = recurrentActivation.apply(load(gx + k, m) + load(gh + k, m))
             store(r * load(h + k, m), rh + k, m)
             k += 16
         }
@@ -85,8 +94,8 @@ extension CellWeights {
         k = 0
         while k < H {
             let m = H - k
-            let z = sigmoid(load(gx + H + k, m) + load(gh + H + k, m))
-            let n = tanh(load(gx + 2 * H + k, m) + load(gh + 2 * H + k, m))
+            let z = recurrentActivation.apply(load(gx + H + k, m) + load(gh + H + k, m))
+            let n = activation.apply(load(gx + 2 * H + k, m) + load(gh + 2 * H + k, m))
             store((1 - z) * n + z * load(h + k, m), h + k, m)
             k += 16
         }

@@ -26,6 +26,12 @@ public final class CellWeights: Sendable {
     let projection: PackedMatrix?
     /// Numel of every tensor the framework has for this direction.
     public let parameterCount: Int
+    /// LSTM: applied to g and to c' (Keras `activation`); GRU: to n; RNN: to the sum.
+    public let activation: Activation
+    /// LSTM: i, f, o; GRU: r, z (Keras `recurrent_activation`); unused by RNN.
+    public let recurrentActivation: Activation
+    /// tanh and sigmoid where they apply: the fused pointwise kernels.
+    public let usesDefaultActivations: Bool
 
     /// - Parameters: PyTorch layouts, row-major.
     ///   - weightIH: (G·H, inputSize), row blocks in PyTorch gate order.
@@ -35,8 +41,19 @@ public final class CellWeights: Sendable {
     public init(
         kind: CellKind, inputSize: Int, hiddenSize: Int,
         weightIH: [Float], weightHH: [Float],
-        biasIH: [Float]?, biasHH: [Float]?, weightHR: [Float]? = nil
+        biasIH: [Float]?, biasHH: [Float]?, weightHR: [Float]? = nil,
+        activation: Activation? = nil, recurrentActivation: Activation = .sigmoid
     ) {
+        let defaultActivation: Activation
+        if case .rnn(.relu) = kind { defaultActivation = .relu } else { defaultActivation = .tanh }
+        let activation = activation ?? defaultActivation
+        precondition(activation.isElementwise && recurrentActivation.isElementwise, "cell activations are elementwise")
+        self.activation = activation
+        self.recurrentActivation = recurrentActivation
+        switch kind {
+        case .rnn: usesDefaultActivations = activation == defaultActivation
+        case .lstm, .gru: usesDefaultActivations = activation == .tanh && recurrentActivation == .sigmoid
+        }
         let gates = kind.gateCount * hiddenSize
         let projectionSize = weightHR.map { $0.count / hiddenSize } ?? 0
         let outputSize = projectionSize > 0 ? projectionSize : hiddenSize

@@ -179,20 +179,41 @@ func exp(_ x: Float) -> Float { exp(Vec(repeating: x))[0] }
 
 // MARK: - Pointwise cell updates
 
-/// LSTM, per unit k: c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c').
+/// The two activations of a cell: `act` (LSTM g and c', GRU n) and `rec` (the gates). The
+/// kernels below are generic over it, so tanh/sigmoid compile to fused code with no switch.
+protocol CellActivations {
+    func act(_ x: Vec) -> Vec
+    func rec(_ x: Vec) -> Vec
+}
+
+/// tanh and sigmoid, the frameworks' defaults.
+struct DefaultActivations: CellActivations {
+    @inline(__always) func act(_ x: Vec) -> Vec { tanh(x) }
+    @inline(__always) func rec(_ x: Vec) -> Vec { sigmoid(x) }
+}
+
+/// Any elementwise pair, chosen at load.
+struct ChosenActivations: CellActivations {
+    let activation: Activation, recurrent: Activation
+    @inline(__always) func act(_ x: Vec) -> Vec { activation.apply(x) }
+    @inline(__always) func rec(_ x: Vec) -> Vec { recurrent.apply(x) }
+}
+
+/// LSTM, per unit k: c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c') (σ, tanh: `fns`).
 /// gates: (4H) pre-activations i, f, g, o; c: (H) in/out; h: (H) out.
 @inline(__always)
-func lstmPointwise(_ gates: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ hidden: Int) {
+func lstmPointwise<A: CellActivations>(_ gates: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>,
+                                       _ hidden: Int, _ fns: A) {
     var k = 0
     while k < hidden {
         let m = hidden - k
-        let i = sigmoid(load(gates + k, m))
-        let f = sigmoid(load(gates + hidden + k, m))
-        let g = tanh(load(gates + 2 * hidden + k, m))
-        let o = sigmoid(load(gates + 3 * hidden + k, m))
+        let i = fns.rec(load(gates + k, m))
+        let f = fns.rec(load(gates + hidden + k, m))
+        let g = fns.act(load(gates + 2 * hidden + k, m))
+        let o = fns.rec(load(gates + 3 * hidden + k, m))
         let cNew = f * load(c + k, m) + i * g
         store(cNew, c + k, m)
-        store(o * tanh(cNew), h + k, m)
+        store(o * fns.act(cNew), h + k, m)
         k += 16
     }
 }
@@ -200,38 +221,15 @@ func lstmPointwise(_ gates: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Floa
 /// GRU (reset after), per unit: r = σ(xr + hr); z = σ(xz + hz); n = tanh(xn + r·hn);
 /// h' = (1 - z)·n + z·h. gx, gh: (3H) input and recurrent pre-activations r, z, n; h: (H) in/out.
 @inline(__always)
-func gruPointwise(_ gx: UnsafePointer<Float>, _ gh: UnsafePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ hidden: Int) {
+func gruPointwise<A: CellActivations>(_ gx: UnsafePointer<Float>, _ gh: UnsafePointer<Float>, _ h: UnsafeMutablePointer<Float>,
+                                      _ hidden: Int, _ fns: A) {
     var k = 0
     while k < hidden {
         let m = hidden - k
-        let r = sigmoid(load(gx + k, m) + load(gh + k, m))
-        let z = sigmoid(load(gx + hidden + k, m) + load(gh + hidden + k, m))
-        let n = tanh(load(gx + 2 * hidden + k, m) + r * load(gh + 2 * hidden + k, m))
+        let r = fns.rec(load(gx + k, m) + load(gh + k, m))
+        let z = fns.rec(load(gx + hidden + k, m) + load(gh + hidden + k, m))
+        let n = fns.act(load(gx + 2 * hidden + k, m) + r * load(gh + 2 * hidden + k, m))
         store((1 - z) * n + z * load(h + k, m), h + k, m)
         k += 16
-    }
-}
-
-/// Applies `activation` to n values in place (softmax over all n).
-func activate(_ v: UnsafeMutablePointer<Float>, _ n: Int, _ activation: DenseActivation) {
-    switch activation {
-    case .linear:
-        return
-    case .softmax:
-        var peak = -Float.infinity
-        for k in 0..<n { peak = max(peak, v[k]) }
-        var total: Float = 0
-        for k in 0..<n { v[k] = exp(v[k] - peak); total += v[k] }
-        for k in 0..<n { v[k] /= total }
-        return
-    case .relu, .sigmoid, .tanh:
-        var k = 0
-        while k < n {
-            let m = n - k
-            let x = load(v + k, m)
-            let y: Vec = activation == .relu ? relu(x) : activation == .sigmoid ? sigmoid(x) : tanh(x)
-            store(y, v + k, m)
-            k += 16
-        }
     }
 }

@@ -16,11 +16,11 @@ public struct RecurrentState: Sendable, Equatable {
         a.batchSize == b.batchSize && a.h == b.h && a.c == b.c
     }
 
-    init(network: RecurrentNetwork, batchSize: Int) {
+    init(layers: [RecurrentLayer], batchSize: Int) {
         self.batchSize = batchSize
         var hs: [(Int, Int)] = [], cs: [(Int, Int)] = []
         var hTotal = 0, cTotal = 0
-        for layer in network.layers {
+        for layer in layers {
             for cell in layer.directions {
                 hs.append((hTotal, cell.outputSize))
                 hTotal += batchSize * cell.outputSize
@@ -92,4 +92,24 @@ public struct RecurrentState: Sendable, Equatable {
         precondition(values.count == batchSize * s.width, "state shape")
         c.replaceSubrange(s.offset..<s.offset + values.count, with: values)
     }
+
+    /// The h and c of one layer's directions (slots `slot`, `slot + 1`), each (batchSize, width).
+    mutating func withLayer<R>(slot: Int, directions: Int, _ body: (SlotPointers, SlotPointers?) -> R) -> R {
+        let hSlots = hSlots, cSlots = cSlots
+        return h.withUnsafeMutableBufferPointer { hAll in
+            c.withUnsafeMutableBufferPointer { cAll in
+                func pointers(_ k: Int) -> SlotPointers {
+                    SlotPointers(h: hAll.baseAddress! + hSlots[k].offset,
+                                 c: cSlots[k].width > 0 ? cAll.baseAddress! + cSlots[k].offset : nil)
+                }
+                return body(pointers(slot), directions == 2 ? pointers(slot + 1) : nil)
+            }
+        }
+    }
+}
+
+/// Where one direction's h and c live inside a `RecurrentState`.
+struct SlotPointers {
+    let h: UnsafeMutablePointer<Float>
+    let c: UnsafeMutablePointer<Float>?
 }

@@ -1,38 +1,40 @@
-/// Scratch memory for running a network on a batch, allocated once and reused for every step,
+/// Scratch memory for running a pipeline on a batch, allocated once and reused for every pass,
 /// so the hot path allocates nothing. Not shareable between threads: one per worker or session.
 public final class Workspace {
     public let batchSize: Int
-    let network: RecurrentNetwork
+    let pipeline: Pipeline
     /// (maxStride) gate pre-activations of one sample.
     let gates: UnsafeMutablePointer<Float>
     /// (maxStride) GRU recurrent pre-activations.
     let gatesHidden: UnsafeMutablePointer<Float>
     /// (maxHidden) un-projected h, or r·h for a reset-before GRU.
     let scratch: UnsafeMutablePointer<Float>
-    /// (batchSize, inputSize) the timestep being fed.
+    /// (batchSize, inputSize) the timestep being fed to `step`.
     let stepInput: UnsafeMutablePointer<Float>
-    /// Per layer, (batchSize, outputWidth): that layer's output at the latest step.
-    let layerOutputs: [UnsafeMutablePointer<Float>]
-    /// Two (maxHeadStride) buffers the head ping-pongs between.
-    let headA: UnsafeMutablePointer<Float>, headB: UnsafeMutablePointer<Float>
-    /// (batchSize, headOutputSize) the head's answer after `applyHead`.
-    let headOutput: UnsafeMutablePointer<Float>
-    /// Layer-wise sequence buffers for bidirectional forward passes, grown on demand.
+    /// Two (batchSize, widest row) buffers that a step's layers ping-pong between.
+    let rowA: UnsafeMutablePointer<Float>, rowB: UnsafeMutablePointer<Float>
+    /// Where the last `step` left its answer: rowA or rowB, (batchSize, outputWidth).
+    var stepOutput: UnsafeMutablePointer<Float>
+    /// Where the last `step` left the tapped recurrent layer's output (see `Pipeline.sequenceTap`).
+    var stepTap: UnsafeMutablePointer<Float>
+    /// Widest row anywhere in the pipeline (a recurrent layer's directions side by side included).
+    let widestRow: Int
+    /// Sequence buffers for forward passes, grown on demand.
     var sequenceCapacity = 0
     var sequenceA: UnsafeMutablePointer<Float>?, sequenceB: UnsafeMutablePointer<Float>?
     /// The state the last forward pass ended in (its caller may still hold it): the next pass
     /// from zero reuses its buffers once nobody else does.
     var lastState: RecurrentState?
 
-
-    public init(network: RecurrentNetwork, batchSize: Int) {
+    public init(pipeline: Pipeline, batchSize: Int) {
         precondition(batchSize > 0, "batch size")
-        self.network = network
+        self.pipeline = pipeline
         self.batchSize = batchSize
-        let cells = network.layers.flatMap(\.directions)
+        let cells = pipeline.recurrentLayers.flatMap(\.directions)
         let maxStride = cells.map(\.stride).max() ?? 16
         let maxHidden = cells.map { max($0.hiddenSize, $0.outputSize) }.max() ?? 1
-        let maxHead = network.head.map(\.stride).max() ?? 16
+        let recurrentWidths = pipeline.recurrentLayers.map { $0.directions.count * $0.directions[0].outputSize }
+        widestRow = ([pipeline.inputSize] + pipeline.shapes.map(\.width) + recurrentWidths).max()!
         func make(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
             p.initialize(repeating: 0, count: max(n, 1))
@@ -41,17 +43,15 @@ public final class Workspace {
         gates = make(maxStride)
         gatesHidden = make(maxStride)
         scratch = make(maxHidden)
-        stepInput = make(batchSize * network.inputSize)
-        layerOutputs = network.layers.map { make(batchSize * $0.outputWidth) }
-        headA = make(maxHead)
-        headB = make(maxHead)
-        headOutput = make(batchSize * (network.headOutputSize ?? 0))
+        stepInput = make(batchSize * pipeline.inputSize)
+        rowA = make(batchSize * widestRow)
+        rowB = make(batchSize * widestRow)
+        stepOutput = rowA
+        stepTap = rowA
     }
 
     deinit {
-        for p in [gates, gatesHidden, scratch, stepInput, headA, headB, headOutput] + layerOutputs {
-            p.deallocate()
-        }
+        for p in [gates, gatesHidden, scratch, stepInput, rowA, rowB] { p.deallocate() }
         sequenceA?.deallocate()
         sequenceB?.deallocate()
     }
@@ -59,7 +59,7 @@ public final class Workspace {
     /// A zero state for this batch size: in the buffers of the last one this workspace handed
     /// out when nobody holds that any more (no allocation), in new ones otherwise.
     func zeroState() -> RecurrentState {
-        guard var state = lastState.take() else { return network.makeState(batchSize: batchSize) }
+        guard var state = lastState.take() else { return pipeline.makeState(batchSize: batchSize) }
         state.zero()
         return state
     }
@@ -74,14 +74,14 @@ public final class Workspace {
         sequenceCapacity = count
     }
 
-    /// The top layer's output at the latest step, (batchSize, outputWidth).
-    public var output: [Float] {
-        Array(UnsafeBufferPointer(start: layerOutputs[layerOutputs.count - 1],
-                                  count: batchSize * network.outputWidth))
+    /// The last `step`'s output of the last recurrent layer, (batchSize, sequenceWidth): the
+    /// row that `forward` puts in its `sequence`. Read it before the next step.
+    public var tapOutput: [Float] {
+        Array(UnsafeBufferPointer(start: stepTap, count: batchSize * pipeline.sequenceWidth))
     }
 
-    /// The head's answer after `applyHead`, (batchSize, headOutputSize).
-    public var head: [Float] {
-        Array(UnsafeBufferPointer(start: headOutput, count: batchSize * (network.headOutputSize ?? 0)))
+    /// The last `step`'s answer, (batchSize, outputWidth).
+    public var output: [Float] {
+        Array(UnsafeBufferPointer(start: stepOutput, count: batchSize * pipeline.outputWidth))
     }
 }

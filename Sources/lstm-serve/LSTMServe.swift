@@ -83,7 +83,7 @@ struct Predict: ParsableCommand {
             request.returnSequences = request.returnSequences || sequences
             request.returnState = request.returnState || state
             let predictor = Predictor(model: m)
-            let result = predictor.run(request, workspace: Workspace(network: m.network, batchSize: request.batchSize))
+            let result = predictor.run(request, workspace: Workspace(pipeline: m.pipeline, batchSize: request.batchSize))
             print(try predictor.response(to: request, result: result).serialized(pretty: true))
         } catch let error as APIError {
             fail(error.message)

@@ -90,7 +90,7 @@ struct Serve: ParsableCommand {
         }
         for name in registry.names {
             let m = registry[name]!.model
-            print("lstm-serve: model \(name) loaded in \(Int((registry.loadSeconds[name] ?? 0) * 1000)) ms (\(m.network.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
+            print("lstm-serve: model \(name) loaded in \(Int((registry.loadSeconds[name] ?? 0) * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
         }
         for failure in registry.failed {
             FileHandle.standardError.write(Data("lstm-serve: model \(failure.name) not served: \(Log.escaped(failure.error))\n".utf8))

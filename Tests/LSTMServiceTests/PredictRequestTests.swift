@@ -69,12 +69,12 @@ import TestSupport
     @Test func answersAreInRealUnitsWithNamesUnitsAndTheSameNumbersAsTheCore() throws {
         let request = try decode(#"{"window": [\#(Self.row1), \#(Self.row2), \#(Self.row3)], "return_state": true}"#)
         let predictor = Predictor(model: Self.model)
-        let result = predictor.run(request, workspace: Workspace(network: Self.model.network, batchSize: 1))
+        let result = predictor.run(request, workspace: Workspace(pipeline: Self.model.pipeline, batchSize: 1))
         // by hand: normalize, run the core, scale back
         var x = request.inputs
         for k in x.indices { x[k] = (x[k] - [10, 3, 0, 0][k % 4]) / [5, 2, 1, 1][k % 4] }
-        let raw = Self.model.network.forward(x, sequenceLength: 3, workspace: Workspace(network: Self.model.network, batchSize: 1))
-        let expected = [raw.head[0] * 4 + 10, raw.head[1] * 2 + 5]
+        let raw = Self.model.pipeline.forward(x, sequenceLength: 3, workspace: Workspace(pipeline: Self.model.pipeline, batchSize: 1))
+        let expected = [raw.output[0] * 4 + 10, raw.output[1] * 2 + 5]
         #expect(predictor.outputs(of: result, request: request) == expected)
         let json = try predictor.response(to: request, result: result).serialized()
         #expect(json.hasPrefix(#"{"model":"weather","forecast":{"a":\#(JSON.float(expected[0]).serializedOrEmpty),"b":"#))

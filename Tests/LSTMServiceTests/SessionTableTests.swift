@@ -59,7 +59,7 @@ import TestSupport
 
 /// A recurrent state for a one-layer LSTM of hidden 3 (the table does not look inside it).
 struct RecurrentStateFactory: Sendable {
-    let network = try! Model.load(path: TestModels.write(TestModels.lstm())).network
+    let network = try! Model.load(path: TestModels.write(TestModels.lstm())).pipeline
     func make() -> RecurrentState { network.makeState(batchSize: 1) }
 }
 

@@ -15,7 +15,7 @@ import TestSupport
         let predictor = Predictor(model: model)
         let cases = try Fixtures.json("temperature_2015.json").value["cases"]!
         #expect(cases.count == 365)
-        let ws = Workspace(network: model.network, batchSize: 1)
+        let ws = Workspace(pipeline: model.pipeline, batchSize: 1)
         var worst: Float = 0
         for c in cases.elements {
             // the case holds target_date and pytorch beside window: decode just the window
@@ -35,7 +35,7 @@ import TestSupport
         let model = try Model.load(path: Self.modelPath)
         let predictor = Predictor(model: model)
         let cases = try Fixtures.json("temperature_2015.json").value["cases"]!
-        let ws = Workspace(network: model.network, batchSize: 1)
+        let ws = Workspace(pipeline: model.pipeline, batchSize: 1)
         var checked = 0
         for c in cases.elements.prefix(100) {
             let body = try JSONDocument(text: #"{"window": "# + (try rowsJSON(c["window"]!)) + "}")

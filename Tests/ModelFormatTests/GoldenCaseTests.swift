@@ -24,7 +24,7 @@ import TestSupport
         func model() throws -> Model { try Model.load(path: Fixtures.path("models/\(name)")) }
 
         /// h0/c0 (L·D, B, width) into a state, or zeros.
-        func initialState(_ network: RecurrentNetwork) -> RecurrentState {
+        func initialState(_ network: Pipeline) -> RecurrentState {
             var state = network.makeState(batchSize: batch)
             for (key, isCell) in [("h0", false), ("c0", true)] {
                 guard let v = json[key], !v.isNull else { continue }
@@ -49,8 +49,8 @@ import TestSupport
     func wholeWindowMatchesTheFramework(name: String) throws {
         let c = try Case(name)
         let model = try c.model()
-        let net = model.network
-        let ws = Workspace(network: net, batchSize: c.batch)
+        let net = model.pipeline
+        let ws = Workspace(pipeline: net, batchSize: c.batch)
         let result = net.forward(flatten(c.json["x"]!), sequenceLength: c.sequenceLength,
                                  initialState: c.initialState(net), returnSequences: true, workspace: ws)
         let tol = c.tolerance
@@ -62,7 +62,7 @@ import TestSupport
             #expect(firstMismatch(result.state.c, cn, tolerance: tol) == nil)
         }
         if let head = c.json["expected"]?["head"], !head.isNull {
-            #expect(firstMismatch(result.head, flatten(head), tolerance: tol) == nil)
+            #expect(firstMismatch(result.output, flatten(head), tolerance: tol) == nil)
         }
     }
 
@@ -71,25 +71,24 @@ import TestSupport
         let c = try Case(name)
         guard let step = c.json["step"], step.kind == .object, step.count > 0 else {
             // Bidirectional: the reverse direction needs the whole window; nothing to stream.
-            #expect(try c.model().network.isBidirectional)
+            #expect(try !c.model().pipeline.isStreamable)
             return
         }
-        let net = try c.model().network
-        let (B, T, I) = (c.batch, c.sequenceLength, net.inputSize)
+        let net = try c.model().pipeline
+        let (B, T, I, W) = (c.batch, c.sequenceLength, net.inputSize, net.sequenceWidth)
         let x = flatten(c.json["x"]!)
-        let ws = Workspace(network: net, batchSize: B)
+        let ws = Workspace(pipeline: net, batchSize: B)
         var state = c.initialState(net)
-        var outputs = [Float](repeating: 0, count: B * T * net.outputWidth)
+        var outputs = [Float](repeating: 0, count: B * T * W)
         for t in 0..<T {
             var xt: [Float] = []
             for b in 0..<B { xt += x[(b * T + t) * I..<(b * T + t + 1) * I] }
             net.step(xt, state: &state, workspace: ws)
-            let out = ws.output
+            let out = ws.tapOutput
             for b in 0..<B {
-                for k in 0..<net.outputWidth { outputs[(b * T + t) * net.outputWidth + k] = out[b * net.outputWidth + k] }
+                for k in 0..<W { outputs[(b * T + t) * W + k] = out[b * W + k] }
             }
         }
-        net.applyHead(workspace: ws)
         let tol = c.tolerance
         #expect(firstMismatch(outputs, flatten(step["outputs"]!), tolerance: tol) == nil)
         #expect(firstMismatch(state.h, c.expectedStates("h_n", in: "step")!, tolerance: tol) == nil)
@@ -97,24 +96,25 @@ import TestSupport
             #expect(firstMismatch(state.c, cn, tolerance: tol) == nil)
         }
         if let head = step["head"], !head.isNull {
-            #expect(firstMismatch(ws.head, flatten(head), tolerance: tol) == nil)
+            #expect(firstMismatch(ws.output, flatten(head), tolerance: tol) == nil)
         }
         // Our step and whole-window paths share one cell step: identical bits.
         let whole = net.forward(x, sequenceLength: T, initialState: c.initialState(net), returnSequences: true,
-                                workspace: Workspace(network: net, batchSize: B))
+                                workspace: Workspace(pipeline: net, batchSize: B))
         #expect(whole.sequence == outputs)
         #expect(whole.state == state)
-        #expect(whole.head == ws.head)
+        #expect(whole.output == ws.output)
     }
 
     @Test(arguments: cases)
     func parameterCountsMatchTheFramework(name: String) throws {
         let c = try Case(name)
-        let net = try c.model().network
+        let net = try c.model().pipeline
         let counts = c.json["param_count"]!
-        #expect(net.layers.map(\.parameterCount) == counts["per_layer"]!.elements.map { $0.int! })
-        #expect(net.recurrentParameterCount == counts["rnn_total"]!.int!)
-        #expect(net.headParameterCount == (counts["head"]?.int ?? 0))
+        #expect(net.recurrentLayers.map(\.parameterCount) == counts["per_layer"]!.elements.map { $0.int! })
+        let recurrent = net.recurrentLayers.reduce(0) { $0 + $1.parameterCount }
+        #expect(recurrent == counts["rnn_total"]!.int!)
+        #expect(net.parameterCount - recurrent == (counts["head"]?.int ?? 0))
         #expect(net.parameterCount == counts["total"]!.int!)
     }
 }

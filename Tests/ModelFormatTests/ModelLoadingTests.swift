@@ -24,11 +24,11 @@ import TestSupport
         t["head.weight"] = ([1, 3], [1, 1, 1])
         t["head.bias"] = ([1], [0.5])
         let m = try Model.load(path: try Self.write(t))
-        #expect(m.network.layers.count == 2)
-        #expect(m.network.layers[0].kind == .lstm)
-        #expect(m.network.layers[1].inputSize == 3)
-        #expect(m.network.headOutputSize == 1)
-        #expect(m.network.parameterCount == (12 * 2 + 12 * 3 + 24) + (12 * 3 + 12 * 3 + 24) + 4)
+        #expect(m.pipeline.recurrentLayers.count == 2)
+        #expect(m.pipeline.recurrentLayers[0].kind == .lstm)
+        #expect(m.pipeline.recurrentLayers[1].inputSize == 3)
+        #expect(m.pipeline.outputWidth == 1)
+        #expect(m.pipeline.parameterCount == (12 * 2 + 12 * 3 + 24) + (12 * 3 + 12 * 3 + 24) + 4)
     }
 
     @Test func missingTensorsAreNamed() throws {
@@ -73,7 +73,7 @@ import TestSupport
         let dir = try Self.write(Self.lstm(), config: #"{"cell": "gru"}"#)
         #expect(loadError(dir) == .inconsistent("config says cell 'gru' (3 gates) but rnn.weight_ih_l0 has 4·hidden rows"))
         let dir2 = try Self.write(Self.lstm(), config: #"{"inputs": {"features": [{"name": "a"}]}}"#)
-        #expect(loadError(dir2) == .invalidConfig("inputs.features names 1 features but the network takes 2"))
+        #expect(loadError(dir2) == .invalidConfig("inputs.features names 1 features but the model takes 2"))
         let dir3 = try Self.write(Self.lstm(), config: #"{"colour": "red"}"#)
         guard case .invalidConfig(let m)? = loadError(dir3) else { Issue.record("expected invalidConfig"); return }
         #expect(m.hasPrefix("unknown key 'colour'"))
@@ -99,7 +99,7 @@ import TestSupport
         ]
         let dir = try Self.write(t, metadata: ["nonlinearity": "relu"])
         let m = try Model.load(path: dir + "/model.safetensors")
-        #expect(m.network.layers[0].kind == .rnn(.relu))
+        #expect(m.pipeline.recurrentLayers[0].kind == .rnn(.relu))
     }
 
     @Test func aWeightThatIsNotFiniteIsRefusedNamingTheTensor() throws {

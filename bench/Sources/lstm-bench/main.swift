@@ -21,7 +21,7 @@ if let i = args.firstIndex(of: "--handler") {
 }
 let modelPath = args[1]
 let model = try Model.load(path: modelPath)
-let net = model.network
+let net = model.pipeline
 
 /// Deterministic inputs in [-1, 1).
 func inputs(_ n: Int) -> [Float] {
@@ -51,19 +51,19 @@ func measure(_ body: () -> Void) -> Double {
 }
 
 let x1 = inputs(window * net.inputSize)
-let ws1 = Workspace(network: net, batchSize: 1)
+let ws1 = Workspace(pipeline: net, batchSize: 1)
 var sink: Float = 0
 let first = net.forward(x1, sequenceLength: window, workspace: ws1)
-let perWindow = measure { sink += net.forward(x1, sequenceLength: window, workspace: ws1).head[0] }
+let perWindow = measure { sink += net.forward(x1, sequenceLength: window, workspace: ws1).output[0] }
 
 var state = net.makeState(batchSize: 1)
 let step = Array(x1[0..<net.inputSize])
 let perStep = measure { net.step(step, state: &state, workspace: ws1); sink += ws1.output[0] }
 
 let x64 = inputs(64 * window * net.inputSize)
-let ws64 = Workspace(network: net, batchSize: 64)
-let perBatch = measure { sink += net.forward(x64, sequenceLength: window, workspace: ws64).head[0] }
+let ws64 = Workspace(pipeline: net, batchSize: 64)
+let perBatch = measure { sink += net.forward(x64, sequenceLength: window, workspace: ws64).output[0] }
 
 print(String(format: "swift window_b1_us=%.2f step_b1_us=%.3f window_b64_us=%.2f per_window_in_b64_us=%.3f head0=%.7f",
-             perWindow, perStep, perBatch, perBatch / 64, first.head[0]))
+             perWindow, perStep, perBatch, perBatch / 64, first.output[0]))
 if sink == 0.123 { print(sink) }

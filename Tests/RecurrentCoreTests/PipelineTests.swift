@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 /// Properties that need no reference framework.
-@Suite struct RecurrentNetworkTests {
+@Suite struct PipelineTests {
     /// Deterministic uniform values in [-scale, scale).
     struct Random {
         var state: UInt64
@@ -21,18 +21,24 @@ import Testing
                            biasIH: r.array(g), biasHH: r.array(g))
     }
 
+    /// Recurrent layers handing on their sequences, the last timestep, then dense layers.
+    static func net(_ layers: [RecurrentLayer], head: [DenseLayer] = []) -> Pipeline {
+        try! Pipeline(layers: layers.map { .recurrent($0) } + [.lastTimestep] + head.map { .dense($0) },
+                      input: .sequence(layers[0].inputSize))
+    }
+
     static let kinds: [CellKind] = [.lstm, .gru(resetAfter: true), .gru(resetAfter: false), .rnn(.tanh), .rnn(.relu)]
 
     @Test(arguments: kinds)
     func aZeroLengthWindowReturnsTheInitialState(kind: CellKind) {
         var r = Random(state: 1)
-        let net = RecurrentNetwork(layers: [RecurrentLayer(directions: [Self.cell(kind, input: 3, hidden: 5, &r)])], head: [])
+        let net = Self.net([RecurrentLayer(directions: [Self.cell(kind, input: 3, hidden: 5, &r)])])
         var initial = net.makeState(batchSize: 2)
         initial.setHidden(slot: 0, r.array(10))
         if kind.hasCellState { initial.setCell(slot: 0, r.array(10)) }
-        let result = net.forward([], sequenceLength: 0, initialState: initial, workspace: Workspace(network: net, batchSize: 2))
+        let result = net.forward([], sequenceLength: 0, initialState: initial, workspace: Workspace(pipeline: net, batchSize: 2))
         #expect(result.state == initial)
-        #expect(result.sequence.isEmpty && result.head.isEmpty)
+        #expect(result.sequence.isEmpty && result.output.isEmpty)
     }
 
     @Test(arguments: kinds)
@@ -40,17 +46,17 @@ import Testing
         // forward reuses the workspace's last state buffers: a result still held must keep its
         // state, and every pass from zero must give the same bits as one on a fresh workspace
         var r = Random(state: 11)
-        let net = RecurrentNetwork(layers: [RecurrentLayer(directions: [Self.cell(kind, input: 3, hidden: 6, &r)]),
-                                            RecurrentLayer(directions: [Self.cell(kind, input: 6, hidden: 4, &r)])], head: [])
+        let net = Self.net([RecurrentLayer(directions: [Self.cell(kind, input: 3, hidden: 6, &r)]),
+                                            RecurrentLayer(directions: [Self.cell(kind, input: 6, hidden: 4, &r)])])
         let (x1, x2) = (r.array(2 * 5 * 3, 2), r.array(2 * 5 * 3, 2))
-        let fresh1 = net.forward(x1, sequenceLength: 5, workspace: Workspace(network: net, batchSize: 2))
-        let fresh2 = net.forward(x2, sequenceLength: 5, workspace: Workspace(network: net, batchSize: 2))
-        let ws = Workspace(network: net, batchSize: 2)
+        let fresh1 = net.forward(x1, sequenceLength: 5, workspace: Workspace(pipeline: net, batchSize: 2))
+        let fresh2 = net.forward(x2, sequenceLength: 5, workspace: Workspace(pipeline: net, batchSize: 2))
+        let ws = Workspace(pipeline: net, batchSize: 2)
         let held = net.forward(x1, sequenceLength: 5, workspace: ws)
         for _ in 0..<3 {
             #expect(net.forward(x2, sequenceLength: 5, workspace: ws).state == fresh2.state)  // dropped at once
         }
-        #expect(held.state == fresh1.state && held.lastOutput == fresh1.lastOutput)
+        #expect(held.state == fresh1.state && held.output == fresh1.output)
         #expect(net.forward(x1, sequenceLength: 5, workspace: ws).state == fresh1.state)
         #expect(fresh1.state != fresh2.state)
     }
@@ -60,15 +66,15 @@ import Testing
         var r = Random(state: 7)
         let (B, T, I, H) = (2, 6, 3, 20)
         let fwd = Self.cell(kind, input: I, hidden: H, &r), bwd = Self.cell(kind, input: I, hidden: H, &r)
-        let bi = RecurrentNetwork(layers: [RecurrentLayer(directions: [fwd, bwd])], head: [])
-        let onlyForward = RecurrentNetwork(layers: [RecurrentLayer(directions: [fwd])], head: [])
-        let onlyBackward = RecurrentNetwork(layers: [RecurrentLayer(directions: [bwd])], head: [])
+        let bi = Self.net([RecurrentLayer(directions: [fwd, bwd])])
+        let onlyForward = Self.net([RecurrentLayer(directions: [fwd])])
+        let onlyBackward = Self.net([RecurrentLayer(directions: [bwd])])
         let x = r.array(B * T * I, 2)
         var reversed = x
         for b in 0..<B { for t in 0..<T { for i in 0..<I { reversed[(b * T + t) * I + i] = x[(b * T + T - 1 - t) * I + i] } } }
-        let both = bi.forward(x, sequenceLength: T, returnSequences: true, workspace: Workspace(network: bi, batchSize: B))
-        let f = onlyForward.forward(x, sequenceLength: T, returnSequences: true, workspace: Workspace(network: onlyForward, batchSize: B))
-        let g = onlyBackward.forward(reversed, sequenceLength: T, returnSequences: true, workspace: Workspace(network: onlyBackward, batchSize: B))
+        let both = bi.forward(x, sequenceLength: T, returnSequences: true, workspace: Workspace(pipeline: bi, batchSize: B))
+        let f = onlyForward.forward(x, sequenceLength: T, returnSequences: true, workspace: Workspace(pipeline: onlyForward, batchSize: B))
+        let g = onlyBackward.forward(reversed, sequenceLength: T, returnSequences: true, workspace: Workspace(pipeline: onlyBackward, batchSize: B))
         for b in 0..<B {
             for t in 0..<T {
                 let row = Array(both.sequence[(b * T + t) * 2 * H..<(b * T + t + 1) * 2 * H])
@@ -83,18 +89,18 @@ import Testing
     func everySampleOfABatchIsComputedAsIfAlone(kind: CellKind) {
         var r = Random(state: 11)
         let (B, T, I) = (3, 5, 4)
-        let net = RecurrentNetwork(
-            layers: [RecurrentLayer(directions: [Self.cell(kind, input: I, hidden: 17, &r)]),
+        let net = Self.net(
+            [RecurrentLayer(directions: [Self.cell(kind, input: I, hidden: 17, &r)]),
                      RecurrentLayer(directions: [Self.cell(kind, input: 17, hidden: 33, &r)])],
             head: [DenseLayer(inputSize: 33, outputSize: 2, weight: r.array(66), bias: r.array(2), activation: .softmax)])
         let x = r.array(B * T * I, 1.5)
-        let batch = net.forward(x, sequenceLength: T, workspace: Workspace(network: net, batchSize: B))
+        let batch = net.forward(x, sequenceLength: T, workspace: Workspace(pipeline: net, batchSize: B))
         for b in 0..<B {
-            let alone = net.forward(Array(x[b * T * I..<(b + 1) * T * I]), sequenceLength: T, workspace: Workspace(network: net, batchSize: 1))
-            #expect(alone.head == Array(batch.head[2 * b..<2 * b + 2]))
+            let alone = net.forward(Array(x[b * T * I..<(b + 1) * T * I]), sequenceLength: T, workspace: Workspace(pipeline: net, batchSize: 1))
+            #expect(alone.output == Array(batch.output[2 * b..<2 * b + 2]))
         }
         // softmax rows sum to one
-        #expect(abs(batch.head[0] + batch.head[1] - 1) < 1e-6)
+        #expect(abs(batch.output[0] + batch.output[1] - 1) < 1e-6)
     }
 
     @Test func activationsMatchDoublePrecisionLibm() {
@@ -122,8 +128,8 @@ import Testing
         let cell = CellWeights(kind: .lstm, inputSize: 2, hiddenSize: 8, weightIH: r.array(64), weightHH: r.array(32 * 3),
                                biasIH: nil, biasHH: nil, weightHR: r.array(24))
         #expect(cell.outputSize == 3 && cell.parameterCount == 64 + 96 + 24)
-        let net = RecurrentNetwork(layers: [RecurrentLayer(directions: [cell])], head: [])
-        let result = net.forward(r.array(8), sequenceLength: 4, workspace: Workspace(network: net, batchSize: 1))
-        #expect(result.lastOutput.count == 3 && result.state.c.count == 8)
+        let net = Self.net([RecurrentLayer(directions: [cell])])
+        let result = net.forward(r.array(8), sequenceLength: 4, workspace: Workspace(pipeline: net, batchSize: 1))
+        #expect(result.output.count == 3 && result.state.c.count == 8)
     }
 }
