@@ -41,7 +41,7 @@ check form-post 415 "$base/v1/predict" -d @examples/week.json
 check wrong-method 405 -X DELETE "$base/v1/predict"
 check metrics 200 "$base/metrics"
 # The offline CLI: inspect, predict, and a one-line error with exit 1 for hostile weights.
-if "$bin" inspect models/temperature | grep -q "parameters: recurrent 5120, head 66, total 5186"; then
+if "$bin" inspect models/temperature | grep -q "parameters: recurrent 5120, other 66, total 5186"; then
   echo "ok   cli inspect"; passes=$((passes + 1)); else echo "FAIL cli inspect"; fails=$((fails + 1)); fi
 cli=$("$bin" predict --model models/temperature --input examples/week.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
 if [ "$cli" = "$forecast" ]; then echo "ok   cli predict equals the server ($cli)"; passes=$((passes + 1)); else echo "FAIL cli predict $cli != $forecast"; fails=$((fails + 1)); fi

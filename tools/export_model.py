@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
+import keras_import  # noqa: E402
 
 ACTIVATIONS = {"linear": "linear", "none": "linear", None: "linear", "relu": "relu",
                "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
@@ -43,103 +44,11 @@ def blocks(m, order, gates):
 
 # ---------------------------------------------------------------- Keras
 
-def snake_case(name):
-    """Keras's naming of a class (SimpleRNN -> simple_rnn, InputLayer -> input_layer)."""
-    import re
-    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
-
-
-def h5_paths(layers, h5):
-    """Keras 3 stores weights under layers/<snake_case class>[_<n>] (counted per class in the
-    model, whatever the layer's name); older files use the layer name. Maps name -> group."""
-    counts, out = {}, {}
-    for l in layers:
-        base = snake_case(l["class_name"])
-        n = counts.get(base, 0)
-        counts[base] = n + 1
-        key = base if n == 0 else f"{base}_{n}"
-        name = l["config"]["name"]
-        out[name] = h5["layers"][key] if key in h5["layers"] else h5["layers"][name]
-    return out
-
-
 def from_keras(path):
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
-        import h5py
-        import io
-        h5 = h5py.File(io.BytesIO(z.read("model.weights.h5")), "r")
-    layers = config["config"]["layers"]
-    tensors, cfg = {}, {"source": {"framework": "keras", "file": os.path.basename(path)}}
-    groups = h5_paths(layers, h5)
-    recurrent = [l for l in layers if l["class_name"] in ("LSTM", "GRU", "SimpleRNN")]
-    dense = [l for l in layers if l["class_name"] == "Dense"]
-    for l in layers:
-        if l["class_name"] not in ("InputLayer", "LSTM", "GRU", "SimpleRNN", "Dense", "Dropout"):
-            raise ExportError(f"Keras layer {l['config']['name']} ({l['class_name']}) is not supported")
-    if not recurrent:
-        raise ExportError("no LSTM, GRU or SimpleRNN layer in the Keras model")
-    kinds = {l["class_name"] for l in recurrent}
-    if len(kinds) > 1:
-        raise ExportError(f"mixed recurrent layer kinds {sorted(kinds)} are not supported")
-    for k, l in enumerate(recurrent):
-        c = l["config"]
-        last = k == len(recurrent) - 1
-        if c.get("return_sequences") != (not last):
-            raise ExportError(f"layer {c['name']}: return_sequences must be true below the top layer and false on it")
-        if c.get("go_backwards") or c.get("stateful"):
-            raise ExportError(f"layer {c['name']}: go_backwards/stateful are not supported")
-        if c.get("activation", "tanh") != "tanh" or c.get("recurrent_activation", "sigmoid") not in ("sigmoid",) and l["class_name"] != "SimpleRNN":
-            raise ExportError(f"layer {c['name']}: only tanh/sigmoid activations are supported")
-        vars_ = groups[c["name"]]["cell"]["vars"]
-        kernel, rec = np.array(vars_["0"]), np.array(vars_["1"])
-        bias = np.array(vars_["2"]) if c.get("use_bias", True) else None
-        units = c["units"]
-        cls = l["class_name"]
-        if cls == "LSTM":
-            cfg["cell"] = "lstm"
-            order = [0, 1, 2, 3]
-        elif cls == "GRU":
-            cfg["cell"] = "gru"
-            cfg["gru_reset_after"] = bool(c.get("reset_after", True))
-            order = [1, 0, 2]  # z,r,h -> r,z,n
-        else:
-            act = c.get("activation", "tanh")
-            if act not in ("tanh", "relu"):
-                raise ExportError(f"SimpleRNN activation {act} is not supported")
-            cfg["cell"] = "rnn_" + act
-            order = [0]
-        g = len(order)
-        tensors[f"rnn.weight_ih_l{k}"] = blocks(kernel.T, order, g).astype(np.float32)
-        tensors[f"rnn.weight_hh_l{k}"] = blocks(rec.T, order, g).astype(np.float32)
-        if bias is not None:
-            if bias.ndim == 2:  # GRU reset_after=True: (2, 3U) input / recurrent
-                tensors[f"rnn.bias_ih_l{k}"] = blocks(bias[0], order, g).astype(np.float32)
-                tensors[f"rnn.bias_hh_l{k}"] = blocks(bias[1], order, g).astype(np.float32)
-            else:
-                tensors[f"rnn.bias_ih_l{k}"] = blocks(bias, order, g).astype(np.float32)
-        assert tensors[f"rnn.weight_hh_l{k}"].shape == (g * units, units)
-    acts = []
-    for k, l in enumerate(dense):
-        c = l["config"]
-        v = groups[c["name"]]["vars"]
-        name = "head" if len(dense) == 1 else f"head.{k}"
-        tensors[f"{name}.weight"] = np.array(v["0"]).T.astype(np.float32)
-        if c.get("use_bias", True):
-            tensors[f"{name}.bias"] = np.array(v["1"]).astype(np.float32)
-        act = c.get("activation", "linear")
-        if act not in ACTIVATIONS:
-            raise ExportError(f"Dense activation {act} is not supported")
-        acts.append(ACTIVATIONS[act])
-    if acts:
-        cfg["head_activations"] = acts
-    shape = None
-    for l in layers:
-        if l["class_name"] == "InputLayer":
-            shape = l["config"].get("batch_shape") or l["config"].get("batch_input_shape")
-    if shape and len(shape) == 3 and shape[1]:
-        cfg["inputs"] = {"window": int(shape[1])}
-    return tensors, cfg
+    try:
+        return keras_import.from_keras(path)
+    except keras_import.KerasError as e:
+        raise ExportError(str(e))
 
 
 # ---------------------------------------------------------------- ONNX

@@ -4,6 +4,7 @@ plus model.keras / model.onnx) from real PyTorch, Keras (JAX backend) and torch.
 Needs torch, keras, jax, onnx, onnxruntime: a developer tool, never run by CI.
 
   KERAS_BACKEND=jax python3 tools/generate_golden.py OUT_DIR [--only NAME ...]
+  KERAS_BACKEND=jax python3 tools/generate_golden.py Tests/Fixtures/pipelines --pipelines
 
 Each case: random weights (biases never zero), random input, the framework's per-timestep
 output, final states, head output, and a step-by-step run with LSTMCell/GRUCell/RNNCell
@@ -188,7 +189,12 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--only", nargs="*")
+    p.add_argument("--pipelines", action="store_true", help="the whole-model cases (tools/golden_pipelines.py) instead")
     a = p.parse_args()
+    if a.pipelines:
+        import golden_pipelines
+        golden_pipelines.generate(a.out, a.only)
+        return
     for name, spec in PT_CASES.items():
         if not a.only or name in a.only:
             pytorch_case(name, spec, os.path.join(a.out, name))

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Copies the shared golden cases into Tests/Fixtures/golden and exports each one, through
+"""Copies the shared golden cases into Tests/Fixtures/golden and exports each one, and each
+whole-model case of Tests/Fixtures/pipelines, through
 export_model.py, into a model directory under Tests/Fixtures/models/<case>: Keras cases from
 their .keras file, ONNX cases from their .onnx file, PyTorch cases from their state_dict.
 
@@ -49,6 +50,12 @@ def main():
         if os.path.isdir(case_dir):
             export_case(case_dir, os.path.join(models, name))
             print("exported", name)
+    # the project's whole-model cases (tools/generate_golden.py --pipelines), from the user's file
+    pipelines = os.path.join(ROOT, "Tests", "Fixtures", "pipelines")
+    for name in sorted(os.listdir(pipelines)):
+        case = json.load(open(os.path.join(pipelines, name, "case.json")))
+        export_model.export(os.path.join(pipelines, name, case["source"]), os.path.join(models, name), name=name)
+        print("exported", name)
 
 
 if __name__ == "__main__":

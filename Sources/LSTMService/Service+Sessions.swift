@@ -33,8 +33,8 @@ extension Service {
         }
         let entry = try Self.entry(registry, name)
         let net = entry.model.pipeline
-        guard !net.isBidirectional else {
-            throw .unprocessable("model '\(name)' is bidirectional: the reverse direction needs the whole window, so it cannot be stepped; use predict")
+        if let layer = net.firstNonCausalLayer {
+            throw .unprocessable("model '\(name)' cannot be stepped: its layer \(layer.name) (\(layer.kind)) needs the whole window; use predict")
         }
         var state = net.makeState(batchSize: 1)
         if let s = body?["state"] { state = try StateInput.decode(s, pipeline: net, label: "state").state(for: net, batchSize: 1) }

@@ -66,6 +66,10 @@ public struct ModelConfig: Sendable, Equatable {
     public var interval: Interval?
     /// Free-form provenance (framework, exporter, training data).
     public var source: [String: String] = [:]
+    /// The layers in order, when the weights alone cannot say (see `LayerSpec`). Without it
+    /// the model is its recurrent layers (`*weight_ih_l{k}`), the last timestep, then the
+    /// Linear layers under `head_prefix`.
+    public var layers: [LayerSpec]?
 
     public init() {}
 }
@@ -75,7 +79,7 @@ extension ModelConfig {
     public mutating func merge(_ json: JSONValue) throws(ModelError) {
         guard json.kind == .object else { throw .invalidConfig("expected an object, got \(json.kindName)") }
         let known: Set = ["name", "description", "cell", "nonlinearity", "gru_reset_after", "head_prefix",
-                          "head_activations", "inputs", "outputs", "normalization", "interval", "source", "$schema"]
+                          "head_activations", "inputs", "outputs", "normalization", "interval", "source", "layers", "$schema"]
         for key in json.keys where !known.contains(key) {
             throw .invalidConfig("unknown key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -107,6 +111,12 @@ extension ModelConfig {
                 }
                 return a
             }
+        }
+        if let v = json["layers"] {
+            guard v.kind == .array, v.count > 0 else { throw .invalidConfig("layers must be a non-empty array of objects") }
+            var specs: [LayerSpec] = []
+            for (k, e) in v.elements.enumerated() { specs.append(try LayerSpec(json: e, index: k)) }
+            layers = specs
         }
         if let v = json["inputs"] { try mergeInputs(v) }
         if let v = json["outputs"] {

@@ -7,7 +7,7 @@ import RecurrentCore
 struct NetworkBuilder {
     let file: SafeTensors
     let config: ModelConfig
-    private var used: Set<String> = []
+    var used: Set<String> = []
 
     init(file: SafeTensors, config: ModelConfig) {
         self.file = file
@@ -15,6 +15,7 @@ struct NetworkBuilder {
     }
 
     mutating func build() throws(ModelError) -> Pipeline {
+        if let specs = config.layers { return try build(specs) }
         let prefix = try recurrentPrefix()
         var layers: [RecurrentLayer] = []
         var previousWidth: Int?
@@ -42,7 +43,8 @@ struct NetworkBuilder {
         // PyTorch's `output[:, -1, :]`, which for a bidirectional layer is the reverse
         // direction after one step, not its final state.
         let pipeline: [Layer] = layers.map { .recurrent($0) } + [.lastTimestep] + head.map { .dense($0) }
-        let names = layers.indices.map { "\(prefix)l\($0)" } + ["last timestep"] + head.indices.map { "\(config.headPrefix).\($0)" }
+        let module = prefix.hasSuffix(".") ? String(prefix.dropLast()) + " " : prefix
+        let names = layers.indices.map { "\(module)layer \($0)" } + ["last timestep"] + head.indices.map { "\(config.headPrefix).\($0)" }
         do {
             return try Pipeline(layers: pipeline, names: names, input: .sequence(layers[0].inputSize, length: config.windowLength))
         } catch { throw .inconsistent(error.description) }
@@ -62,7 +64,7 @@ struct NetworkBuilder {
         return prefix
     }
 
-    private mutating func tensor(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int])? {
+    mutating func tensor(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int])? {
         guard let info = file.tensors[name] else { return nil }
         used.insert(name)
         let values: [Float]
@@ -71,12 +73,14 @@ struct NetworkBuilder {
         return (values, info.shape)
     }
 
-    private mutating func required(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int]) {
+    mutating func required(_ name: String) throws(ModelError) -> (values: [Float], shape: [Int]) {
         guard let t = try tensor(name) else { throw .missingTensor(name) }
         return t
     }
 
-    private mutating func cell(_ prefix: String, _ suffix: String, layer: Int, inputWidth: Int?) throws(ModelError) -> CellWeights {
+    /// One direction's weights; `kind` nil infers it from the gate count and the config's `cell`.
+    mutating func cell(_ prefix: String, _ suffix: String, layer: Int, inputWidth: Int?, kind chosen: CellKind? = nil,
+                       activation: Activation? = nil, recurrentActivation: Activation = .sigmoid) throws(ModelError) -> CellWeights {
         let ihName = "\(prefix)weight_ih\(suffix)", hhName = "\(prefix)weight_hh\(suffix)"
         let ih = try required(ihName), hh = try required(hhName)
         let hr = try tensor("\(prefix)weight_hr\(suffix)")
@@ -96,14 +100,18 @@ struct NetworkBuilder {
         } else {
             hidden = hh.shape[1]
         }
-        let kind = try cellKind(gateRows: rows, hidden: hidden, tensor: ihName)
+        let kind: CellKind
+        if let chosen { kind = chosen } else { kind = try cellKind(gateRows: rows, hidden: hidden, tensor: ihName) }
+        guard rows == kind.gateCount * hidden else {
+            throw .shapeMismatch(tensor: ihName, expected: "\(kind.gateCount) × hidden size \(hidden) rows for \(kind)", actual: ih.shape)
+        }
         if hr != nil, kind != .lstm { throw .inconsistent("\(prefix)weight_hr\(suffix): projection is only defined for LSTM") }
         let outputSize = hr?.shape[0] ?? hidden
         guard hh.shape == [rows, outputSize] else {
             throw .shapeMismatch(tensor: hhName, expected: "[\(rows), \(outputSize)]", actual: hh.shape)
         }
         if let inputWidth, ih.shape[1] != inputWidth {
-            throw .shapeMismatch(tensor: ihName, expected: "[\(rows), \(inputWidth)] (layer \(layer - 1) outputs \(inputWidth) values)", actual: ih.shape)
+            throw .shapeMismatch(tensor: ihName, expected: "[\(rows), \(inputWidth)] (\(layer > 0 ? "layer \(layer - 1)" : "the layer before") outputs \(inputWidth) values)", actual: ih.shape)
         }
         var biases: [[Float]?] = []
         for name in ["\(prefix)bias_ih\(suffix)", "\(prefix)bias_hh\(suffix)"] {
@@ -113,7 +121,8 @@ struct NetworkBuilder {
         }
         return CellWeights(kind: kind, inputSize: ih.shape[1], hiddenSize: hidden,
                            weightIH: ih.values, weightHH: hh.values,
-                           biasIH: biases[0], biasHH: biases[1], weightHR: hr?.values)
+                           biasIH: biases[0], biasHH: biases[1], weightHR: hr?.values,
+                           activation: activation, recurrentActivation: recurrentActivation)
     }
 
     private func cellKind(gateRows: Int, hidden: Int, tensor: String) throws(ModelError) -> CellKind {
@@ -140,6 +149,19 @@ struct NetworkBuilder {
         return kind
     }
 
+    /// A Linear layer `<base>.weight` (out, in) and optional `<base>.bias`.
+    mutating func dense(_ base: String, inputWidth: Int?, activation: Activation) throws(ModelError) -> DenseLayer {
+        let w = try required("\(base).weight")
+        guard w.shape.count == 2, w.shape[0] > 0, w.shape[1] > 0, inputWidth.map({ w.shape[1] == $0 }) ?? true else {
+            throw .shapeMismatch(tensor: "\(base).weight", expected: "[out, \(inputWidth.map(String.init) ?? "in")]", actual: w.shape)
+        }
+        let b = try tensor("\(base).bias")
+        if let b, b.shape != [w.shape[0]] {
+            throw .shapeMismatch(tensor: "\(base).bias", expected: "[\(w.shape[0])]", actual: b.shape)
+        }
+        return DenseLayer(inputSize: w.shape[1], outputSize: w.shape[0], weight: w.values, bias: b?.values, activation: activation)
+    }
+
     private mutating func denseHead(inputWidth: Int) throws(ModelError) -> [DenseLayer] {
         let p = config.headPrefix
         var names: [String] = []
@@ -158,17 +180,9 @@ struct NetworkBuilder {
         var width = inputWidth
         var head: [DenseLayer] = []
         for (k, base) in names.enumerated() {
-            let w = try required("\(base).weight")
-            guard w.shape.count == 2, w.shape[1] == width, w.shape[0] > 0 else {
-                throw .shapeMismatch(tensor: "\(base).weight", expected: "[out, \(width)]", actual: w.shape)
-            }
-            let b = try tensor("\(base).bias")
-            if let b, b.shape != [w.shape[0]] {
-                throw .shapeMismatch(tensor: "\(base).bias", expected: "[\(w.shape[0])]", actual: b.shape)
-            }
             let activation = config.headActivations.isEmpty ? .linear : config.headActivations[k]
-            head.append(DenseLayer(inputSize: width, outputSize: w.shape[0], weight: w.values, bias: b?.values, activation: activation))
-            width = w.shape[0]
+            head.append(try dense(base, inputWidth: width, activation: activation))
+            width = head[k].outputSize
         }
         return head
     }

@@ -23,6 +23,12 @@ public enum Fixtures {
     }
 
     /// The golden case names (directories under `golden/`).
+    /// The project's whole-model cases (tools/generate_golden.py --pipelines).
+    public static let pipelineCases: [String] = {
+        (try? FileManager.default.contentsOfDirectory(atPath: path("pipelines")))?
+            .filter { !$0.contains(".") }.sorted() ?? []
+    }()
+
     public static let goldenCases: [String] = {
         (try? FileManager.default.contentsOfDirectory(atPath: path("golden")))?
             .filter { !$0.contains(".") }.sorted() ?? []

@@ -1,4 +1,6 @@
-"""A float64 numpy forward pass in PyTorch layout, to check exported model directories."""
+"""A float64 numpy forward pass over exported model directories (PyTorch layout), to check
+export_model.py independently of the Swift core: the legacy layout (recurrent stack under
+`rnn.`, head under `head`) and config.json's `layers` list."""
 import numpy as np
 
 
@@ -6,48 +8,107 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def forward(tensors, cfg, x, h0=None, c0=None):
-    """x: (B, T, I). Returns (sequence of the top layer, head output or None)."""
-    cell = cfg["cell"]
-    reset_after = cfg.get("gru_reset_after", True)
-    seq = x.astype(np.float64)
+ACT = {
+    "linear": lambda x: x, "relu": lambda x: np.maximum(x, 0), "sigmoid": sigmoid, "tanh": np.tanh,
+    "hard_sigmoid": lambda x: np.clip(x + 3, 0, 6) / 6, "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "softsign": lambda x: x / (1 + np.abs(x)), "softplus": lambda x: np.logaddexp(0, x), "silu": lambda x: x * sigmoid(x),
+}
+
+
+def activate(y, act):
+    if act == "softmax":
+        e = np.exp(y - y.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return ACT[act](y)
+
+
+def run_cell(tensors, prefix, suffix, kind, seq, h, c, act="tanh", rec="sigmoid", reset_after=True, backwards=False):
+    """One direction over seq (B, T, I); returns outputs (B, T, H) aligned with t, and h."""
+    W = tensors[f"{prefix}weight_ih{suffix}"].astype(np.float64)
+    U = tensors[f"{prefix}weight_hh{suffix}"].astype(np.float64)
+    bi = tensors.get(f"{prefix}bias_ih{suffix}", np.zeros(W.shape[0])).astype(np.float64)
+    bh = tensors.get(f"{prefix}bias_hh{suffix}", np.zeros(W.shape[0])).astype(np.float64)
     B, T, _ = seq.shape
+    Hh = U.shape[1]
+    h = np.zeros((B, Hh)) if h is None else h
+    c = np.zeros((B, Hh)) if c is None else c
+    out = np.zeros((B, T, Hh))
+    f_act, f_rec = ACT[act], ACT[rec]
+    for t in (reversed(range(T)) if backwards else range(T)):
+        xt = seq[:, t]
+        if kind == "lstm":
+            i, f, g, o = np.split(xt @ W.T + bi + h @ U.T + bh, 4, axis=1)
+            c = f_rec(f) * c + f_rec(i) * f_act(g)
+            h = f_rec(o) * f_act(c)
+        elif kind == "gru":
+            xr, xz, xn = np.split(xt @ W.T + bi, 3, axis=1)
+            Ur, Uz, Un = np.split(U, 3, axis=0)
+            br, bz, bn = np.split(bh, 3)
+            r = f_rec(xr + h @ Ur.T + br)
+            z = f_rec(xz + h @ Uz.T + bz)
+            n = f_act(xn + r * (h @ Un.T + bn)) if reset_after else f_act(xn + (r * h) @ Un.T + bn)
+            h = (1 - z) * n + z * h
+        else:
+            h = f_act(xt @ W.T + bi + h @ U.T + bh)
+        out[:, t] = h
+    return out, h
+
+
+def forward_layers(tensors, cfg, x):
+    """The `layers` list on x (B, T, ...); returns the model's output."""
+    y = x.astype(np.float64)
+    for spec in cfg["layers"]:
+        kind = spec["type"]
+        prefix = spec.get("weights", spec.get("name", "")) + "."
+        if kind in ("lstm", "gru", "rnn"):
+            for l in range(spec.get("num_layers", 1)):
+                suffix = f"_l{l}" if f"{prefix}weight_ih_l{l}" in tensors else ""
+                kw = dict(act=spec.get("activation", "tanh"), rec=spec.get("recurrent_activation", "sigmoid"),
+                          reset_after=spec.get("reset_after", True))
+                back = spec.get("go_backwards", False)
+                fwd, hf = run_cell(tensors, prefix, suffix, kind, y, None, None, backwards=back, **kw)
+                if back:
+                    fwd = fwd[:, ::-1]  # Keras keeps the processing order
+                last = l == spec.get("num_layers", 1) - 1
+                sequences = spec.get("return_sequences", True) or not last
+                if spec.get("bidirectional"):
+                    bwd, hb = run_cell(tensors, prefix, suffix + "_reverse", kind, y, None, None, backwards=True, **kw)
+                    a, b = (fwd, bwd) if sequences else (hf, hb)
+                    merge = spec.get("merge_mode", "concat")
+                    y = {"concat": lambda: np.concatenate([a, b], axis=-1), "sum": lambda: a + b,
+                         "mul": lambda: a * b, "ave": lambda: (a + b) / 2}[merge]()
+                else:
+                    y = fwd if sequences else hf
+        elif kind == "dense":
+            y = activate(y @ tensors[prefix + "weight"].astype(np.float64).T + tensors.get(prefix + "bias", 0),
+                         spec.get("activation", "linear"))
+        elif kind == "activation":
+            y = activate(y, spec["activation"])
+        elif kind == "last_timestep":
+            y = y[:, -1]
+        elif kind == "flatten_sequence":
+            y = y.reshape(y.shape[0], -1)
+        elif kind == "repeat_vector":
+            y = np.repeat(y[:, None], spec["n"], axis=1)
+    return y
+
+
+def forward(tensors, cfg, x, h0=None, c0=None):
+    """Legacy layout, x: (B, T, I). Returns (sequence of the top layer, head output or None)."""
+    cell = cfg["cell"]
+    kind = cell[:3] if cell.startswith("rnn") else cell
+    act = {"rnn_tanh": "tanh", "rnn_relu": "relu"}.get(cell, "tanh")
+    seq = x.astype(np.float64)
     k = 0
     while f"rnn.weight_ih_l{k}" in tensors:
         outs = []
         dirs = [""] + (["_reverse"] if f"rnn.weight_ih_l{k}_reverse" in tensors else [])
         for d, suffix in enumerate(dirs):
-            s = f"_l{k}{suffix}"
-            W = tensors["rnn.weight_ih" + s].astype(np.float64)
-            U = tensors["rnn.weight_hh" + s].astype(np.float64)
-            bi = tensors.get("rnn.bias_ih" + s, np.zeros(W.shape[0])).astype(np.float64)
-            bh = tensors.get("rnn.bias_hh" + s, np.zeros(W.shape[0])).astype(np.float64)
-            Hh = U.shape[1]
             slot = k * len(dirs) + d
-            h = np.zeros((B, Hh)) if h0 is None else h0[slot].astype(np.float64)
-            c = np.zeros((B, Hh)) if c0 is None else c0[slot].astype(np.float64)
-            out = np.zeros((B, T, Hh))
-            order = range(T) if d == 0 else reversed(range(T))
-            for t in order:
-                xt = seq[:, t]
-                if cell == "lstm":
-                    g = xt @ W.T + bi + h @ U.T + bh
-                    i, f, gg, o = np.split(g, 4, axis=1)
-                    c = sigmoid(f) * c + sigmoid(i) * np.tanh(gg)
-                    h = sigmoid(o) * np.tanh(c)
-                elif cell == "gru":
-                    gx = xt @ W.T + bi
-                    xr, xz, xn = np.split(gx, 3, axis=1)
-                    Ur, Uz, Un = np.split(U, 3, axis=0)
-                    br, bz, bn = np.split(bh, 3)
-                    r = sigmoid(xr + h @ Ur.T + br)
-                    z = sigmoid(xz + h @ Uz.T + bz)
-                    n = np.tanh(xn + r * (h @ Un.T + bn)) if reset_after else np.tanh(xn + (r * h) @ Un.T + bn)
-                    h = (1 - z) * n + z * h
-                else:
-                    a = xt @ W.T + bi + h @ U.T + bh
-                    h = np.tanh(a) if cell == "rnn_tanh" else np.maximum(a, 0)
-                out[:, t] = h
+            h = None if h0 is None else h0[slot].astype(np.float64)
+            c = None if c0 is None else c0[slot].astype(np.float64)
+            out, _ = run_cell(tensors, "rnn.", f"_l{k}{suffix}", kind, seq, h, c, act=act,
+                              reset_after=cfg.get("gru_reset_after", True), backwards=d == 1)
             outs.append(out)
         seq = np.concatenate(outs, axis=2)
         k += 1
@@ -55,11 +116,6 @@ def forward(tensors, cfg, x, h0=None, c0=None):
     if not names:
         return seq, None
     y = seq[:, -1]
-    acts = cfg.get("head_activations", ["linear"] * len(names))
-    for name, act in zip(names, acts):
-        y = y @ tensors[name + ".weight"].astype(np.float64).T + tensors.get(name + ".bias", 0)
-        y = {"linear": y, "relu": np.maximum(y, 0), "sigmoid": sigmoid(y), "tanh": np.tanh(y)}.get(act, y)
-        if act == "softmax":
-            e = np.exp(y - y.max(axis=1, keepdims=True))
-            y = e / e.sum(axis=1, keepdims=True)
+    for name, a in zip(names, cfg.get("head_activations", ["linear"] * len(names))):
+        y = activate(y @ tensors[name + ".weight"].astype(np.float64).T + tensors.get(name + ".bias", 0), a)
     return seq, y

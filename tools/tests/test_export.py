@@ -30,8 +30,12 @@ def check(case_name, out_dir):
     x = np.array(case["x"], dtype=np.float32)
     h0 = None if case["h0"] is None else np.array(case["h0"], dtype=np.float32)
     c0 = None if case["c0"] is None else np.array(case["c0"], dtype=np.float32)
-    seq, head = reference.forward(written, json.load(open(os.path.join(out_dir, "config.json"))), x, h0, c0)
+    config = json.load(open(os.path.join(out_dir, "config.json")))
     tol = 1e-5 * max(1, case["seq_len"] / 100)
+    if "layers" in config:  # Keras: the answer of the whole model
+        np.testing.assert_allclose(reference.forward_layers(written, config, x), np.array(case["expected"]["head"]), rtol=tol, atol=tol)
+        return cfg
+    seq, head = reference.forward(written, config, x, h0, c0)
     np.testing.assert_allclose(seq, np.array(case["expected"]["output"]), rtol=tol, atol=tol)
     if case["expected"].get("head") is not None:
         np.testing.assert_allclose(head, np.array(case["expected"]["head"]), rtol=tol, atol=tol)
@@ -58,8 +62,8 @@ def test_pytorch_state_dicts_export_as_they_are(case, tmp_path):
 
 def test_keras_lstm_keeps_its_single_bias_so_the_parameter_count_is_keras(tmp_path):
     tensors, _ = export_model.export(os.path.join(GOLDEN, "keras_lstm128", "model.keras"), str(tmp_path))
-    assert "rnn.bias_hh_l0" not in tensors
-    assert sum(v.size for k, v in tensors.items() if k.startswith("rnn.")) == 66560
+    assert "lstm.bias_hh_l0" not in tensors
+    assert sum(v.size for k, v in tensors.items() if k.startswith("lstm.")) == 66560
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -83,6 +87,48 @@ def test_keras_weights_are_found_by_class_path_whatever_the_layer_names(tmp_path
     export_model.export(os.path.join(d, "model.keras"), str(tmp_path))
     written, _ = st_io.read(os.path.join(tmp_path, "model.safetensors"))
     cfg = json.load(open(os.path.join(tmp_path, "config.json")))
-    assert cfg["gru_reset_after"] is False and cfg["head_activations"] == ["sigmoid"]
-    _, head = reference.forward(written, cfg, np.array(case["x"], dtype=np.float32))
-    np.testing.assert_allclose(head, np.array(case["expected"]["head"]), rtol=1e-5, atol=1e-5)
+    assert [(l["type"], l.get("reset_after"), l["activation"]) for l in cfg["layers"]] == [("gru", False, "tanh"), ("dense", None, "sigmoid")]
+    y = reference.forward_layers(written, cfg, np.array(case["x"], dtype=np.float32))
+    np.testing.assert_allclose(y, np.array(case["expected"]["head"]), rtol=1e-5, atol=1e-5)
+
+
+PIPELINES = os.path.join(ROOT, "Tests", "Fixtures", "pipelines")
+PIPELINE_CASES = sorted(os.listdir(PIPELINES))
+
+
+@pytest.mark.parametrize("case", PIPELINE_CASES)
+def test_whole_keras_models_export_to_what_the_framework_answers(case, tmp_path):
+    """Sequential and Functional files from tools/generate_golden.py --pipelines; the committed
+    model directory is what the tool writes."""
+    c = json.load(open(os.path.join(PIPELINES, case, "case.json")))
+    tensors, cfg = export_model.export(os.path.join(PIPELINES, case, c["source"]), str(tmp_path), name=case)
+    y = reference.forward_layers(tensors, cfg, np.array(c["x"], dtype=np.float32))
+    np.testing.assert_allclose(y, np.array(c["expected"]), rtol=1e-5, atol=1e-5)
+    for name in ("model.safetensors", "config.json"):
+        with open(os.path.join(tmp_path, name), "rb") as a, open(os.path.join(MODELS, case, name), "rb") as b:
+            assert a.read() == b.read(), f"{case}/{name} differs: run tools/make_fixtures.py --skip-copy"
+
+
+def test_the_tutorials_sequential_temperature_model_exports_with_its_activations(tmp_path):
+    c = os.path.join(PIPELINES, "keras_tutorial_temperature", "model.keras")
+    tensors, cfg = export_model.export(c, str(tmp_path))
+    assert [(l["type"], l.get("activation")) for l in cfg["layers"]] == [("lstm", "relu"), ("dense", "linear"), ("activation", "relu")]
+    assert sum(v.size for k, v in tensors.items() if k.startswith("lstm.")) == 66560
+    assert cfg["inputs"] == {"window": 7}
+
+
+def test_an_unsupported_keras_layer_is_refused_naming_it(tmp_path, capsys):
+    import zipfile
+    src = os.path.join(PIPELINES, "keras_airline", "model.keras")
+    bad = os.path.join(tmp_path, "bad.keras")
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(bad, "w") as out:
+        for item in z.namelist():
+            data = z.read(item)
+            if item == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][-1]["class_name"] = "Conv3D"
+                data = json.dumps(config).encode()
+            out.writestr(item, data)
+    assert export_model.main([bad, str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("(Conv3D) is not supported") and "Keras layer dense" in err[0]
