@@ -1,11 +1,13 @@
 """Pipeline golden cases: whole models from the tutorials (and the layers around them) built
-with real Keras, their answer for a random batch computed by the framework. Each case is a
-folder with case.json and the user's own file (model.keras); tools/make_fixtures.py exports
+with real Keras and PyTorch, their answer for a random batch computed by the framework. Each
+case is a folder with case.json and the user's own file (model.keras, or a state_dict's
+model.safetensors with the config.json its user writes); tools/make_fixtures.py exports
 it to Tests/Fixtures/models/<name> with tools/export_model.py, and the Swift tests compare the
 served answer with the framework's.
 
-case.json: name, framework, framework_version, source (the user's file), x (B, T, ...),
-expected (the model's output for x), streamable (whether a session can step it)."""
+case.json: name, framework, framework_version, source (the user's file), config (PyTorch: the
+layers config beside it), x (B, T, ...), h0/c0 (PyTorch: the initial state, (L*D, B, H)),
+expected (the model's output for x), h_n/c_n, streamable (whether a session can step it)."""
 import json
 import os
 
@@ -102,8 +104,89 @@ def keras_case(name, spec, out, seed):
         json.dump(case, f)
 
 
+def torch_models():
+    """name: (module class, layers config, x shape (B, T, I), initial state shape or None, streamable).
+    Each module's forward(x, state) takes x batch-first and returns (answer, h_n, c_n)."""
+    import torch
+    nn = torch.nn
+
+    class Stacked(nn.Module):  # the tutorial's 3-layer nn.LSTM, run from a given random state
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(12, 10, num_layers=3, batch_first=True)
+
+        def forward(self, x, state):
+            out, (h, c) = self.lstm(x, state)
+            return out, h, c
+
+    class BiFlatten(nn.Module):  # sequence-first bidirectional, permuted and flattened into a Linear
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(10, 20, num_layers=2, bidirectional=True)
+            self.fully_connected = nn.Linear(200, 2)
+
+        def forward(self, x, state):
+            out, (h, c) = self.lstm(x.permute(1, 0, 2), state)
+            out = out.permute(1, 0, 2).reshape(x.shape[0], -1)
+            return self.fully_connected(out), h, c
+
+    class CellLoop(nn.Module):  # nn.LSTMCell looped over the rows, then a Linear on the last h
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.LSTMCell(5, 10)
+            self.linear = nn.Linear(10, 2)
+
+        def forward(self, x, state):
+            h, c = state[0][0], state[1][0]
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t], (h, c))
+            return self.linear(h), h[None], c[None]
+
+    return {
+        "pt_tutorial_stacked": (Stacked, [{"type": "lstm", "weights": "lstm", "num_layers": 3}], (2, 4, 12), (3, 2, 10), True),
+        "pt_bidirectional_flatten": (BiFlatten, [{"type": "lstm", "weights": "lstm", "num_layers": 2, "bidirectional": True},
+                                                 {"type": "flatten_sequence", "name": "flatten"},
+                                                 {"type": "dense", "weights": "fully_connected"}], (3, 5, 10), (4, 3, 20), False),
+        "pt_lstmcell_loop": (CellLoop, [{"type": "lstm", "weights": "cell", "return_sequences": False},
+                                        {"type": "dense", "weights": "linear"}], (2, 6, 5), (1, 2, 10), True),
+    }
+
+
+def torch_case(name, spec, out, seed):
+    import torch
+    from safetensors.torch import save_file
+    cls, layers, shape, state_shape, streamable = spec
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    m = cls().eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "bias" in n:
+                p.uniform_(-0.5, 0.5)
+    x = torch.randn(*shape)
+    state = (torch.rand(*state_shape), torch.rand(*state_shape))  # the tutorial's torch.rand initial state
+    with torch.no_grad():
+        y, hn, cn = m(x, state)
+    os.makedirs(out, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(out, "model.safetensors"))
+    config = {"layers": layers, "inputs": {"window": shape[1]}}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    case = {"format_version": 1, "name": name, "set": "pipeline", "framework": "pytorch", "framework_version": torch.__version__,
+            "module": cls.__name__, "seed": seed, "source": "model.safetensors", "config": "config.json", "x": arr(x),
+            "h0": arr(state[0]), "c0": arr(state[1]), "expected": arr(y), "h_n": arr(hn), "c_n": arr(cn),
+            "streamable": streamable, "parameters": int(sum(p.numel() for p in m.parameters()))}
+    with open(os.path.join(out, "case.json"), "w") as f:
+        json.dump(case, f)
+
+
 def generate(out, only=None):
     for k, (name, spec) in enumerate(keras_models().items()):
         if not only or name in only:
             keras_case(name, spec, os.path.join(out, name), 3000 + k)
+            print("generated", name)
+    for k, (name, spec) in enumerate(torch_models().items()):
+        if not only or name in only:
+            torch_case(name, spec, os.path.join(out, name), 4000 + k)
             print("generated", name)

@@ -54,7 +54,8 @@ def main():
     pipelines = os.path.join(ROOT, "Tests", "Fixtures", "pipelines")
     for name in sorted(os.listdir(pipelines)):
         case = json.load(open(os.path.join(pipelines, name, "case.json")))
-        export_model.export(os.path.join(pipelines, name, case["source"]), os.path.join(models, name), name=name)
+        extra = json.load(open(os.path.join(pipelines, name, case["config"]))) if case.get("config") else None
+        export_model.export(os.path.join(pipelines, name, case["source"]), os.path.join(models, name), name=name, extra=extra)
         print("exported", name)
 
 

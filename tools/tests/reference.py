@@ -54,9 +54,16 @@ def run_cell(tensors, prefix, suffix, kind, seq, h, c, act="tanh", rec="sigmoid"
     return out, h
 
 
-def forward_layers(tensors, cfg, x):
-    """The `layers` list on x (B, T, ...); returns the model's output."""
+def forward_layers(tensors, cfg, x, h0=None, c0=None):
+    """The `layers` list on x (B, T, ...) from the state h0, c0 ((L*D, B, H) per slot, in
+    layer order); returns the model's output."""
     y = x.astype(np.float64)
+    slot = 0
+
+    def start(k):
+        pick = lambda s: None if s is None else np.asarray(s[k], np.float64)
+        return pick(h0), pick(c0)
+
     for spec in cfg["layers"]:
         kind = spec["type"]
         prefix = spec.get("weights", spec.get("name", "")) + "."
@@ -66,13 +73,15 @@ def forward_layers(tensors, cfg, x):
                 kw = dict(act=spec.get("activation", "tanh"), rec=spec.get("recurrent_activation", "sigmoid"),
                           reset_after=spec.get("reset_after", True))
                 back = spec.get("go_backwards", False)
-                fwd, hf = run_cell(tensors, prefix, suffix, kind, y, None, None, backwards=back, **kw)
+                fwd, hf = run_cell(tensors, prefix, suffix, kind, y, *start(slot), backwards=back, **kw)
+                slot += 1
                 if back:
                     fwd = fwd[:, ::-1]  # Keras keeps the processing order
                 last = l == spec.get("num_layers", 1) - 1
                 sequences = spec.get("return_sequences", True) or not last
                 if spec.get("bidirectional"):
-                    bwd, hb = run_cell(tensors, prefix, suffix + "_reverse", kind, y, None, None, backwards=True, **kw)
+                    bwd, hb = run_cell(tensors, prefix, suffix + "_reverse", kind, y, *start(slot), backwards=True, **kw)
+                    slot += 1
                     a, b = (fwd, bwd) if sequences else (hf, hb)
                     merge = spec.get("merge_mode", "concat")
                     y = {"concat": lambda: np.concatenate([a, b], axis=-1), "sum": lambda: a + b,

@@ -97,12 +97,14 @@ PIPELINE_CASES = sorted(os.listdir(PIPELINES))
 
 
 @pytest.mark.parametrize("case", PIPELINE_CASES)
-def test_whole_keras_models_export_to_what_the_framework_answers(case, tmp_path):
-    """Sequential and Functional files from tools/generate_golden.py --pipelines; the committed
-    model directory is what the tool writes."""
+def test_whole_models_export_to_what_the_framework_answers(case, tmp_path):
+    """Keras Sequential and Functional files, and PyTorch state_dicts with their layers config,
+    from tools/generate_golden.py --pipelines; the committed model directory is what the tool
+    writes."""
     c = json.load(open(os.path.join(PIPELINES, case, "case.json")))
-    tensors, cfg = export_model.export(os.path.join(PIPELINES, case, c["source"]), str(tmp_path), name=case)
-    y = reference.forward_layers(tensors, cfg, np.array(c["x"], dtype=np.float32))
+    extra = json.load(open(os.path.join(PIPELINES, case, c["config"]))) if c.get("config") else None
+    tensors, cfg = export_model.export(os.path.join(PIPELINES, case, c["source"]), str(tmp_path), name=case, extra=extra)
+    y = reference.forward_layers(tensors, cfg, np.array(c["x"], dtype=np.float32), c.get("h0"), c.get("c0"))
     np.testing.assert_allclose(y, np.array(c["expected"]), rtol=1e-5, atol=1e-5)
     for name in ("model.safetensors", "config.json"):
         with open(os.path.join(tmp_path, name), "rb") as a, open(os.path.join(MODELS, case, name), "rb") as b:
