@@ -66,13 +66,34 @@ def keras_models():
                                       L.TimeDistributed(L.Dense(2))), (6, 2), 2, False, "normal"),
         # Flatten over the whole (fixed-length) sequence
         "keras_flatten_sequence": (seq((6, 3), L.LSTM(4, return_sequences=True), L.Flatten(), L.Dense(2)), (6, 3), 3, False, "normal"),
+        # CNN-LSTM: frames through TimeDistributed Conv2D, pooling and Flatten, then LSTM(70)
+        "keras_cnn_lstm": (seq((4, 50, 50, 1), L.TimeDistributed(L.Conv2D(2, (2, 2), activation="relu")),
+                               L.TimeDistributed(L.MaxPooling2D((2, 2))), L.TimeDistributed(L.Flatten()), L.LSTM(70),
+                               L.Dense(1, activation="sigmoid")), (4, 50, 50, 1), 2, True, "unit"),
+        # strided same-padded Conv2D, average pooling over the edge, batch norm on frames
+        "keras_frames_strided": (seq((3, 8, 7, 2), L.TimeDistributed(L.Conv2D(3, (3, 3), strides=2, padding="same", activation="tanh")),
+                                     L.TimeDistributed(L.AveragePooling2D((2, 2), padding="same")), L.TimeDistributed(L.BatchNormalization()),
+                                     L.TimeDistributed(L.Flatten()), L.TimeDistributed(L.Dense(4)), L.GRU(4), L.Dense(1)),
+                                 (3, 8, 7, 2), 2, True, "normal"),
+        # a causal, dilated Conv1D in front of an LSTM: still streamable
+        "keras_conv1d_causal": (seq((9, 3), L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"), L.LSTM(5), L.Dense(2)),
+                                (9, 3), 3, True, "normal"),
+        # Conv1D same and strided valid, pooling over time, global average pooling
+        "keras_conv1d_pooling": (seq((12, 3), L.Conv1D(6, 3, padding="same", activation="tanh"), L.MaxPooling1D(2),
+                                     L.Conv1D(4, 2, strides=2), L.AveragePooling1D(2, padding="same"), L.GRU(5, return_sequences=True),
+                                     L.GlobalAveragePooling1D(), L.Dense(2)), (12, 3), 3, False, "normal"),
+        # token ids through an Embedding, layer and batch normalization, global max pooling
+        "keras_embedding_norm": (seq((6,), L.Embedding(20, 8), L.LSTM(7, return_sequences=True), L.LayerNormalization(),
+                                     L.BatchNormalization(), L.GlobalMaxPooling1D(), L.Dense(3, activation="softmax")),
+                                 (6,), 3, False, "ids"),
     }
 
 
 def randomize(model, rng):
     """Every weight uniform in [-0.5, 0.5): biases never zero, so a bias bug cannot hide."""
     for v in model.weights:
-        v.assign(rng.uniform(-0.5, 0.5, v.shape).astype(np.float32))
+        low = 0.5 if "variance" in v.path else -0.5  # a variance must be positive
+        v.assign(rng.uniform(low, low + 1 if low > 0 else 0.5, v.shape).astype(np.float32))
 
 
 def inputs(kind, shape, batch, rng):
@@ -81,6 +102,8 @@ def inputs(kind, shape, batch, rng):
         for b in range(batch):
             x[b, np.arange(shape[0]), rng.integers(0, shape[1], shape[0])] = 1
         return x
+    if kind == "ids":
+        return rng.integers(0, 20, (batch,) + shape).astype(np.float32)
     if kind == "unit":
         return rng.uniform(0, 1, (batch,) + shape).astype(np.float32)
     return rng.standard_normal((batch,) + shape).astype(np.float32)

@@ -118,10 +118,59 @@ def dense(layer, group, tensors, prefix):
     return {"type": "dense", "name": c["name"], "weights": prefix, "activation": activation(layer, "activation", "linear")}
 
 
+def pair(v):
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+
+def single(v):
+    return int(v[0]) if isinstance(v, (list, tuple)) else int(v)
+
+
+def channels_last(layer):
+    if layer["config"].get("data_format", "channels_last") != "channels_last":
+        raise KerasError(f"Keras layer {layer['config']['name']} ({layer['class_name']}): only data_format channels_last is supported")
+
+
+def frame_layer(layer, group, tensors, name):
+    """Layers that work on one timestep's frame or row (also under TimeDistributed), or None."""
+    cls, c = layer["class_name"], layer["config"]
+    if cls == "Conv2D":
+        channels_last(layer)
+        if pair(c.get("dilation_rate", 1)) != [1, 1] or c.get("groups", 1) != 1:
+            raise KerasError(f"Keras layer {name} (Conv2D): dilation and groups are not supported")
+        v = group["vars"]
+        tensors[f"{name}.weight"] = np.transpose(np.array(v["0"]), (3, 2, 0, 1)).astype(np.float32)
+        if c.get("use_bias", True):
+            tensors[f"{name}.bias"] = np.array(v["1"]).astype(np.float32)
+        return {"type": "conv2d", "name": name, "weights": name, "strides": pair(c.get("strides", 1)),
+                "padding": c.get("padding", "valid"), "activation": activation(layer, "activation", "linear")}
+    if cls in ("MaxPooling2D", "AveragePooling2D"):
+        channels_last(layer)
+        pool = pair(c.get("pool_size", 2))
+        return {"type": "max_pooling2d" if cls.startswith("Max") else "average_pooling2d", "name": name,
+                "pool_size": pool, "strides": pair(c.get("strides") or pool), "padding": c.get("padding", "valid")}
+    if cls in ("BatchNormalization", "LayerNormalization"):
+        axis = c.get("axis", -1)
+        if axis not in (-1, [-1]):
+            raise KerasError(f"Keras layer {name} ({cls}): only axis -1 is supported")
+        v = [np.array(group["vars"][k]) for k in sorted(group["vars"].keys(), key=int)]
+        names = (["weight"] if c.get("scale", True) else []) + (["bias"] if c.get("center", True) else [])
+        if cls == "BatchNormalization":
+            names += ["running_mean", "running_var"]
+        for n, value in zip(names, v):
+            tensors[f"{name}.{n}"] = value.astype(np.float32)
+        return {"type": "batch_normalization" if cls == "BatchNormalization" else "layer_normalization", "name": name,
+                "weights": name, "epsilon": float(c.get("epsilon", 1e-3))}
+    return None
+
+
 def convert(layer, group, tensors, sequence):
     """The `layers` entries for one Keras layer; `sequence` says whether its input has time."""
     cls, c = layer["class_name"], layer["config"]
     name = c["name"]
+    frame = frame_layer(layer, group, tensors, name)
+    if frame:
+        return [frame]
     if cls in RECURRENT:
         return [recurrent(layer, group, tensors, "_l0", name)]
     if cls == "Bidirectional":
@@ -141,16 +190,56 @@ def convert(layer, group, tensors, sequence):
         return [spec]
     if cls == "Dense":
         return [dense(layer, group, tensors, name)]
-    if cls == "TimeDistributed" and c["layer"]["class_name"] == "Dense":
+    if cls == "TimeDistributed":
         inner = dict(c["layer"])
         inner["config"] = dict(inner["config"], name=name)
-        return [dense(inner, group["layer"], tensors, name)]
+        if inner["class_name"] == "Dense":
+            return [dense(inner, group["layer"], tensors, name)]
+        if inner["class_name"] == "Flatten":
+            return [{"type": "flatten", "name": name}]
+        if inner["class_name"] == "Reshape":
+            return [{"type": "reshape", "name": name, "target_shape": [int(d) for d in inner["config"]["target_shape"]]}]
+        if inner["class_name"] == "Activation":
+            return [{"type": "activation", "name": name, "activation": activation(inner, "activation", "linear")}]
+        if inner["class_name"] in IDENTITY:
+            return []
+        frame = frame_layer(inner, group["layer"], tensors, name)
+        if frame:
+            return [frame]
+    if cls == "Embedding":
+        if c.get("mask_zero"):
+            raise KerasError(f"Keras layer {name} (Embedding): mask_zero=True is not supported (it masks the layers after it)")
+        tensors[f"{name}.weight"] = np.array(group["vars"]["0"]).astype(np.float32)
+        return [{"type": "embedding", "name": name, "weights": name}]
+    if cls == "Conv1D":
+        channels_last(layer)
+        if c.get("groups", 1) != 1:
+            raise KerasError(f"Keras layer {name} (Conv1D): groups are not supported")
+        v = group["vars"]
+        tensors[f"{name}.weight"] = np.transpose(np.array(v["0"]), (2, 1, 0)).astype(np.float32)
+        if c.get("use_bias", True):
+            tensors[f"{name}.bias"] = np.array(v["1"]).astype(np.float32)
+        return [{"type": "conv1d", "name": name, "weights": name, "strides": [single(c.get("strides", 1))],
+                 "padding": c.get("padding", "valid"), "dilation_rate": [single(c.get("dilation_rate", 1))],
+                 "activation": activation(layer, "activation", "linear")}]
+    if cls in ("MaxPooling1D", "AveragePooling1D"):
+        channels_last(layer)
+        pool = single(c.get("pool_size", 2))
+        return [{"type": "max_pooling1d" if cls.startswith("Max") else "average_pooling1d", "name": name,
+                 "pool_size": [pool], "strides": [single(c.get("strides") or pool)], "padding": c.get("padding", "valid")}]
+    if cls in ("GlobalMaxPooling1D", "GlobalAveragePooling1D"):
+        channels_last(layer)
+        if c.get("keepdims"):
+            raise KerasError(f"Keras layer {name} ({cls}): keepdims=True is not supported")
+        return [{"type": "global_max_pooling1d" if cls.startswith("GlobalMax") else "global_average_pooling1d", "name": name}]
     if cls == "Activation":
         return [{"type": "activation", "name": name, "activation": activation(layer, "activation", "linear")}]
     if cls in IDENTITY:
         return []
-    if cls == "Flatten" and sequence:
-        return [{"type": "flatten_sequence", "name": name}]
+    if cls == "Flatten":
+        return [{"type": "flatten_sequence" if sequence else "flatten", "name": name}]
+    if cls == "Reshape" and not sequence:
+        return [{"type": "reshape", "name": name, "target_shape": [int(d) for d in c["target_shape"]]}]
     if cls == "RepeatVector":
         return [{"type": "repeat_vector", "name": name, "n": int(c["n"])}]
     inner = f" of {c['layer']['class_name']}" if cls == "TimeDistributed" else ""
@@ -173,16 +262,19 @@ def from_keras(path):
             continue
         entries = convert(l, by_name.get(l["config"]["name"]), tensors, sequence)
         for e in entries:
-            if e["type"] in ("lstm", "gru", "rnn") and not e["return_sequences"] or e["type"] == "flatten_sequence":
+            if e["type"] in ("lstm", "gru", "rnn") and not e["return_sequences"] or e["type"] in (
+                    "flatten_sequence", "global_max_pooling1d", "global_average_pooling1d"):
                 sequence = False
             if e["type"] == "repeat_vector":
                 sequence = True
         specs += entries
     if shape is None:
         shape = config["config"].get("build_input_shape")
-    if shape and len(shape) >= 3 and shape[1]:
+    if shape and len(shape) >= 2 and shape[1]:
         cfg["inputs"] = {"window": int(shape[1])}
-    if not any(e["type"] in ("lstm", "gru", "rnn", "dense") for e in specs):
-        raise KerasError("the Keras model has no LSTM, GRU, SimpleRNN or Dense layer")
+    if shape and len(shape) > 3:
+        cfg.setdefault("inputs", {})["shape"] = [int(d) for d in shape[2:]]
+    if not any(e.get("weights") for e in specs):
+        raise KerasError("the Keras model has no layer with weights")
     cfg["layers"] = specs
     return tensors, cfg

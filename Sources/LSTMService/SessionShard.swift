@@ -22,7 +22,7 @@ actor SessionShard {
     /// The normalized row being stepped (its buffer kept from step to step).
     private var normalized: [Float] = []
     /// The state before a step, to put back if the step's outputs are not finite.
-    private var savedH: [Float] = [], savedC: [Float] = []
+    private var saved = RecurrentState.Saved()
     let clock: any ServiceClock
     let ttl: Double
     /// Told of every session that expires here, as it goes (the store's count and metrics),
@@ -95,7 +95,7 @@ actor SessionShard {
         // Stepped in place through the slot (a copy would share the state's buffers and copy
         // them on the first write); the state is kept aside first, to be put back when an
         // output is not finite, so a refused step changes nothing.
-        table[i].state.save(h: &savedH, c: &savedC)
+        table[i].state.save(&saved)
         for row in rows {
             normalized.removeAll(keepingCapacity: true)
             normalized.append(contentsOf: row)
@@ -107,7 +107,7 @@ actor SessionShard {
             outputs.append(y)
         }
         guard finite, table[i].state.isFinite else {
-            table[i].state.restore(h: savedH, c: savedC)
+            table[i].state.restore(saved)
             return .failure(APIError(.unprocessable, "the model's output is not a finite number for this input; the session was not changed (still at step \(current))"))
         }
         table[i].step = current + rows.count

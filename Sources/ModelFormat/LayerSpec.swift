@@ -10,8 +10,16 @@ public struct LayerSpec: Sendable, Equatable {
         case lastTimestep = "last_timestep"
         case flattenSequence = "flatten_sequence"
         case repeatVector = "repeat_vector"
+        case conv2d
+        case maxPooling2d = "max_pooling2d", averagePooling2d = "average_pooling2d"
+        case flatten, reshape
+        case batchNormalization = "batch_normalization", layerNormalization = "layer_normalization"
+        case embedding, conv1d
+        case maxPooling1d = "max_pooling1d", averagePooling1d = "average_pooling1d"
+        case globalMaxPooling1d = "global_max_pooling1d", globalAveragePooling1d = "global_average_pooling1d"
 
         var isRecurrent: Bool { self == .lstm || self == .gru || self == .rnn }
+        var hasWeights: Bool { [.dense, .conv2d, .batchNormalization, .layerNormalization, .embedding, .conv1d].contains(self) }
     }
 
     public var kind: Kind
@@ -32,11 +40,24 @@ public struct LayerSpec: Sendable, Equatable {
     public var resetAfter = true
     /// repeat_vector: how many timesteps.
     public var count = 0
+    /// Convolution and pooling: strides (default: 1, or the pool size), padding, dilation,
+    /// pool size; reshape: the shape of a row; normalization: epsilon.
+    public var strides: [Int]?
+    public var padding: Padding = .valid
+    public var dilation = 1
+    public var poolSize: [Int] = []
+    public var targetShape: [Int] = []
+    public var epsilon: Float?
 
     static let keys: [Kind: Set<String>] = {
         let recurrent: Set = ["activation", "recurrent_activation", "return_sequences", "go_backwards", "bidirectional", "merge_mode", "num_layers"]
+        let pool: Set = ["pool_size", "strides", "padding"]
         return [.lstm: recurrent, .gru: recurrent.union(["reset_after"]), .rnn: recurrent, .dense: ["activation"],
-                .activation: ["activation"], .dropout: ["rate"], .lastTimestep: [], .flattenSequence: [], .repeatVector: ["n"]]
+                .activation: ["activation"], .dropout: ["rate"], .lastTimestep: [], .flattenSequence: [], .repeatVector: ["n"],
+                .conv2d: ["activation", "strides", "padding"], .maxPooling2d: pool, .averagePooling2d: pool, .flatten: [],
+                .reshape: ["target_shape"], .batchNormalization: ["epsilon"], .layerNormalization: ["epsilon"], .embedding: [],
+                .conv1d: ["activation", "strides", "padding", "dilation_rate"], .maxPooling1d: pool, .averagePooling1d: pool,
+                .globalMaxPooling1d: [], .globalAveragePooling1d: []]
     }()
 
     init(json: JSONValue, index: Int) throws(ModelError) {
@@ -87,13 +108,41 @@ public struct LayerSpec: Sendable, Equatable {
             guard let n = v.int, n >= 1, n <= 64 else { throw .invalidConfig("\(at).num_layers must be an integer from 1 to 64") }
             numLayers = n
         }
+        func ints(_ key: String, count: Int...) throws(ModelError) -> [Int]? {
+            guard let v = json[key] else { return nil }
+            let values = v.kind == .array ? v.elements.map(\.int) : [v.int]
+            guard count.contains(values.count), values.allSatisfy({ ($0 ?? 0) >= 1 && $0! <= 1 << 16 }) else {
+                throw .invalidConfig("\(at).\(key) must be \(count.map(String.init).joined(separator: " or ")) positive integer(s)")
+            }
+            return values.map { $0! }
+        }
+        let spatial = kind == .conv2d || kind == .maxPooling2d || kind == .averagePooling2d
+        strides = try ints("strides", count: spatial ? 2 : 1)
+        poolSize = try ints("pool_size", count: spatial ? 2 : 1) ?? (spatial ? [2, 2] : [2])
+        dilation = try ints("dilation_rate", count: 1)?[0] ?? 1
+        if let p = try text("padding") {
+            guard let value = Padding(rawValue: p), value != .causal || kind == .conv1d else {
+                throw .invalidConfig("\(at).padding '\(p)' is not one of valid, same\(kind == .conv1d ? ", causal" : "")")
+            }
+            padding = value
+        }
+        if padding == .causal, strides.map({ $0 != [1] }) ?? false { throw .invalidConfig("\(at): a causal conv1d has strides 1") }
+        if kind == .reshape {
+            guard let shape = json["target_shape"], shape.kind == .array, shape.count > 0,
+                  shape.elements.allSatisfy({ ($0.int ?? 0) > 0 }) else { throw .invalidConfig("\(at) (reshape) needs 'target_shape', an array of positive integers") }
+            targetShape = shape.elements.map { $0.int! }
+        }
+        if let v = json["epsilon"] {
+            guard let e = v.double, e > 0, e < 1 else { throw .invalidConfig("\(at).epsilon must be a number in (0, 1)") }
+            epsilon = Float(e)
+        }
         if kind == .repeatVector {
             guard let n = json["n"]?.int, n >= 1, n <= 1 << 20 else { throw .invalidConfig("\(at) (repeat_vector) needs 'n', an integer from 1 to 1048576") }
             count = n
         }
         if goBackwards && bidirectional { throw .invalidConfig("\(at): go_backwards with bidirectional is not supported") }
         if kind == .activation && activation == nil { throw .invalidConfig("\(at) (activation) needs 'activation'") }
-        if kind.isRecurrent || kind == .dense, weights == nil, name == nil {
+        if kind.isRecurrent || kind.hasWeights, weights == nil, name == nil {
             throw .invalidConfig("\(at) (\(type)) needs 'weights', the tensor name prefix (e.g. \"lstm\" for lstm.weight_ih_l0)")
         }
     }

@@ -55,6 +55,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var headActivations: [Activation] = []
     /// Expected window length, or nil for any length.
     public var windowLength: Int?
+    /// The shape of one row when it is not a plain vector (a frame: height, width, channels).
+    public var rowShape: [Int]?
     public var features: [Feature] = []
     public var outputs: [Output] = []
     /// x' = (x - mean) / std per input feature before the network.
@@ -160,6 +162,12 @@ extension ModelConfig {
         if let w = v["window"] {
             guard let n = w.int, n > 0 else { throw .invalidConfig("inputs.window must be a positive integer") }
             windowLength = n
+        }
+        if let shape = v["shape"] {
+            guard shape.kind == .array, shape.count > 0, shape.count <= 4, shape.elements.allSatisfy({ ($0.int ?? 0) > 0 && $0.int! <= 1 << 16 }) else {
+                throw .invalidConfig("inputs.shape must be an array of one to four positive integers (a row's shape)")
+            }
+            rowShape = shape.elements.map { $0.int! }
         }
         if let f = v["features"] {
             guard f.kind == .array else { throw .invalidConfig("inputs.features must be an array") }

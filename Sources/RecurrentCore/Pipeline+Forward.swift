@@ -44,7 +44,7 @@ extension Pipeline {
             var cur = xs.baseAddress!
             var T: Int? = sequenceLength  // nil once the sequence is gone
             var width = inputSize
-            var slot = 0
+            var slot = 0, historySlot = 0
             // the buffer the next layer writes: never the one it reads
             func next() -> UnsafeMutablePointer<Float> { cur == UnsafePointer(ws.sequenceA!) ? ws.sequenceB! : ws.sequenceA! }
             for (k, layer) in layers.enumerated() {
@@ -89,6 +89,33 @@ extension Pipeline {
                     }
                     T = count
                     cur = UnsafePointer(out)
+                case .conv2d, .pool2d, .batchNorm, .layerNorm, .embedding:
+                    let out = next()
+                    width = applyRowwise(k, cur, out, rows: rows, width: width)
+                    cur = UnsafePointer(out)
+                case .flatten, .reshape:
+                    break  // the same values in the same order
+                case let .conv1d(c):
+                    let out = next(), t = T!
+                    if c.historyRows > 0 {
+                        state.withHistory(slot: historySlot) { c.forward(cur, t, batch, out, history: $0) }
+                        historySlot += 1
+                    } else {
+                        c.forward(cur, t, batch, out, history: nil)
+                    }
+                    T = c.outputLength(t)
+                    width = c.outputChannels
+                    cur = UnsafePointer(out)
+                case let .pool1d(p):
+                    let out = next(), t = T!
+                    p.forward(cur, t, batch, width, out)
+                    T = p.outputLength(t)
+                    cur = UnsafePointer(out)
+                case let .globalPool1d(isMax):
+                    let out = next()
+                    globalPool(isMax, cur, T!, batch, width, out)
+                    T = nil
+                    cur = UnsafePointer(out)
                 }
             }
             result = (Array(UnsafeBufferPointer(start: cur, count: batch * (T ?? 1) * width)), T)
@@ -107,6 +134,21 @@ extension Pipeline {
             out.update(from: cur, count: rows * width)
             Pipeline.activate(out, rows * width, last: shapes[k].dims.last!, a)
             return width
+        case let .conv2d(c):
+            c.apply(cur, out, frames: rows)
+            return shapes[k].width
+        case let .pool2d(p):
+            p.apply(cur, out, frames: rows)
+            return shapes[k].width
+        case let .batchNorm(b):
+            b.apply(cur, out, rows: rows * (width / b.channels))
+            return width
+        case let .layerNorm(l):
+            l.apply(cur, out, rows: rows * (width / l.channels))
+            return width
+        case let .embedding(e):
+            e.apply(cur, out, rows: rows)
+            return e.dimension
         default:
             preconditionFailure("not a row-wise layer")
         }

@@ -16,7 +16,7 @@ extension Pipeline {
         let batch = ws.batchSize
         var cur = UnsafePointer(ws.stepInput)
         var width = inputSize
-        var slot = 0
+        var slot = 0, historySlot = 0
         func next() -> UnsafeMutablePointer<Float> { cur == UnsafePointer(ws.rowA) ? ws.rowB : ws.rowA }
         // Borrow the layers through a buffer pointer: no copies (and retains) of the weights.
         layers.withUnsafeBufferPointer { layers in
@@ -29,13 +29,25 @@ extension Pipeline {
                     if k == sequenceTap { ws.stepTap = out }
                     width = r.outputWidth
                     cur = UnsafePointer(out)
-                case .dense, .activation:
+                case .dense, .activation, .conv2d, .pool2d, .batchNorm, .layerNorm, .embedding:
                     let out = next()
                     width = applyRowwise(k, cur, out, rows: batch, width: width)
                     cur = UnsafePointer(out)
+                case .flatten, .reshape:
+                    break
+                case let .conv1d(c):
+                    let out = next()
+                    if c.historyRows > 0 {
+                        state.withHistory(slot: historySlot) { c.step(cur, batch, out, history: $0) }
+                        historySlot += 1
+                    } else {
+                        c.step(cur, batch, out, history: ws.scratch)  // a kernel of 1 keeps nothing
+                    }
+                    width = c.outputChannels
+                    cur = UnsafePointer(out)
                 case .lastTimestep:
                     break  // the row just stepped is the last one
-                case .flattenSequence, .repeatVector:
+                case .flattenSequence, .repeatVector, .pool1d, .globalPool1d:
                     preconditionFailure("not causal")
                 }
             }

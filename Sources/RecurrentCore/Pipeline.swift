@@ -11,6 +11,23 @@ public enum Layer: Sendable {
     case flattenSequence
     /// One value repeated as a sequence of `count` rows (Keras RepeatVector).
     case repeatVector(count: Int)
+    /// Per row: Conv2D and pooling over a frame (height, width, channels).
+    case conv2d(Conv2DLayer)
+    case pool2d(Pool2DLayer)
+    /// Per row: the row's values as one vector (Keras Flatten under TimeDistributed, or of a value).
+    case flatten
+    /// Per row: the same values in another shape.
+    case reshape([Int])
+    /// Per row, on the last axis: BatchNormalization (inference) and LayerNormalization.
+    case batchNorm(ScaleShiftLayer)
+    case layerNorm(LayerNormLayer)
+    /// Per row: an integer id to its vector.
+    case embedding(EmbeddingLayer)
+    /// Over time.
+    case conv1d(Conv1DLayer)
+    case pool1d(Pool1D)
+    /// The sequence to one row: its maximum or mean.
+    case globalPool1d(max: Bool)
 
     /// The kind, as messages name it.
     public var kindName: String {
@@ -21,6 +38,16 @@ public enum Layer: Sendable {
         case .lastTimestep: return "last timestep"
         case .flattenSequence: return "flatten over time"
         case .repeatVector: return "repeat vector"
+        case .conv2d: return "conv2d"
+        case let .pool2d(p): return p.isMax ? "max pooling 2d" : "average pooling 2d"
+        case .flatten: return "flatten"
+        case .reshape: return "reshape"
+        case .batchNorm: return "batch normalization"
+        case .layerNorm: return "layer normalization"
+        case .embedding: return "embedding"
+        case let .conv1d(c): return "conv1d (\(c.padding.rawValue))"
+        case let .pool1d(p): return p.isMax ? "max pooling 1d" : "average pooling 1d"
+        case let .globalPool1d(isMax): return isMax ? "global max pooling 1d" : "global average pooling 1d"
         }
     }
 
@@ -28,7 +55,12 @@ public enum Layer: Sendable {
         switch self {
         case let .recurrent(r): return r.parameterCount
         case let .dense(d): return d.parameterCount
-        case .activation, .lastTimestep, .flattenSequence, .repeatVector: return 0
+        case let .conv2d(c): return c.parameterCount
+        case let .batchNorm(b): return b.parameterCount
+        case let .layerNorm(l): return l.parameterCount
+        case let .embedding(e): return e.parameterCount
+        case let .conv1d(c): return c.parameterCount
+        case .activation, .lastTimestep, .flattenSequence, .repeatVector, .pool2d, .flatten, .reshape, .pool1d, .globalPool1d: return 0
         }
     }
 
@@ -36,8 +68,9 @@ public enum Layer: Sendable {
     public var isCausal: Bool {
         switch self {
         case let .recurrent(r): return r.isCausal
-        case .dense, .activation, .lastTimestep: return true
-        case .flattenSequence, .repeatVector: return false
+        case .dense, .activation, .lastTimestep, .conv2d, .pool2d, .flatten, .reshape, .batchNorm, .layerNorm, .embedding: return true
+        case let .conv1d(c): return c.padding == .causal
+        case .flattenSequence, .repeatVector, .pool1d, .globalPool1d: return false
         }
     }
 }
@@ -97,6 +130,39 @@ public struct Pipeline: Sendable {
             case let .repeatVector(count):
                 guard !shape.isSequence, count > 0 else { throw misfit(k, "one value, not a sequence") }
                 shape = Shape(dims: shape.dims, isSequence: true, length: count)
+            case let .conv2d(c):
+                let i = c.input, o = c.output
+                guard shape.dims == [i.height, i.width, i.channels] else { throw misfit(k, "frames (\(i.height), \(i.width), \(i.channels))") }
+                guard o.height > 0, o.width > 0 else { throw misfit(k, "frames larger than its kernel") }
+                shape.dims = [o.height, o.width, o.channels]
+            case let .pool2d(p):
+                let i = p.input, o = p.output
+                guard shape.dims == [i.height, i.width, i.channels] else { throw misfit(k, "frames (\(i.height), \(i.width), \(i.channels))") }
+                guard o.height > 0, o.width > 0 else { throw misfit(k, "frames larger than its pool") }
+                shape.dims = [o.height, o.width, o.channels]
+            case .flatten:
+                shape.dims = [shape.width]
+            case let .reshape(dims):
+                guard dims.reduce(1, *) == shape.width, dims.allSatisfy({ $0 > 0 }) else { throw misfit(k, "\(dims.reduce(1, *)) values per row") }
+                shape.dims = dims
+            case let .batchNorm(b):
+                guard shape.dims.last == b.channels else { throw misfit(k, "rows of \(b.channels) channels") }
+            case let .layerNorm(l):
+                guard shape.dims.last == l.channels else { throw misfit(k, "rows of \(l.channels) values") }
+            case let .embedding(e):
+                guard shape.width == 1 else { throw misfit(k, "one integer id per row") }
+                shape.dims = [e.dimension]
+            case let .conv1d(c):
+                guard shape.isSequence, shape.dims == [c.inputChannels] else { throw misfit(k, "(T, \(c.inputChannels))") }
+                if let n = shape.length, c.outputLength(n) <= 0 { throw misfit(k, "at least \((c.kernel - 1) * c.dilation + 1) timesteps") }
+                shape = Shape(dims: [c.outputChannels], isSequence: true, length: shape.length.map(c.outputLength))
+            case let .pool1d(p):
+                guard shape.isSequence else { throw misfit(k, "a sequence") }
+                if let n = shape.length, p.outputLength(n) <= 0 { throw misfit(k, "at least \(p.pool) timesteps") }
+                shape.length = shape.length.map(p.outputLength)
+            case .globalPool1d:
+                guard shape.isSequence else { throw misfit(k, "a sequence") }
+                shape = Shape(dims: shape.dims, isSequence: false)
             }
             shapes.append(shape)
         }
@@ -109,6 +175,41 @@ public struct Pipeline: Sendable {
         inputSize = input.width
         outputWidth = (shapes.last ?? input).width
         isStreamable = layers.allSatisfy(\.isCausal)
+        histories = layers.compactMap { layer -> Int? in
+            guard case let .conv1d(c) = layer, c.historyRows > 0 else { return nil }
+            return c.historyRows * c.inputChannels
+        }
+    }
+
+    /// Per causal Conv1D, the state it keeps per sample (rows · channels).
+    public let histories: [Int]
+
+    /// Why a window of T timesteps cannot run (a layer over time would be left with no rows),
+    /// or nil.
+    public func refusal(sequenceLength T: Int) -> String? {
+        var length: Int? = T
+        for (k, layer) in layers.enumerated() {
+            guard let n = length else { return nil }
+            switch layer {
+            case let .conv1d(c):
+                guard c.outputLength(n) > 0 else { return "\(names[k]) (\(layer.kindName)) needs at least \((c.kernel - 1) * c.dilation + 1) timesteps, got \(n)" }
+                length = c.outputLength(n)
+            case let .pool1d(p):
+                guard p.outputLength(n) > 0 else { return "\(names[k]) (\(layer.kindName)) needs at least \(p.pool) timesteps, got \(n)" }
+                length = p.outputLength(n)
+            case .recurrent(let r) where !r.returnSequences: length = nil
+            case .lastTimestep, .flattenSequence, .globalPool1d: length = nil
+            case let .repeatVector(count): length = count
+            default: break
+            }
+        }
+        return nil
+    }
+
+    /// The embedding the rows' ids go through, when the first layer is one.
+    public var inputEmbedding: EmbeddingLayer? {
+        if case let .embedding(e)? = layers.first { return e }
+        return nil
     }
 
     public var outputShape: Shape { shapes.last ?? inputShape }
@@ -130,6 +231,6 @@ public struct Pipeline: Sendable {
 
     /// A zero state for `batchSize` windows.
     public func makeState(batchSize: Int) -> RecurrentState {
-        RecurrentState(layers: recurrentLayers, batchSize: batchSize)
+        RecurrentState(layers: recurrentLayers, histories: histories, batchSize: batchSize)
     }
 }

@@ -1,4 +1,5 @@
-/// The recurrent state of a batch: h (and c for LSTM) for every layer and direction.
+/// The state of a batch between timesteps: h (and c for LSTM) for every recurrent layer and
+/// direction, and the last input rows of every causal Conv1D.
 ///
 /// Slots are indexed `layer · D + direction` (0 forward, 1 reverse), PyTorch's `h_n` order.
 /// Each slot holds (batchSize, width) row-major.
@@ -8,15 +9,19 @@ public struct RecurrentState: Sendable, Equatable {
     public internal(set) var h: [Float]
     /// Concatenated slots, each (batchSize, hiddenSize); empty for GRU and RNN.
     public internal(set) var c: [Float]
+    /// Per causal Conv1D, (batchSize, rows, channels): its last input rows, oldest first.
+    public internal(set) var history: [Float]
+    /// Per causal Conv1D: (offset into history, rows · channels per sample).
+    let historySlots: [(offset: Int, width: Int)]
     /// Per slot: (offset into h, width), (offset into c, width).
     let hSlots: [(offset: Int, width: Int)]
     let cSlots: [(offset: Int, width: Int)]
 
     public static func == (a: RecurrentState, b: RecurrentState) -> Bool {
-        a.batchSize == b.batchSize && a.h == b.h && a.c == b.c
+        a.batchSize == b.batchSize && a.h == b.h && a.c == b.c && a.history == b.history
     }
 
-    init(layers: [RecurrentLayer], batchSize: Int) {
+    init(layers: [RecurrentLayer], histories: [Int] = [], batchSize: Int) {
         self.batchSize = batchSize
         var hs: [(Int, Int)] = [], cs: [(Int, Int)] = []
         var hTotal = 0, cTotal = 0
@@ -33,32 +38,71 @@ public struct RecurrentState: Sendable, Equatable {
         cSlots = cs
         h = [Float](repeating: 0, count: hTotal)
         c = [Float](repeating: 0, count: cTotal)
+        var offset = 0
+        historySlots = histories.map { width in
+            defer { offset += batchSize * width }
+            return (offset, width)
+        }
+        history = [Float](repeating: 0, count: offset)
     }
 
     /// Sets h and c to zero, in place when their buffers are not shared.
     mutating func zero() {
         h.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         c.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        history.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }
 
-    /// Copies h and c into `h` and `c` (reusing their buffers: no allocation once they have
-    /// the capacity), for `restore`.
-    public func save(h savedH: inout [Float], c savedC: inout [Float]) {
-        savedH.removeAll(keepingCapacity: true)
-        savedH.append(contentsOf: h)
-        savedC.removeAll(keepingCapacity: true)
-        savedC.append(contentsOf: c)
+    /// A copy of a state's values kept aside (its buffers reused from one save to the next).
+    public struct Saved: Sendable {
+        var h: [Float] = [], c: [Float] = [], history: [Float] = []
+        public init() {}
+    }
+
+    /// Copies the values into `saved` (no allocation once it has the capacity), for `restore`.
+    public func save(_ saved: inout Saved) {
+        saved.h.removeAll(keepingCapacity: true)
+        saved.h.append(contentsOf: h)
+        saved.c.removeAll(keepingCapacity: true)
+        saved.c.append(contentsOf: c)
+        saved.history.removeAll(keepingCapacity: true)
+        saved.history.append(contentsOf: history)
     }
 
     /// Puts back what `save` copied, in place.
-    public mutating func restore(h savedH: [Float], c savedC: [Float]) {
-        precondition(savedH.count == h.count && savedC.count == c.count, "state shape")
-        h.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: savedH) }
-        c.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: savedC) }
+    public mutating func restore(_ saved: Saved) {
+        precondition(saved.h.count == h.count && saved.c.count == c.count && saved.history.count == history.count, "state shape")
+        h.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: saved.h) }
+        c.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: saved.c) }
+        history.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: saved.history) }
     }
 
-    /// Whether every value of h and c is finite.
-    public var isFinite: Bool { h.allSatisfy(\.isFinite) && c.allSatisfy(\.isFinite) }
+    /// Whether every value is finite.
+    public var isFinite: Bool { h.allSatisfy(\.isFinite) && c.allSatisfy(\.isFinite) && history.allSatisfy(\.isFinite) }
+
+    /// Number of causal Conv1D slots.
+    public var historyCount: Int { historySlots.count }
+    /// Values per sample in history slot k (rows · channels).
+    public func historyWidth(slot k: Int) -> Int { historySlots[k].width }
+
+    /// History slot k, (batchSize, rows, channels).
+    public func history(slot k: Int) -> [Float] {
+        let s = historySlots[k]
+        return Array(history[s.offset..<s.offset + batchSize * s.width])
+    }
+
+    /// Replaces history slot k; `values` must be (batchSize, rows, channels).
+    public mutating func setHistory(slot k: Int, _ values: [Float]) {
+        let s = historySlots[k]
+        precondition(values.count == batchSize * s.width, "state shape")
+        history.replaceSubrange(s.offset..<s.offset + values.count, with: values)
+    }
+
+    /// History slot k's storage, for the layer that owns it.
+    mutating func withHistory<R>(slot k: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        let offset = historySlots[k].offset
+        return history.withUnsafeMutableBufferPointer { body($0.baseAddress! + offset) }
+    }
 
     /// Number of layer·direction slots.
     public var slotCount: Int { hSlots.count }

@@ -33,7 +33,7 @@ import TestSupport
 
     @Test func aTensorNoEntryPlacesNamesTheEntryThatWould() {
         #expect(error(cellModel, #"[{"type": "lstm", "name": "cell", "return_sequences": false}]"#)
-            == #"tensor 'linear.bias' is placed by no entry of config.json's layers; a Linear layer: add {"type": "dense", "weights": "linear"}"#)
+            == #"tensor 'linear.bias' is placed by no entry of config.json's layers; a Linear layer: add {"type": "dense", "weights": "linear"} (or conv1d, conv2d, embedding, layer_normalization)"#)
         var t = cellModel
         t["encoder.weight_ih_l0"] = ([12, 2], Array(repeating: 0.1, count: 24))
         #expect(error(t, #"[{"type": "lstm", "name": "cell", "return_sequences": false}, {"type": "dense", "weights": "linear"}]"#)
@@ -48,7 +48,7 @@ import TestSupport
 
     @Test func badEntriesAreRefusedInOneLine() {
         let cases: [(String, String)] = [
-            (#"[{"type": "conv3d"}]"#, "invalid model config: layers[0]: type 'conv3d' is not one of lstm, gru, rnn, dense, activation, dropout, last_timestep, flatten_sequence, repeat_vector"),
+            (#"[{"type": "conv3d"}]"#, "invalid model config: layers[0]: type 'conv3d' is not one of lstm, gru, rnn, dense, activation, dropout, last_timestep, flatten_sequence, repeat_vector, conv2d, max_pooling2d, average_pooling2d, flatten, reshape, batch_normalization, layer_normalization, embedding, conv1d, max_pooling1d, average_pooling1d, global_max_pooling1d, global_average_pooling1d"),
             (#"[{"type": "lstm", "name": "cell", "units": 3}]"#, "invalid model config: layers[0] (lstm): unknown key 'units' (known: activation, bidirectional, go_backwards, merge_mode, name, num_layers, recurrent_activation, return_sequences, type, weights)"),
             (#"[{"type": "lstm", "name": "cell", "activation": "softmax"}]"#, "invalid model config: layers[0].activation: a recurrent cell's activation must be elementwise, not softmax"),
             (#"[{"type": "dense"}]"#, #"invalid model config: layers[0] (dense) needs 'weights', the tensor name prefix (e.g. "lstm" for lstm.weight_ih_l0)"#),

@@ -54,11 +54,78 @@ def run_cell(tensors, prefix, suffix, kind, seq, h, c, act="tanh", rec="sigmoid"
     return out, h
 
 
+def pads(n, k, s, padding, d=1):
+    """(output length, padding before) as TensorFlow lays a window of k (dilation d) over n."""
+    span = (k - 1) * d + 1
+    if padding == "valid":
+        return (n - span) // s + 1, 0
+    if padding == "causal":
+        return n, span - 1
+    out = -(-n // s)
+    return out, max((out - 1) * s + span - n, 0) // 2
+
+
+def conv1d(y, w, b, stride, padding, d):
+    """y (B, T, cin), w (cout, cin, k) -> (B, T', cout)."""
+    B, T, _ = y.shape
+    cout, _, k = w.shape
+    n, before = pads(T, k, stride, padding, d)
+    out = np.zeros((B, n, cout)) + (0 if b is None else b)
+    for o in range(n):
+        for j in range(k):
+            i = o * stride + j * d - before
+            if 0 <= i < T:
+                out[:, o] += y[:, i] @ w[:, :, j].T
+    return out
+
+
+def pool(y, axes, size, strides, padding, reduce):
+    """Max or mean pooling of y over `axes` (windows of `size`); padding cells are left out."""
+    out = y
+    for axis, k, s in zip(axes, size, strides):
+        n, before = pads(out.shape[axis], k, s, padding)
+        parts = []
+        for o in range(n):
+            lo, hi = max(o * s - before, 0), min(o * s - before + k, out.shape[axis])
+            parts.append(reduce(np.take(out, range(lo, hi), axis=axis), axis=axis))
+        out = np.stack(parts, axis=axis)
+    return out
+
+
+def frames(y, fn):
+    """fn applied to every frame of y (B, T, H, W, C) or of a single value (B, H, W, C)."""
+    if y.ndim == 5:
+        return np.stack([fn(y[:, t]) for t in range(y.shape[1])], axis=1)
+    return fn(y)
+
+
+def conv2d(f, w, b, strides, padding):
+    """f (B, H, W, C), w (cout, cin, kh, kw)."""
+    B, H, W, _ = f.shape
+    cout, _, kh, kw = w.shape
+    (oh, top), (ow, left) = pads(H, kh, strides[0], padding), pads(W, kw, strides[1], padding)
+    out = np.zeros((B, oh, ow, cout)) + (0 if b is None else b)
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * strides[0] + ky - top, ox * strides[1] + kx - left
+                    if 0 <= iy < H and 0 <= ix < W:
+                        out[:, oy, ox] += f[:, iy, ix] @ w[:, :, ky, kx].T
+    return out
+
+
 def forward_layers(tensors, cfg, x, h0=None, c0=None):
     """The `layers` list on x (B, T, ...) from the state h0, c0 ((L*D, B, H) per slot, in
     layer order); returns the model's output."""
     y = x.astype(np.float64)
+    shape = cfg.get("inputs", {}).get("shape")
+    if shape:
+        y = y.reshape(y.shape[:2] + tuple(shape))
     slot = 0
+    get = lambda name: None if name not in tensors else tensors[name].astype(np.float64)
+    sequence = [True]  # whether y still has its time axis
+    lead = lambda: 2 if sequence[0] else 1
 
     def start(k):
         pick = lambda s: None if s is None else np.asarray(s[k], np.float64)
@@ -88,6 +155,7 @@ def forward_layers(tensors, cfg, x, h0=None, c0=None):
                          "mul": lambda: a * b, "ave": lambda: (a + b) / 2}[merge]()
                 else:
                     y = fwd if sequences else hf
+                sequence[0] = sequences
         elif kind == "dense":
             y = activate(y @ tensors[prefix + "weight"].astype(np.float64).T + tensors.get(prefix + "bias", 0),
                          spec.get("activation", "linear"))
@@ -95,10 +163,44 @@ def forward_layers(tensors, cfg, x, h0=None, c0=None):
             y = activate(y, spec["activation"])
         elif kind == "last_timestep":
             y = y[:, -1]
+            sequence[0] = False
         elif kind == "flatten_sequence":
             y = y.reshape(y.shape[0], -1)
+            sequence[0] = False
         elif kind == "repeat_vector":
             y = np.repeat(y[:, None], spec["n"], axis=1)
+            sequence[0] = True
+        elif kind == "conv2d":
+            w, b = get(prefix + "weight"), get(prefix + "bias")
+            y = activate(frames(y, lambda f: conv2d(f, w, b, spec.get("strides", [1, 1]), spec.get("padding", "valid"))),
+                         spec.get("activation", "linear"))
+        elif kind in ("max_pooling2d", "average_pooling2d"):
+            size = spec.get("pool_size", [2, 2])
+            red = np.max if kind.startswith("max") else np.mean
+            y = frames(y, lambda f: pool(f, (1, 2), size, spec.get("strides", size), spec.get("padding", "valid"), red))
+        elif kind == "flatten":
+            y = y.reshape(y.shape[:lead()] + (-1,))
+        elif kind == "reshape":
+            y = y.reshape(y.shape[:lead()] + tuple(spec["target_shape"]))
+        elif kind == "batch_normalization":
+            g, b = get(prefix + "weight"), get(prefix + "bias")
+            y = (y - get(prefix + "running_mean")) / np.sqrt(get(prefix + "running_var") + spec.get("epsilon", 1e-3))
+            y = y * (1 if g is None else g) + (0 if b is None else b)
+        elif kind == "layer_normalization":
+            g, b = get(prefix + "weight"), get(prefix + "bias")
+            m, v = y.mean(axis=-1, keepdims=True), y.var(axis=-1, keepdims=True)
+            y = (y - m) / np.sqrt(v + spec.get("epsilon", 1e-3)) * (1 if g is None else g) + (0 if b is None else b)
+        elif kind == "embedding":
+            y = get(prefix + "weight")[y.reshape(y.shape[0], y.shape[1]).astype(int)]
+        elif kind == "conv1d":
+            y = activate(conv1d(y, get(prefix + "weight"), get(prefix + "bias"), spec.get("strides", [1])[0],
+                                spec.get("padding", "valid"), spec.get("dilation_rate", [1])[0]), spec.get("activation", "linear"))
+        elif kind in ("max_pooling1d", "average_pooling1d"):
+            size = spec.get("pool_size", [2])
+            y = pool(y, (1,), size, spec.get("strides", size), spec.get("padding", "valid"), np.max if kind.startswith("max") else np.mean)
+        elif kind in ("global_max_pooling1d", "global_average_pooling1d"):
+            y = y.max(axis=1) if kind.startswith("global_max") else y.mean(axis=1)
+            sequence[0] = False
     return y
 
 
