@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "lstm-serve", targets: ["lstm-serve"]),
         .library(name: "RecurrentCore", targets: ["RecurrentCore"]),
         .library(name: "ModelFormat", targets: ["ModelFormat"]),
+        .library(name: "ModelRuntime", targets: ["ModelRuntime"]),
         .library(name: "LSTMService", targets: ["LSTMService"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
@@ -40,18 +41,22 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Locking"]),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
         .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "HTTPServer", "Locking"]),
+        // The model as users see it: request decoding, the pipeline run, normalization,
+        // residuals, intervals, calendar features, the loaded models. Every protocol and the
+        // CLI share it; it knows nothing of HTTP.
+        .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking"]),
         .executableTarget(
             name: "lstm-serve",
             dependencies: [
-                "LSTMService",
+                "LSTMService", "ModelRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Benchmarks of the core (bench/run.sh); small, and never needed to serve.
         .executableTarget(
             name: "lstm-bench",
-            dependencies: ["RecurrentCore", "ModelFormat", "LSTMService", "HTTPServer"],
+            dependencies: ["RecurrentCore", "ModelFormat", "ModelRuntime", "LSTMService", "HTTPServer"],
             path: "bench/Sources/lstm-bench",
             swiftSettings: fastMath
         ),
@@ -62,9 +67,10 @@ let package = Package(
             name: "ModelFormatTests",
             dependencies: ["ModelFormat", "RecurrentCore", "JSON", "TestSupport"]
         ),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelFormat", "RecurrentCore", "JSON", "Locking", "TestSupport"]
+            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "TestSupport"]
         ),
     ]
 )

@@ -1,4 +1,5 @@
 import JSON
+import ModelRuntime
 
 /// The one error every endpoint and command reports: it knows its HTTP status and renders
 /// `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
@@ -58,4 +59,22 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     static func unprocessable(_ message: String) -> APIError { APIError(.unprocessable, message) }
+}
+
+extension APIError {
+    /// The native API's form of a runtime error.
+    init(_ error: RuntimeError) {
+        switch error {
+        case let .invalidInput(message), let .unsupported(message): self.init(.unprocessable, message)
+        case .unknownModel: self.init(.notFound, error.description)
+        case .nonFiniteOutput: self.init(.unprocessable, error.description)
+        case let .loading(message): self.init(.internalError, message)
+        }
+    }
+}
+
+/// A runtime call inside a handler: its error as the native API's.
+@inline(__always)
+func native<T>(_ body: () throws(RuntimeError) -> T) throws(APIError) -> T {
+    do { return try body() } catch { throw APIError(error) }
 }

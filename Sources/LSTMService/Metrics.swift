@@ -1,5 +1,6 @@
 import JSON
 import Locking
+import ModelRuntime
 
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
 /// Requests are counted by route index (the labels are given once), so counting one hashes a

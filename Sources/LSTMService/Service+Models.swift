@@ -1,5 +1,6 @@
 import HTTPServer
 import JSON
+import ModelRuntime
 
 /// GET /healthz, /readyz, /metrics, /v1/models, /v1/models/{name}.
 extension Service {

@@ -1,5 +1,6 @@
 import HTTPServer
 import JSON
+import ModelRuntime
 
 /// POST /v1/predict and /v1/models/{name}/predict: on the worker thread, against the shared
 /// immutable model, with a pooled workspace.
@@ -7,7 +8,7 @@ extension Service {
     func predict(_ request: HTTPRequest, _ registry: ModelRegistry, _ name: String?) throws(APIError) -> HTTPResponse {
         let entry = try Self.entry(registry, name ?? registry.defaultName)
         let body = try Self.parseBody(request)!
-        let decoded = try PredictRequest.decode(body.value, model: entry.model)
+        let decoded = try native { () throws(RuntimeError) in try PredictRequest.decode(body.value, model: entry.model) }
         guard decoded.batchSize <= configuration.maxBatch else {
             throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(configuration.maxBatch) per request")
         }

@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelFormat
+import ModelRuntime
 import RecurrentCore
 
 /// The stream-step endpoints: /v1/sessions, /v1/sessions/{id}, /step and /state. Bodies are
@@ -37,7 +38,7 @@ extension Service {
             throw .unprocessable("model '\(name)' cannot be stepped: its layer \(layer.name) (\(layer.kind)) needs the whole window; use predict")
         }
         var state = net.makeState(batchSize: 1)
-        if let s = body?["state"] { state = try StateInput.decode(s, pipeline: net, label: "state").state(for: net, batchSize: 1) }
+        if let s = body?["state"] { state = try native { () throws(RuntimeError) in try StateInput.decode(s, pipeline: net, label: "state") }.state(for: net, batchSize: 1) }
         let store = sessions
         let (modelName, initial) = (name, state)
         return later { [self] () throws(APIError) in
@@ -89,7 +90,7 @@ extension Service {
             var rows: [[Float]] = []
             for (t, row) in rowsJSON.enumerated() {
                 var values: [Float] = []
-                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
+                try native { () throws(RuntimeError) in try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x") }
                 rows.append(values)
             }
             return rows
@@ -158,7 +159,7 @@ extension Service {
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).get()
             let net = try Self.entry(registry, session.model).model.pipeline
-            let state = try StateInput.decode(stateJSON, pipeline: net, label: "state").state(for: net, batchSize: 1)
+            let state = try native { () throws(RuntimeError) in try StateInput.decode(stateJSON, pipeline: net, label: "state") }.state(for: net, batchSize: 1)
             let updated = try await store.replaceState(id, state: state, step: newStep).get()
             return Self.reply(200, sessionJSON(updated))
         }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPServer
 import JSON
 import Locking
+import ModelRuntime
 import RecurrentCore
 
 /// The application: routes requests to the endpoints, renders every answer and error as JSON,

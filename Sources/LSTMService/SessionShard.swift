@@ -1,4 +1,5 @@
 import ModelFormat
+import ModelRuntime
 import RecurrentCore
 
 /// One shard of the session store: an actor holding its sessions' states, so steps on one

@@ -1,5 +1,6 @@
 import Foundation
 import ModelFormat
+import ModelRuntime
 import RecurrentCore
 import Synchronization
 

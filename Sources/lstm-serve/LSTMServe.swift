@@ -3,6 +3,7 @@ import Foundation
 import JSON
 import LSTMService
 import ModelFormat
+import ModelRuntime
 import RecurrentCore
 
 @main

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LSTMService
+import ModelRuntime
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,9 @@
 import Foundation
 import JSON
 import LSTMService
-import Testing
+import ModelRuntime
 import TestSupport
+import Testing
 
 /// Every endpoint and every error, against a live server on 127.0.0.1:0.
 @Suite(.serialized) struct EndpointTests {

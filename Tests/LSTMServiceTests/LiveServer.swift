@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import LSTMService
 import ModelFormat
+import ModelRuntime
 import TestSupport
 
 /// A real server on 127.0.0.1 port 0 with the shipped temperature model and a manual clock.

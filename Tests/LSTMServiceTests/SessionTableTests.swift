@@ -2,9 +2,10 @@ import Foundation
 import JSON
 @testable import LSTMService
 import ModelFormat
+import ModelRuntime
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// The session table's order of use, its bounded record of removed ids, and what a refused
 /// step leaves behind.
@@ -136,10 +137,10 @@ struct RecurrentStateFactory: Sendable {
 
     @Test func requireAllModelsMakesAnyFailureFatal() throws {
         let dir = try Self.directory()
-        #expect(throws: ConfigurationError.self) {
+        #expect(throws: RuntimeError.self) {
             _ = try ModelRegistry.load(paths: [], modelsDirectory: dir, defaultName: "", requireAll: true)
         }
-        #expect(throws: ConfigurationError.invalid("no model could be loaded: empty: cannot read \(dir)/empty/model.safetensors: no such file")) {
+        #expect(throws: RuntimeError.loading("no model could be loaded: empty: cannot read \(dir)/empty/model.safetensors: no such file")) {
             _ = try ModelRegistry.load(paths: [dir + "/empty"], modelsDirectory: dir, defaultName: "")
         }
     }

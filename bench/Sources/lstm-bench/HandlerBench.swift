@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import LSTMService
+import ModelRuntime
 
 /// µs of application work per request, without HTTP: Service.handle and completed on an
 /// in-memory request (parse, decode, normalize, forward, answer, serialize, count).

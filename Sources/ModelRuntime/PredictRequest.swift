@@ -18,12 +18,12 @@ public struct PredictRequest: Sendable {
 
     public static let knownKeys = ["window", "windows", "return_sequences", "return_state", "state"]
 
-    public static func decode(_ body: JSONValue, model: Model) throws(APIError) -> PredictRequest {
+    public static func decode(_ body: JSONValue, model: Model) throws(RuntimeError) -> PredictRequest {
         guard body.kind == .object else {
-            throw .unprocessable("request body must be an object like {\"window\": [[...], ...]}, got \(body.kindName)")
+            throw .invalidInput("request body must be an object like {\"window\": [[...], ...]}, got \(body.kindName)")
         }
         if let key = body.firstKey(notIn: knownKeys) {
-            throw .unprocessable("unknown field '\(key)'; expected one of \(knownKeys.sorted().joined(separator: ", "))")
+            throw .invalidInput("unknown field '\(key)'; expected one of \(knownKeys.sorted().joined(separator: ", "))")
         }
         let decoder = WindowDecoder(model: model)
         var inputs: [Float] = []
@@ -34,21 +34,21 @@ public struct PredictRequest: Sendable {
             request = PredictRequest(inputs: inputs, batchSize: 1, sequenceLength: rows, isBatch: false)
         case let (nil, windows?):
             guard windows.kind == .array, windows.count > 0 else {
-                throw .unprocessable("windows must be a non-empty array of windows")
+                throw .invalidInput("windows must be a non-empty array of windows")
             }
             var rows = 0
             for b in 0..<windows.count {
                 let n = try decoder.decode(windows[b]!, into: &inputs, label: "windows[\(b)]")
                 if b > 0, n != rows {
-                    throw .unprocessable("windows[\(b)] has \(n) rows but windows[0] has \(rows); all windows of a batch need the same length")
+                    throw .invalidInput("windows[\(b)] has \(n) rows but windows[0] has \(rows); all windows of a batch need the same length")
                 }
                 rows = n
             }
             request = PredictRequest(inputs: inputs, batchSize: windows.count, sequenceLength: rows, isBatch: true)
         case (nil, nil):
-            throw .unprocessable("missing 'window' (an array of rows) or 'windows' (an array of windows)")
+            throw .invalidInput("missing 'window' (an array of rows) or 'windows' (an array of windows)")
         case (_?, _?):
-            throw .unprocessable("send either 'window' or 'windows', not both")
+            throw .invalidInput("send either 'window' or 'windows', not both")
         }
         request.returnSequences = try flag(body, "return_sequences")
         request.returnState = try flag(body, "return_state")
@@ -58,9 +58,9 @@ public struct PredictRequest: Sendable {
         return request
     }
 
-    private static func flag(_ body: JSONValue, _ key: String) throws(APIError) -> Bool {
+    private static func flag(_ body: JSONValue, _ key: String) throws(RuntimeError) -> Bool {
         guard let v = body[key] else { return false }
-        guard let b = v.bool else { throw .unprocessable("\(key) must be true or false, got \(v.kindName)") }
+        guard let b = v.bool else { throw .invalidInput("\(key) must be true or false, got \(v.kindName)") }
         return b
     }
 }
@@ -70,28 +70,28 @@ public struct StateInput: Sendable, Equatable {
     public var h: [[Float]]
     public var c: [[Float]]
 
-    public static func decode(_ json: JSONValue, pipeline network: Pipeline, label: String) throws(APIError) -> StateInput {
+    public static func decode(_ json: JSONValue, pipeline network: Pipeline, label: String) throws(RuntimeError) -> StateInput {
         let template = network.makeState(batchSize: 1)
-        guard json.kind == .object else { throw .unprocessable("\(label) must be an object with 'h' (and 'c' for LSTM)") }
+        guard json.kind == .object else { throw .invalidInput("\(label) must be an object with 'h' (and 'c' for LSTM)") }
         if let key = json.firstKey(notIn: ["h", "c"]) {
-            throw .unprocessable("\(label) has unknown field '\(key)'; expected 'h' and 'c'")
+            throw .invalidInput("\(label) has unknown field '\(key)'; expected 'h' and 'c'")
         }
         let hasCell = network.recurrentLayers.contains { $0.kind.hasCellState }
-        func slots(_ key: String, _ width: (Int) -> Int) throws(APIError) -> [[Float]] {
+        func slots(_ key: String, _ width: (Int) -> Int) throws(RuntimeError) -> [[Float]] {
             guard let v = json[key] else {
                 if key == "c" && !hasCell { return [] }
-                throw .unprocessable("\(label).\(key) is missing; expected \(template.slotCount) arrays (one per layer and direction)")
+                throw .invalidInput("\(label).\(key) is missing; expected \(template.slotCount) arrays (one per layer and direction)")
             }
-            if key == "c" && !hasCell { throw .unprocessable("\(label).c given, but a \(network.recurrentLayers.first.map { "\($0.kind)" } ?? "model without recurrent layers") has no cell state") }
+            if key == "c" && !hasCell { throw .invalidInput("\(label).c given, but a \(network.recurrentLayers.first.map { "\($0.kind)" } ?? "model without recurrent layers") has no cell state") }
             guard v.kind == .array, v.count == template.slotCount else {
-                throw .unprocessable("\(label).\(key) must be an array of \(template.slotCount) arrays (one per layer and direction)")
+                throw .invalidInput("\(label).\(key) must be an array of \(template.slotCount) arrays (one per layer and direction)")
             }
             var out: [[Float]] = []
             for s in 0..<template.slotCount {
                 var values: [Float] = []
                 guard let slot = v[s], slot.kind == .array, slot.appendNumbers(to: &values) == nil,
                       values.count == width(s), values.allSatisfy(\.isFinite)
-                else { throw .unprocessable("\(label).\(key)[\(s)] must be \(width(s)) finite numbers") }
+                else { throw .invalidInput("\(label).\(key)[\(s)] must be \(width(s)) finite numbers") }
                 out.append(values)
             }
             return out

@@ -1,7 +1,7 @@
 import Foundation
 import JSON
-import LSTMService
 import ModelFormat
+@testable import ModelRuntime
 import RecurrentCore
 import Testing
 import TestSupport
@@ -29,7 +29,7 @@ import TestSupport
     }
 
     func message(_ text: String) -> String? {
-        do { _ = try decode(text); return nil } catch let e as APIError { #expect(e.status == 422); return e.message } catch { return "\(error)" }
+        do { _ = try decode(text); return nil } catch let e as RuntimeError { guard case let .invalidInput(message) = e else { return "\(e)" }; return message } catch { return "\(error)" }
     }
 
     static let row1 = #"{"date": "2015-03-01", "temp": 11.1, "wind": 2.1}"#

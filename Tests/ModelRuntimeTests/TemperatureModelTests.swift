@@ -1,6 +1,6 @@
 import JSON
-@testable import LSTMService
 import ModelFormat
+@testable import ModelRuntime
 import RecurrentCore
 import Testing
 import TestSupport
@@ -65,6 +65,6 @@ import TestSupport
         #expect(model.config.windowLength == 7)
         let rows = JSON.array((0..<7).map { _ in .floats([10, 5, 0, 3]) })
         let doc = try JSONDocument(text: try JSON.object([("window", rows)]).serialized())
-        #expect(throws: APIError.self) { try PredictRequest.decode(doc.value, model: model) }
+        #expect(throws: RuntimeError.self) { try PredictRequest.decode(doc.value, model: model) }
     }
 }

@@ -6,8 +6,10 @@ import ModelFormat
 /// A window is an array of rows (timesteps). A row is either an array of numbers in the
 /// model's feature order, or an object keyed by feature name (then derived features such as
 /// the day of year come from its `date`).
-struct WindowDecoder {
-    let model: Model
+public struct WindowDecoder {
+    public let model: Model
+
+    public init(model: Model) { self.model = model }
 
     private var features: [ModelConfig.Feature] { model.config.features }
     private var inputSize: Int { model.pipeline.inputSize }
@@ -16,13 +18,13 @@ struct WindowDecoder {
 
     /// Labels (for error messages) are built only when there is an error.
     /// Decodes `window` (rows) and appends inputSize values per row to `values`; returns the row count.
-    func decode(_ window: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(APIError) -> Int {
-        guard window.kind == .array else { throw .unprocessable("\(label()) must be an array of rows, got \(window.kindName)") }
+    public func decode(_ window: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(RuntimeError) -> Int {
+        guard window.kind == .array else { throw .invalidInput("\(label()) must be an array of rows, got \(window.kindName)") }
         let rows = window.count
         if let expected = model.config.windowLength, rows != expected {
-            throw .unprocessable("\(label()) has \(rows) rows, model '\(model.name)' expects \(expected)")
+            throw .invalidInput("\(label()) has \(rows) rows, model '\(model.name)' expects \(expected)")
         }
-        guard rows > 0 else { throw .unprocessable("\(label()) is empty; send at least one row") }
+        guard rows > 0 else { throw .invalidInput("\(label()) is empty; send at least one row") }
         values.reserveCapacity(values.count + rows * inputSize)
         for t in 0..<rows {
             try decodeRow(window[t]!, into: &values, label: "\(label())[\(t)]")
@@ -31,34 +33,34 @@ struct WindowDecoder {
     }
 
     /// One timestep.
-    func decodeRow(_ row: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(APIError) {
+    public func decodeRow(_ row: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(RuntimeError) {
         switch row.kind {
         case .array:
             if features.contains(where: { $0.derived != nil }) {
-                throw .unprocessable("\(label()): model '\(model.name)' derives \(derivedNames) from each row's date; send rows as objects with a 'date' (e.g. {\"date\": \"2015-03-01\", ...})")
+                throw .invalidInput("\(label()): model '\(model.name)' derives \(derivedNames) from each row's date; send rows as objects with a 'date' (e.g. {\"date\": \"2015-03-01\", ...})")
             }
             guard row.count == inputSize else {
-                throw .unprocessable("\(label()) has \(row.count) values, model '\(model.name)' expects \(inputSize)\(featureList)")
+                throw .invalidInput("\(label()) has \(row.count) values, model '\(model.name)' expects \(inputSize)\(featureList)")
             }
             let start = values.count
             if let bad = row.appendNumbers(to: &values) {
                 values.removeSubrange(start...)
-                throw .unprocessable("\(label())[\(bad)] is \(row[bad]!.kindName), expected a number")
+                throw .invalidInput("\(label())[\(bad)] is \(row[bad]!.kindName), expected a number")
             }
             for k in start..<values.count where !values[k].isFinite {
-                throw .unprocessable("\(label())[\(k - start)] is not a finite number")
+                throw .invalidInput("\(label())[\(k - start)] is not a finite number")
             }
         case .object:
             guard !features.isEmpty else {
-                throw .unprocessable("\(label()): model '\(model.name)' has no feature names; send rows as arrays of \(inputSize) numbers")
+                throw .invalidInput("\(label()): model '\(model.name)' has no feature names; send rows as arrays of \(inputSize) numbers")
             }
             var day: Int?
             if features.contains(where: { $0.derived != nil }) {
                 guard let text = row["date"]?.string else {
-                    throw .unprocessable("\(label()) has no 'date'; model '\(model.name)' derives \(derivedNames) from an ISO 8601 date such as \"2015-03-01\"")
+                    throw .invalidInput("\(label()) has no 'date'; model '\(model.name)' derives \(derivedNames) from an ISO 8601 date such as \"2015-03-01\"")
                 }
                 guard let d = CalendarFeatures.dayOfYear(text) else {
-                    throw .unprocessable("\(label()).date '\(text)' is not an ISO 8601 date (YYYY-MM-DD)")
+                    throw .invalidInput("\(label()).date '\(text)' is not an ISO 8601 date (YYYY-MM-DD)")
                 }
                 day = d
             }
@@ -70,24 +72,24 @@ struct WindowDecoder {
                     continue
                 }
                 guard let v = row[feature.name] else {
-                    throw .unprocessable("\(label()) is missing feature '\(feature.name)'; expected \(observed.map(\.name).joined(separator: ", "))")
+                    throw .invalidInput("\(label()) is missing feature '\(feature.name)'; expected \(observed.map(\.name).joined(separator: ", "))")
                 }
                 guard let d = v.double else {
-                    throw .unprocessable("\(label()).\(feature.name) is \(v.kindName), expected a number")
+                    throw .invalidInput("\(label()).\(feature.name) is \(v.kindName), expected a number")
                 }
                 let f = Float(d)
-                guard f.isFinite else { throw .unprocessable("\(label()).\(feature.name) is not a finite number") }
+                guard f.isFinite else { throw .invalidInput("\(label()).\(feature.name) is not a finite number") }
                 values.append(f)
                 matched += 1
             }
             if row.count != matched {
                 let allowed = Set(features.map(\.name) + ["date"])
                 for key in row.keys where !allowed.contains(key) {
-                    throw .unprocessable("\(label()) has unknown feature '\(key)'; expected \(observed.map(\.name).joined(separator: ", "))")
+                    throw .invalidInput("\(label()) has unknown feature '\(key)'; expected \(observed.map(\.name).joined(separator: ", "))")
                 }
             }
         default:
-            throw .unprocessable("\(label()) is \(row.kindName), expected an array of \(inputSize) numbers or an object keyed by feature name")
+            throw .invalidInput("\(label()) is \(row.kindName), expected an array of \(inputSize) numbers or an object keyed by feature name")
         }
     }
 

@@ -138,7 +138,7 @@ public struct Predictor: Sendable {
 
     /// The answer to a one-window request without options, written through the template; nil
     /// for any other request (batches, sequences, state), which `response` writes.
-    func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
+    public func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
         guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
         // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
         // would copy it
@@ -154,7 +154,7 @@ public struct Predictor: Sendable {
     }
 
     /// One step's answer for session `id`, through the template.
-    func stepAnswerBytes(id: String, step: Int, y: [Float]) throws(JSONError) -> [UInt8]? {
+    public func stepAnswerBytes(id: String, step: Int, y: [Float]) throws(JSONError) -> [UInt8]? {
         guard let stepAnswer else { return nil }
         return try stepAnswer.withTemplate { t throws(JSONError) in
             t.set(0, string: id)

@@ -44,16 +44,16 @@ public final class ModelRegistry: Sendable {
         init(_ w: Workspace) { workspace = w }
     }
 
-    public init(models: [Model], defaultName: String = "", failed: [Failure] = [], loadSeconds: [String: Double] = [:]) throws(ConfigurationError) {
+    public init(models: [Model], defaultName: String = "", failed: [Failure] = [], loadSeconds: [String: Double] = [:]) throws(RuntimeError) {
         guard !models.isEmpty else {
-            throw .invalid(failed.isEmpty ? "no models to serve" : "no model could be loaded: " + failed.map { "\($0.name): \($0.error)" }.joined(separator: "; "))
+            throw .loading(failed.isEmpty ? "no models to serve" : "no model could be loaded: " + failed.map { "\($0.name): \($0.error)" }.joined(separator: "; "))
         }
         self.failed = failed
         self.loadSeconds = loadSeconds
         var entries: [String: Entry] = [:]
         let now = iso8601(Date().timeIntervalSince1970)
         for m in models {
-            guard entries[m.name] == nil else { throw .invalid("two models are named '\(m.name)'; give one a different name in its config.json") }
+            guard entries[m.name] == nil else { throw .loading("two models are named '\(m.name)'; give one a different name in its config.json") }
             entries[m.name] = Entry(model: m, predictor: Predictor(model: m), loadedAt: now)
         }
         self.entries = entries
@@ -61,7 +61,7 @@ public final class ModelRegistry: Sendable {
         if defaultName.isEmpty {
             self.defaultName = entries["temperature"] != nil ? "temperature" : names[0]
         } else {
-            guard entries[defaultName] != nil else { throw .invalid("default_model '\(defaultName)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
+            guard entries[defaultName] != nil else { throw .loading("default_model '\(defaultName)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
             self.defaultName = defaultName
         }
     }
@@ -69,7 +69,7 @@ public final class ModelRegistry: Sendable {
     /// Loads every path; without paths, every directory under `modelsDirectory`. A model that
     /// fails is reported (`failed`) and the others serve, unless `requireAll`.
     public static func load(paths: [String], modelsDirectory: String, defaultName: String,
-                            requireAll: Bool = false) throws(ConfigurationError) -> ModelRegistry {
+                            requireAll: Bool = false) throws(RuntimeError) -> ModelRegistry {
         var list = paths
         if list.isEmpty {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: modelsDirectory)) ?? []
@@ -77,7 +77,7 @@ public final class ModelRegistry: Sendable {
                 var isDirectory: ObjCBool = false
                 return FileManager.default.fileExists(atPath: $0, isDirectory: &isDirectory) && isDirectory.boolValue
             }
-            guard !list.isEmpty else { throw .invalid("no model directories under \(modelsDirectory)") }
+            guard !list.isEmpty else { throw .loading("no model directories under \(modelsDirectory)") }
         }
         var models: [Model] = []
         var failed: [Failure] = []
@@ -89,7 +89,7 @@ public final class ModelRegistry: Sendable {
                 models.append(model)
                 seconds[model.name] = Date().timeIntervalSince(start)
             } catch {
-                if requireAll { throw .invalid(error.description) }
+                if requireAll { throw .loading(error.description) }
                 failed.append(Failure(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, error: error.description))
             }
         }
@@ -102,7 +102,7 @@ public final class ModelRegistry: Sendable {
     static let pooledPerSize = 16
 
     /// Runs `body` with a workspace for `model` at `batchSize`, taken from and returned to the pool.
-    func withWorkspace<T>(_ entry: Entry, batchSize: Int, _ body: (Workspace) throws -> T) rethrows -> T {
+    public func withWorkspace<T>(_ entry: Entry, batchSize: Int, _ body: (Workspace) throws -> T) rethrows -> T {
         // Pool the common small batches only, a few per size, so odd batch sizes cannot grow
         // the pool without bound; larger batches get scratch of their own.
         guard batchSize <= Self.pooledBatchLimit else {
