@@ -10,7 +10,7 @@ import RecurrentCore
 /// models; session operations go through the sharded actor store.
 public final class Service: HTTPHandler, Sendable {
     public let configuration: Configuration
-    public let metrics = Metrics(routes: Route.patterns)
+    public let metrics = Metrics(routes: Service.routes.patterns)
     public let sessions: SessionStore
     let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
@@ -74,15 +74,16 @@ public final class Service: HTTPHandler, Sendable {
         guard let route else {
             return .now(Self.reply(APIError(.notFound, "no route \(request.method) \(request.path); see README for the endpoints")))
         }
-        if request.method == "OPTIONS" { return .now(policy.preflight(request, methods: route.allowed)) }
-        guard route.allowed.contains(request.method) || (request.method == "HEAD" && route.allowed.contains("GET")) else {
-            return .now(Self.reply(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(route.pattern); use \(route.allowed.joined(separator: " or "))",
-                                             headers: [("Allow", route.allowed.joined(separator: ", "))])))
+        let spec = route.spec
+        if request.method == "OPTIONS" { return .now(policy.preflight(request, methods: spec.methods)) }
+        guard spec.allows(request.method) else {
+            return .now(Self.reply(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(spec.pattern); use \(spec.methods.joined(separator: " or "))",
+                                             headers: [("Allow", spec.allow)])))
         }
         if let refusal = policy.refusal(request, scope: route.scope(guardingHealth: policy.guardsHealthAndMetrics)) {
             return .now(Self.reply(refusal))
         }
-        switch route {
+        switch route.endpoint {
         case .health: return .now(Self.reply(200, .object([("status", .string("ok"))])))
         case .ready: return .now(ready())
         case .metrics: return .now(metricsText())
@@ -91,16 +92,18 @@ public final class Service: HTTPHandler, Sendable {
         guard let registry else {
             return .now(Self.reply(APIError(.unavailable, "models are still loading", headers: [("Retry-After", "1")])))
         }
+        let parameter = route.parameter.map(String.init) ?? ""
         do {
-            switch route {
+            switch route.endpoint {
             case .models: return .now(listModels(registry))
-            case let .model(name): return .now(try modelInfo(registry, String(name)))
-            case let .predict(name): return .now(try predict(request, registry, name.map(String.init)))
+            case .model: return .now(try modelInfo(registry, parameter))
+            case .predict: return .now(try predict(request, registry, nil))
+            case .modelPredict: return .now(try predict(request, registry, parameter))
             case .sessions: return try createSession(request, registry)
-            case let .session(id): return request.method == "DELETE" ? deleteSession(String(id)) : getSession(String(id))
-            case let .step(id): return try step(request, registry, String(id))
-            case let .state(id): return request.method == "PUT" ? try putState(request, registry, String(id)) : getState(registry, String(id))
-            default: return .now(Self.reply(APIError(.notFound, "no route")))
+            case .session: return request.method == "DELETE" ? deleteSession(parameter) : getSession(parameter)
+            case .step: return try step(request, registry, parameter)
+            case .state: return request.method == "PUT" ? try putState(request, registry, parameter) : getState(registry, parameter)
+            case .health, .ready, .metrics: return .now(Self.reply(APIError(.internalError, "unreachable")))
             }
         } catch {
             return .now(Self.reply(error))
@@ -111,9 +114,10 @@ public final class Service: HTTPHandler, Sendable {
         metrics.record(route: response.label, method: request.method, status: response.status, seconds: Double(microseconds) / 1e6)
         guard log.level <= .info else { return }
         // A session id is the session's only credential: logs carry a short hash of it.
-        let route = Route.patterns.indices.contains(response.label) ? Route.patterns[response.label] : nil
-        let sessionID = route?.contains("{id}") == true ? Self.route(request.path).flatMap(\.sessionID) : nil
-        let path = sessionID != nil ? route! : request.path
+        let routes = Self.routes.routes
+        let spec = routes.indices.contains(response.label) ? routes[response.label] : nil
+        let sessionID = spec?.endpoint.hasSessionID == true ? Self.route(request.path).flatMap(\.sessionID) : nil
+        let path = sessionID != nil ? spec!.pattern : request.path
         let session = sessionID.map(Self.shortHash) ?? "-"
         log(.info, "\(request.method) \(path) \(response.status) \(microseconds)us",
             ["request_id": request.requestID.isEmpty ? "-" : request.requestID, "session": session])

@@ -4,7 +4,7 @@ import Testing
 /// Routing on the path's bytes: patterns (the metrics labels) and the names and ids it slices out.
 @Suite struct RouteTests {
     @Test func pathsMapToTheirRoutesAndNames() {
-        func label(_ path: String) -> String? { Service.route(path)?.pattern }
+        func label(_ path: String) -> String? { Service.route(path)?.spec.pattern }
         #expect(label("/v1/predict") == "/v1/predict")
         #expect(label("/v1/predict/") == "/v1/predict")
         #expect(label("//v1//models") == "/v1/models")
@@ -14,11 +14,16 @@ import Testing
         #expect(label("/v1/sessions/abc") == "/v1/sessions/{id}")
         #expect(label("/healthz") == "/healthz" && label("/readyz") == "/readyz" && label("/metrics") == "/metrics")
         #expect(label("/v1/sessions/abc/steps") == nil && label("/v2/predict") == nil && label("/") == nil && label("/v1/models/a/b/c") == nil)
-        if case let .step(id)? = Service.route("/v1/sessions/0123456789abcdef0123456789abcdef/step") {
-            #expect(id == "0123456789abcdef0123456789abcdef")
-        } else {
-            Issue.record("not a step route")
-        }
-        if case let .predict(name)? = Service.route("/v1/models/t%C3%A9/predict") { #expect(name == "t%C3%A9") } else { Issue.record("not predict") }
+        let step = Service.route("/v1/sessions/0123456789abcdef0123456789abcdef/step")
+        #expect(step?.endpoint == .step && step?.sessionID == "0123456789abcdef0123456789abcdef")
+        let predict = Service.route("/v1/models/t%C3%A9/predict")
+        #expect(predict?.endpoint == .modelPredict && predict?.parameter == "t%C3%A9" && predict?.sessionID == nil)
+    }
+
+    @Test func labelsAndAllowComeFromTheOneTable() {
+        #expect(Service.routes.patterns.count == Set(Service.routes.patterns).count)
+        #expect(Service(configuration: Configuration()).metrics.routes == Service.routes.patterns + ["unmatched"])
+        #expect(Service.routes.routes[Service.route("/v1/sessions/x/state")!.index].allow == "GET, PUT")
+        #expect(Service.routes.routes[Service.route("/healthz")!.index].allows("HEAD"))
     }
 }
