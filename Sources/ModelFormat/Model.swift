@@ -119,6 +119,9 @@ extension ModelConfig {
                 throw .invalidConfig("normalization.\(key) has \(values.count) values, expected \(n)")
             }
         }
+        if let labels, labels.count != outputs {
+            throw .invalidConfig("labels names \(labels.count) classes but the model gives \(outputs) outputs")
+        }
         if let interval, interval.lower.count != outputs || interval.upper.count != outputs {
             throw .invalidConfig("interval.lower and interval.upper need \(outputs) values each")
         }

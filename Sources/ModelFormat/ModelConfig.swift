@@ -66,6 +66,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var outputMean: [Float]?
     public var outputStd: [Float]?
     public var interval: Interval?
+    /// A classifier's class names, one per output, in order.
+    public var labels: [String]?
     /// Free-form provenance (framework, exporter, training data).
     public var source: [String: String] = [:]
     /// The layers in order, when the weights alone cannot say (see `LayerSpec`). Without it
@@ -81,7 +83,7 @@ extension ModelConfig {
     public mutating func merge(_ json: JSONValue) throws(ModelError) {
         guard json.kind == .object else { throw .invalidConfig("expected an object, got \(json.kindName)") }
         let known: Set = ["name", "description", "cell", "nonlinearity", "gru_reset_after", "head_prefix",
-                          "head_activations", "inputs", "outputs", "normalization", "interval", "source", "layers", "$schema"]
+                          "head_activations", "inputs", "outputs", "normalization", "interval", "source", "layers", "labels", "$schema"]
         for key in json.keys where !known.contains(key) {
             throw .invalidConfig("unknown key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -148,6 +150,12 @@ extension ModelConfig {
                   let upper = try floats(v["upper"], "interval.upper")
             else { throw .invalidConfig("interval needs 'level' in (0, 1) and 'lower', 'upper' arrays") }
             interval = Interval(level: level, lower: lower, upper: upper)
+        }
+        if let v = json["labels"] {
+            guard v.kind == .array, v.count > 0, v.elements.allSatisfy({ $0.string != nil }) else {
+                throw .invalidConfig("labels must be a non-empty array of strings (one class name per output)")
+            }
+            labels = v.elements.map { $0.string! }
         }
         if let v = json["source"] {
             guard v.kind == .object else { throw .invalidConfig("source must be an object") }

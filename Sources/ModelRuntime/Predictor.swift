@@ -17,11 +17,20 @@ public struct Predictor: Sendable {
     let stepAnswer: JSONTemplate.Pool?
     /// Per output, the input feature whose last value is added back (`residual_of`), or nil.
     private let residualInputs: [Int?]
+    /// The model ends in a softmax: its answer is a class distribution and the top class.
+    public let isClassifier: Bool
 
     public init(model: Model) {
         self.model = model
         let n = model.pipeline.outputWidth
-        let names = model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name)
+        let p = model.pipeline
+        switch p.layers.last {
+        case .activation(.softmax)?: isClassifier = !p.outputShape.isSequence
+        case let .dense(d)?: isClassifier = d.activation == .softmax && !p.outputShape.isSequence
+        default: isClassifier = false
+        }
+        let classNames = model.config.labels ?? (isClassifier ? (0..<n).map(String.init) : nil)
+        let names = classNames ?? (model.config.outputs.isEmpty ? (0..<n).map { "y\($0)" } : model.config.outputs.map(\.name))
         outputNames = names
         let features = model.config.features
         residualInputs = names.indices.map { k in
@@ -34,7 +43,7 @@ public struct Predictor: Sendable {
         var slots = names.map { ["forecast", $0] }
         if model.config.interval != nil { slots += names.map { ["interval", "lower", $0] } + names.map { ["interval", "upper", $0] } }
         let zeros = [Float](repeating: 0, count: n)
-        if Set(names).count == names.count {
+        if Set(names).count == names.count, !isClassifier {
             let shape = Self.forecast(names: names, units: self.units, interval: model.config.interval, zeros[...])
             forecastAnswer = try? JSONTemplate.Pool(.object([("model", .string(model.name))] + shape), slots: slots)
             stepAnswer = try? JSONTemplate.Pool(.object([("session_id", .string("")), ("model", .string(model.name)), ("step", .int(0))] + shape),
@@ -107,7 +116,31 @@ public struct Predictor: Sendable {
 
     /// `{"forecast": {name: value}, "units": ..., "interval": ...}` for one sample of `y`.
     public func forecast(_ y: ArraySlice<Float>) -> [(String, JSON)] {
-        Self.forecast(names: outputNames, units: units, interval: model.config.interval, y)
+        guard isClassifier else { return Self.forecast(names: outputNames, units: units, interval: model.config.interval, y) }
+        // the first of equal maxima, as argmax picks it
+        var top = y.startIndex
+        for k in y.indices where y[k] > y[top] { top = k }
+        var members: [(String, JSON)] = [("probabilities", .object(zip(outputNames, y).map { ($0, .float($1)) })),
+                                         ("class", .int(top - y.startIndex))]
+        if let labels = model.config.labels { members.append(("label", .string(labels[top - y.startIndex]))) }
+        return members
+    }
+
+    /// Every timestep's answer of a model that ends in a sequence, in real units:
+    /// (batchSize, outputLength, outputs).
+    public func sequenceOutputs(of result: ForwardResult, request: PredictRequest) -> [Float]? {
+        guard let T = result.outputLength else { return nil }
+        var y = result.output
+        let n = outputNames.count
+        for b in 0..<request.batchSize {
+            for t in 0..<T {
+                var row = Array(y[(b * T + t) * n..<(b * T + t + 1) * n])
+                let inputs = Array(request.inputs[b * request.sequenceLength * model.pipeline.inputSize..<(b + 1) * request.sequenceLength * model.pipeline.inputSize])
+                realUnits(&row, inputs: inputs, sequenceLength: request.sequenceLength)
+                y.replaceSubrange((b * T + t) * n..<(b * T + t + 1) * n, with: row)
+            }
+        }
+        return y
     }
 
     private static func forecast(names: [String], units: JSON?, interval: ModelConfig.Interval?, _ y: ArraySlice<Float>) -> [(String, JSON)] {
@@ -139,7 +172,7 @@ public struct Predictor: Sendable {
     /// The answer to a one-window request without options, written through the template; nil
     /// for any other request (batches, sequences, state), which `response` writes.
     public func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
-        guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState else { return nil }
+        guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState, result.outputLength == nil else { return nil }
         // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
         // would copy it
         let raw = result.lastRows
@@ -169,8 +202,13 @@ public struct Predictor: Sendable {
         let y = outputs(of: result, request: request)
         let n = outputNames.count
         let W = model.pipeline.sequenceWidth, T = request.sequenceLength
+        let every = sequenceOutputs(of: result, request: request), steps = result.outputLength ?? 0
         func sample(_ b: Int) -> [(String, JSON)] {
             var members = forecast(y[b * n..<(b + 1) * n])
+            if let every {
+                // a model that ends in a sequence: every timestep's answer; `forecast` is the last
+                members.append(("forecasts", .array((0..<steps).map { t in .object(forecast(every[(b * steps + t) * n..<(b * steps + t + 1) * n])) })))
+            }
             if request.returnSequences {
                 members.append(("sequence", .array((0..<T).map { t in
                     .floats(result.sequence[(b * T + t) * W..<(b * T + t + 1) * W])

@@ -25,6 +25,7 @@ public struct WindowDecoder {
             throw .invalidInput("\(label()) has \(rows) rows, model '\(model.name)' expects \(expected)")
         }
         guard rows > 0 else { throw .invalidInput("\(label()) is empty; send at least one row") }
+        if let why = model.pipeline.refusal(sequenceLength: rows) { throw .invalidInput("\(label()): \(why)") }
         values.reserveCapacity(values.count + rows * inputSize)
         for t in 0..<rows {
             try decodeRow(window[t]!, into: &values, label: "\(label())[\(t)]")
@@ -34,7 +35,27 @@ public struct WindowDecoder {
 
     /// One timestep.
     public func decodeRow(_ row: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(RuntimeError) {
+        let start = values.count
+        try decodeValues(row, into: &values, label: label())
+        if let embedding = model.pipeline.inputEmbedding {
+            for k in start..<values.count where embedding.id(values[k]) == nil {
+                throw .invalidInput("\(label()) is \(values[k]); model '\(model.name)' takes token ids, integers from 0 to \(embedding.count - 1)")
+            }
+        }
+    }
+
+    private func decodeValues(_ row: JSONValue, into values: inout [Float], label: @autoclosure () -> String) throws(RuntimeError) {
+        let dims = model.pipeline.inputShape.dims
+        if dims.count > 1 {
+            try decodeFrame(row, dims[...], into: &values, label: label())
+            return
+        }
         switch row.kind {
+        case .integer where inputSize == 1 && features.allSatisfy({ $0.derived == nil }),
+             .real where inputSize == 1 && features.allSatisfy({ $0.derived == nil }):
+            let f = Float(row.double!)
+            guard f.isFinite else { throw .invalidInput("\(label()) is not a finite number") }
+            values.append(f)
         case .array:
             if features.contains(where: { $0.derived != nil }) {
                 throw .invalidInput("\(label()): model '\(model.name)' derives \(derivedNames) from each row's date; send rows as objects with a 'date' (e.g. {\"date\": \"2015-03-01\", ...})")
@@ -89,8 +110,27 @@ public struct WindowDecoder {
                 }
             }
         default:
-            throw .invalidInput("\(label()) is \(row.kindName), expected an array of \(inputSize) numbers or an object keyed by feature name")
+            throw .invalidInput("\(label()) is \(row.kindName), expected \(inputSize == 1 ? "a number, " : "")an array of \(inputSize) numbers or an object keyed by feature name")
         }
+    }
+
+    /// A row that is a nested array (a frame: rows, then columns, then channels), checked
+    /// level by level against the model's row shape.
+    private func decodeFrame(_ v: JSONValue, _ dims: ArraySlice<Int>, into values: inout [Float], label: @autoclosure () -> String) throws(RuntimeError) {
+        let shape = model.pipeline.inputShape.dims.map(String.init).joined(separator: "×")
+        guard v.kind == .array, v.count == dims.first! else {
+            throw .invalidInput("\(label()) must be \(dims.count == model.pipeline.inputShape.dims.count ? "a \(shape) nested array" : "an array of \(dims.first!)"); got \(v.kind == .array ? "\(v.count) values" : v.kindName)")
+        }
+        if dims.count == 1 {
+            let start = values.count
+            if let bad = v.appendNumbers(to: &values) {
+                values.removeSubrange(start...)
+                throw .invalidInput("\(label())[\(bad)] is \(v[bad]!.kindName), expected a number")
+            }
+            for k in start..<values.count where !values[k].isFinite { throw .invalidInput("\(label())[\(k - start)] is not a finite number") }
+            return
+        }
+        for i in 0..<v.count { try decodeFrame(v[i]!, dims.dropFirst(), into: &values, label: "\(label())[\(i)]") }
     }
 
     private var derivedNames: String {
