@@ -27,6 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 import keras_import  # noqa: E402
+import onnx_import  # noqa: E402
 
 ACTIVATIONS = {"linear": "linear", "none": "linear", None: "linear", "relu": "relu",
                "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
@@ -54,77 +55,10 @@ def from_keras(path):
 # ---------------------------------------------------------------- ONNX
 
 def from_onnx(path):
-    import onnx
-    from onnx import numpy_helper
-    model = onnx.load(path)
-    graph = model.graph
-    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    tensors, cfg = {}, {"source": {"framework": "onnx", "file": os.path.basename(path)}}
-    k = 0
-    head_nodes = []
-    seen_rnn = False
-    for node in graph.node:
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type in ("LSTM", "GRU", "RNN"):
-            seen_rnn = True
-            if head_nodes:
-                raise ExportError("a Gemm between recurrent nodes is not supported")
-            for bad in ("clip", "input_forget"):
-                if attrs.get(bad):
-                    raise ExportError(f"{node.op_type} node {node.name}: attribute {bad} is not supported")
-            if node.op_type == "LSTM" and len(node.input) > 7 and node.input[7]:
-                raise ExportError(f"LSTM node {node.name}: peepholes are not supported")
-            if attrs.get("layout", 0) != 0:
-                raise ExportError(f"{node.op_type} node {node.name}: layout=1 is not supported")
-            W, R = init[node.input[1]], init[node.input[2]]
-            B = init[node.input[3]] if len(node.input) > 3 and node.input[3] else None
-            direction = attrs.get("direction", b"forward")
-            direction = direction.decode() if isinstance(direction, bytes) else direction
-            if direction == "reverse":
-                raise ExportError("a reverse-only recurrent node is not supported")
-            if node.op_type == "LSTM":
-                cfg["cell"], order = "lstm", [0, 2, 3, 1]  # i,o,f,c -> i,f,g,o
-                acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [])]
-                if acts and acts[:3] != ["Sigmoid", "Tanh", "Tanh"]:
-                    raise ExportError(f"LSTM activations {acts} are not supported")
-            elif node.op_type == "GRU":
-                cfg["cell"], order = "gru", [1, 0, 2]  # z,r,h -> r,z,n
-                cfg["gru_reset_after"] = bool(attrs.get("linear_before_reset", 0))
-            else:
-                acts = [a.decode() if isinstance(a, bytes) else a for a in attrs.get("activations", [b"Tanh"])]
-                if acts[0] not in ("Tanh", "Relu"):
-                    raise ExportError(f"RNN activation {acts[0]} is not supported")
-                cfg["cell"], order = "rnn_" + acts[0].lower(), [0]
-            g = len(order)
-            gh = W.shape[1]
-            for d in range(W.shape[0]):
-                suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
-                tensors[f"rnn.weight_ih{suffix}"] = blocks(W[d], order, g).astype(np.float32)
-                tensors[f"rnn.weight_hh{suffix}"] = blocks(R[d], order, g).astype(np.float32)
-                if B is not None:
-                    tensors[f"rnn.bias_ih{suffix}"] = blocks(B[d][:gh], order, g).astype(np.float32)
-                    tensors[f"rnn.bias_hh{suffix}"] = blocks(B[d][gh:], order, g).astype(np.float32)
-            k += 1
-        elif node.op_type == "Gemm" and seen_rnn:
-            w = init[node.input[1]]
-            if not attrs.get("transB", 0):
-                w = w.T
-            if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-                raise ExportError(f"Gemm node {node.name}: only alpha=beta=1, transA=0 is supported")
-            b = init[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-            head_nodes.append([w, b, "linear"])
-        elif node.op_type in ("Sigmoid", "Tanh", "Relu", "Softmax") and head_nodes:
-            head_nodes[-1][2] = node.op_type.lower()
-    if k == 0:
-        raise ExportError("no LSTM, GRU or RNN node in the ONNX graph")
-    for i, (w, b, _) in enumerate(head_nodes):
-        name = "head" if len(head_nodes) == 1 else f"head.{i}"
-        tensors[f"{name}.weight"] = w.astype(np.float32)
-        if b is not None:
-            tensors[f"{name}.bias"] = b.astype(np.float32)
-    if head_nodes:
-        cfg["head_activations"] = [h[2] for h in head_nodes]
-    return tensors, cfg
+    try:
+        return onnx_import.from_onnx(path)
+    except onnx_import.OnnxError as e:
+        raise ExportError(str(e))
 
 
 # ---------------------------------------------------------------- PyTorch state_dict

@@ -153,6 +153,16 @@ def torch_models():
             out = out.permute(1, 0, 2).reshape(x.shape[0], -1)
             return self.fully_connected(out), h, c
 
+    class SoftmaxHead(nn.Module):  # the common form: a 2-layer LSTM, the last timestep, a softmax head
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(4, 8, num_layers=2, batch_first=True)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x, state):
+            out, (h, c) = self.rnn(x, state)
+            return torch.softmax(self.fc(out[:, -1]), -1), h, c
+
     class CellLoop(nn.Module):  # nn.LSTMCell looped over the rows, then a Linear on the last h
         def __init__(self):
             super().__init__()
@@ -170,6 +180,8 @@ def torch_models():
         "pt_bidirectional_flatten": (BiFlatten, [{"type": "lstm", "weights": "lstm", "num_layers": 2, "bidirectional": True},
                                                  {"type": "flatten_sequence", "name": "flatten"},
                                                  {"type": "dense", "weights": "fully_connected"}], (3, 5, 10), (4, 3, 20), False),
+        "pt_softmax_head": (SoftmaxHead, [{"type": "lstm", "weights": "rnn", "num_layers": 2}, {"type": "last_timestep"},
+                                          {"type": "dense", "weights": "fc", "activation": "softmax"}], (3, 5, 4), (2, 3, 8), True),
         "pt_lstmcell_loop": (CellLoop, [{"type": "lstm", "weights": "cell", "return_sequences": False},
                                         {"type": "dense", "weights": "linear"}], (2, 6, 5), (1, 2, 10), True),
     }
@@ -202,6 +214,19 @@ def torch_case(name, spec, out, seed):
             "streamable": streamable, "parameters": int(sum(p.numel() for p in m.parameters()))}
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(case, f)
+    if cls.__name__ == "CellLoop":
+        return  # an unrolled loop: the importer refuses it (tools/tests), the state_dict serves it
+    # the same module through both torch.onnx.export paths, as the user's own .onnx file
+    for exporter, dynamo in (("dynamo", True), ("torchscript", False)):
+        d = os.path.join(os.path.dirname(out), name.replace("pt_", f"onnx_{exporter}_"))
+        os.makedirs(d, exist_ok=True)
+        torch.onnx.export(m, (x, state), os.path.join(d, "model.onnx"), input_names=["x", "h0", "c0"],
+                          output_names=["y", "h_n", "c_n"], dynamo=dynamo)
+        onnx_case = dict(case, name=os.path.basename(d), framework="onnx", exporter=f"torch.onnx.export(dynamo={dynamo})",
+                         source="model.onnx")
+        onnx_case.pop("config")
+        with open(os.path.join(d, "case.json"), "w") as f:
+            json.dump(onnx_case, f)
 
 
 def generate(out, only=None):

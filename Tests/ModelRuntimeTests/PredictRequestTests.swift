@@ -13,8 +13,11 @@ import TestSupport
         let dir = NSTemporaryDirectory() + "lstm-serve-predict-\(UUID().uuidString)"
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try! FileManager.default.copyItem(atPath: Fixtures.path("models/onnx_lstm/model.safetensors"), toPath: dir + "/model.safetensors")
+        // the fixture's layers (the graph's), then this test's names, units and normalization
+        let fixture = try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("models/onnx_lstm/config.json")))) as! [String: Any]
+        let layers = String(decoding: try! JSONSerialization.data(withJSONObject: fixture["layers"]!), as: UTF8.self)
         let config = """
-        {"name": "weather", "inputs": {"window": 3, "features": [
+        {"name": "weather", "layers": \(layers), "inputs": {"window": 3, "features": [
             {"name": "temp", "unit": "°C"}, {"name": "wind", "unit": "m/s"},
             {"name": "doy_sin", "derived": "day_of_year_sin"}, {"name": "doy_cos", "derived": "day_of_year_cos"}]},
          "outputs": [{"name": "a", "unit": "°C"}, {"name": "b", "unit": "°C"}],

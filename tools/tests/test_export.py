@@ -33,7 +33,7 @@ def check(case_name, out_dir):
     config = json.load(open(os.path.join(out_dir, "config.json")))
     tol = 1e-5 * max(1, case["seq_len"] / 100)
     if "layers" in config:  # Keras: the answer of the whole model
-        np.testing.assert_allclose(reference.forward_layers(written, config, x), np.array(case["expected"]["head"]), rtol=tol, atol=tol)
+        np.testing.assert_allclose(reference.forward_layers(written, config, x, h0, c0), np.array(case["expected"]["head"]), rtol=tol, atol=tol)
         return cfg
     seq, head = reference.forward(written, config, x, h0, c0)
     np.testing.assert_allclose(seq, np.array(case["expected"]["output"]), rtol=tol, atol=tol)
@@ -134,3 +134,23 @@ def test_an_unsupported_keras_layer_is_refused_naming_it(tmp_path, capsys):
     assert export_model.main([bad, str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith("(Conv3D) is not supported") and "Keras layer dense" in err[0]
+
+
+def test_an_unrolled_lstmcell_loop_in_onnx_is_refused_pointing_to_the_state_dict(tmp_path, capsys):
+    """torch.onnx.export (TorchScript) of the tutorial's nn.LSTMCell loop: Gemm and Sigmoid per step."""
+    src = os.path.join(ROOT, "Tests", "Fixtures", "generated", "onnx_lstmcell_loop", "model.onnx")
+    assert export_model.main([src, str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unrolled nn.LSTMCell loop" in err[0] and "state_dict" in err[0]
+
+
+def test_every_onnx_node_is_consumed_or_the_export_is_refused_naming_it(tmp_path, capsys):
+    import onnx
+    model = onnx.load(os.path.join(PIPELINES, "onnx_torchscript_softmax_head", "model.onnx"))
+    node = [n for n in model.graph.node if n.op_type == "Softmax"][0]
+    node.op_type = "Cos"
+    bad = str(tmp_path / "bad.onnx")
+    onnx.save(model, bad)
+    assert export_model.main([bad, str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"export_model: Cos node {node.name}: is not supported")

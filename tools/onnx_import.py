@@ -1,0 +1,281 @@
+"""ONNX graphs from torch.onnx.export (the dynamo exporter and the TorchScript one; external
+data files load with the graph) to lstm-serve tensors and the config `layers` list.
+
+The graph is walked node by node, each value tracked by what it is: the input sequence
+(batch-first or time-first), a recurrent node's Y, a sequence, one value per sample, the
+initial state or a final state, or a constant. Every node either becomes a layer, reshapes a
+sequence in a way the pipeline already means, or feeds the state; any other node, or a known
+one used another way, refuses the export naming the node. Nothing is dropped.
+
+Layouts: ONNX W/R (D, G*H, in) with LSTM gates i,o,f,c become i,f,g,o and GRU z,r,h become
+r,z,n; B (D, 2GH) splits into bias_ih / bias_hh."""
+import os
+
+import numpy as np
+
+
+class OnnxError(Exception):
+    pass
+
+
+ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softsign": "softsign", "Softplus": "softplus", "Elu": "elu"}
+CELL_ACTIVATIONS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "Softsign": "softsign", "Softplus": "softplus", "Elu": "elu"}
+
+
+def blocks(m, order, gates):
+    parts = np.split(m, gates, axis=0)
+    return np.concatenate([parts[i] for i in order], axis=0)
+
+
+class Value:
+    """What a graph value is. kind: seq (the window or a layer's sequence), y (a recurrent
+    node's Y: T, D, B, H), vec (one value per sample), state (the initial state), final (a
+    final state), shape (sizes computed at run time), const. `depth`: how many layers made it."""
+
+    depth_now = 0
+
+    def __init__(self, kind, **kw):
+        self.kind = kind
+        self.depth = Value.depth_now
+        self.__dict__.update(kw)
+
+
+def attributes(node):
+    import onnx
+    out = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else [s.decode() if isinstance(s, bytes) else s for s in v] if isinstance(v, list) else v
+    return out
+
+
+def from_onnx(path):
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(path)
+    graph = model.graph
+    Value.depth_now = 0
+    values = {t.name: Value("const", array=numpy_helper.to_array(t)) for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in values]
+    if not inputs:
+        raise OnnxError("the graph has no input")
+    # the first input is the window, batch-first as the module was called; the others, if any, the initial state
+    values[inputs[0].name] = Value("seq", first="batch", width=None)
+    for i in inputs[1:]:
+        values[i.name] = Value("state", slots=None)
+    tensors, layers = {}, []
+    counts = {}
+    slot = 0
+
+    def const(name, node):
+        v = values.get(name)
+        if v is None or v.kind != "const":
+            raise OnnxError(f"{node.op_type} node {node.name or node.output[0]}: input {name} is not a constant")
+        return v.array
+
+    def fail(node, why):
+        raise OnnxError(f"{node.op_type} node {node.name or node.output[0]}: {why}")
+
+    def prefix(kind):
+        n = counts.get(kind, 0)
+        counts[kind] = n + 1
+        return f"{kind}_{n}"
+
+    if not any(n.op_type in ("LSTM", "GRU", "RNN") for n in graph.node) and sum(n.op_type == "Gemm" for n in graph.node) > 2 \
+            and any(n.op_type == "Sigmoid" for n in graph.node):
+        raise OnnxError("the graph has no LSTM, GRU or RNN node but Gemm and Sigmoid nodes per timestep: an unrolled "
+                        "nn.LSTMCell loop. Serve the module's state_dict instead (safetensors.torch.save_file) with a "
+                        "config.json layers list, e.g. [{\"type\": \"lstm\", \"weights\": \"cell\", \"return_sequences\": false}, "
+                        "{\"type\": \"dense\", \"weights\": \"linear\"}] (README: Models)")
+    Value.depth_now = 0
+    for node in graph.node:
+        Value.depth_now = len(layers)
+        op, a = node.op_type, attributes(node)
+        ins = [values.get(i) if i else None for i in node.input]
+        lead = ins[0] if ins else None
+        if lead is not None and lead.kind in ("seq", "vec", "y") and lead.depth != len(layers) and op != "Shape":
+            fail(node, "reads a value from before the last layer: only one chain of layers is supported")
+        if any(i and values.get(i) is None for i in node.input):
+            missing = [i for i in node.input if i and values.get(i) is None]
+            fail(node, f"reads {missing}, which nothing before it makes")
+        first = ins[0] if ins else None
+        out = node.output[0] if node.output else None
+        if op == "Constant":
+            values[out] = Value("const", array=numpy_helper.to_array(a["value"]))
+        elif op == "Identity":
+            values[out] = first
+        elif first is not None and first.kind == "const" and op in ("Unsqueeze", "Squeeze", "Cast", "Reshape", "Concat", "Mul"):
+            # constant folding that an exporter left in the graph
+            arrays = [v.array for v in ins if v is not None]
+            fn = {"Cast": lambda: arrays[0], "Reshape": lambda: arrays[0].reshape(arrays[1]),
+                  "Unsqueeze": lambda: np.expand_dims(arrays[0], tuple(arrays[1]) if len(arrays) > 1 else tuple(a["axes"])),
+                  "Squeeze": lambda: np.squeeze(arrays[0], tuple(arrays[1]) if len(arrays) > 1 else tuple(a.get("axes", ()))) ,
+                  "Concat": lambda: np.concatenate(arrays, axis=a["axis"]), "Mul": lambda: arrays[0] * arrays[1]}[op]
+            values[out] = Value("const", array=fn())
+        elif op == "Shape" and first is not None and first.kind in ("y", "seq", "vec"):
+            values[out] = Value("shape")  # dynamic sizes, used only to rebuild the same shape below
+        elif ins and all(v is not None and v.kind in ("shape", "const") for v in ins) and any(v.kind == "shape" for v in ins) \
+                and op in ("Slice", "Gather", "Mul", "Concat", "Reshape", "Unsqueeze", "Squeeze", "Cast"):
+            values[out] = Value("shape")
+        elif first is not None and first.kind == "state":
+            if op != "Slice":
+                fail(node, "only Slice may read the initial state")
+            start = int(const(node.input[1], node)[0])
+            values[out] = Value("state", slots=(start, int(const(node.input[2], node)[0])))
+        elif op in ("LSTM", "GRU", "RNN"):
+            if first.kind != "seq" or first.first != "time":
+                fail(node, "its input is not the window in (time, batch, features) order")
+            if a.get("layout", 0) != 0:
+                fail(node, "layout=1 is not supported")
+            for bad in ("clip", "input_forget"):
+                if a.get(bad):
+                    fail(node, f"attribute {bad} is not supported")
+            if op == "LSTM" and len(node.input) > 7 and node.input[7]:
+                fail(node, "peepholes are not supported")
+            if len(node.input) > 4 and node.input[4]:
+                fail(node, "sequence_lens is not supported (windows have one length)")
+            direction = a.get("direction", "forward")
+            if direction == "reverse":
+                fail(node, "a reverse-only recurrent node is not supported")
+            D = 2 if direction == "bidirectional" else 1
+            for k in (5, 6):  # initial_h, initial_c: slots slot .. slot+D of the state
+                if len(node.input) > k and node.input[k]:
+                    s = ins[k]
+                    if s.kind != "state" or s.slots != (slot, slot + D):
+                        fail(node, f"its initial state is not slots {slot}..{slot + D - 1} of the state input")
+            W, R = const(node.input[1], node), const(node.input[2], node)
+            B = const(node.input[3], node) if len(node.input) > 3 and node.input[3] else None
+            H = int(a["hidden_size"])
+            kind, order = {"LSTM": ("lstm", [0, 2, 3, 1]), "GRU": ("gru", [1, 0, 2]), "RNN": ("rnn", [0])}[op]
+            g = len(order)
+            per = {"LSTM": 3, "GRU": 2, "RNN": 1}[op]
+            acts = a.get("activations") or {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}[op]
+            if len(acts) not in (per, per * D) or acts[per:] not in ([], acts[:per]) or any(x not in CELL_ACTIVATIONS for x in acts):
+                fail(node, f"activations {acts} are not supported")
+            if op == "LSTM" and acts[1] != acts[2]:
+                fail(node, f"activations {acts}: the cell and hidden activations must be the same")
+            name = prefix(kind)
+            for d in range(D):
+                suffix = "_l0" + ("_reverse" if d == 1 else "")
+                tensors[f"{name}.weight_ih{suffix}"] = blocks(W[d], order, g).astype(np.float32)
+                tensors[f"{name}.weight_hh{suffix}"] = blocks(R[d], order, g).astype(np.float32)
+                if B is not None:
+                    tensors[f"{name}.bias_ih{suffix}"] = blocks(B[d][:g * H], order, g).astype(np.float32)
+                    tensors[f"{name}.bias_hh{suffix}"] = blocks(B[d][g * H:], order, g).astype(np.float32)
+            spec = {"type": kind, "name": node.name or name, "weights": name, "return_sequences": True}
+            if op == "RNN":
+                spec["activation"] = CELL_ACTIVATIONS[acts[0]]
+            else:
+                spec["recurrent_activation"], spec["activation"] = CELL_ACTIVATIONS[acts[0]], CELL_ACTIVATIONS[acts[1]]
+            if op == "GRU":
+                spec["reset_after"] = bool(a.get("linear_before_reset", 0))
+            if D == 2:
+                spec["bidirectional"] = True
+            layers.append(spec)
+            slot += D
+            Value.depth_now = len(layers)
+            values[out] = Value("y", D=D, H=H, order=("T", "D", "B"))
+            for o in node.output[1:]:
+                if o:
+                    values[o] = Value("final")
+        elif first.kind == "final":
+            if op not in ("Concat", "Identity"):
+                fail(node, "a final state may only be gathered into the state outputs")
+            values[out] = Value("final")
+        elif first.kind == "y":
+            if op == "Squeeze" and first.D == 1 and first.order == ("T", "D", "B"):
+                axes = list(const(node.input[1], node)) if len(node.input) > 1 else a.get("axes")
+                if [int(x) for x in axes] != [1]:
+                    fail(node, "squeezes an axis other than the directions")
+                values[out] = Value("seq", first="time", width=first.H)
+            elif op == "Transpose" and list(a["perm"]) == [0, 2, 1, 3]:
+                values[out] = Value("y", D=first.D, H=first.H, order=("T", "B", "D"))
+            elif op == "Reshape" and first.order == ("T", "B", "D"):
+                target = values[node.input[1]]
+                if target.kind != "shape":  # a computed shape is the exporter's (time, batch, D * H)
+                    shape = [int(x) for x in const(node.input[1], node)]
+                    if len(shape) != 3 or shape[2] not in (-1, first.D * first.H):
+                        fail(node, f"reshapes Y to {shape}, not (time, batch, directions * hidden)")
+                values[out] = Value("seq", first="time", width=first.D * first.H)
+            else:
+                fail(node, "uses a recurrent node's Y in a way that is not supported")
+        elif first.kind == "seq":
+            if op == "Transpose":
+                if list(a["perm"]) != [1, 0, 2]:
+                    fail(node, f"perm {list(a['perm'])} on a sequence is not supported")
+                values[out] = Value("seq", first="time" if first.first == "batch" else "batch", width=first.width)
+                values[out].depth = first.depth
+            elif op == "Gather":
+                axis = a.get("axis", 0)
+                index = const(node.input[1], node)
+                time_axis = 0 if first.first == "time" else 1
+                if axis != time_axis or index.ndim != 0 or int(index) != -1:
+                    fail(node, "only the last timestep (index -1 on the time axis) may be gathered")
+                layers.append({"type": "last_timestep", "name": node.name or "last timestep"})
+                Value.depth_now = len(layers)
+                values[out] = Value("vec")
+            elif op in ("Reshape", "Flatten") and first.first == "batch":
+                if op == "Reshape":
+                    shape = [int(x) for x in const(node.input[1], node)]
+                    if len(shape) != 2:
+                        fail(node, f"reshapes the sequence to {shape}, not (batch, time * features)")
+                elif a.get("axis", 1) != 1:
+                    fail(node, "flattens from an axis other than 1")
+                layers.append({"type": "flatten_sequence", "name": node.name or "flatten"})
+                Value.depth_now = len(layers)
+                values[out] = Value("vec")
+            else:
+                row(node, op, a, const, fail, layers, tensors, prefix, values, first)
+        elif first.kind == "vec":
+            if op in ("Flatten",) and a.get("axis", 1) == 1:
+                values[out] = first
+            else:
+                row(node, op, a, const, fail, layers, tensors, prefix, values, first)
+        else:
+            fail(node, "is not supported here")
+    answers = [values.get(o.name) for o in graph.output]
+    answers = [v for v in answers if v is not None and v.kind in ("seq", "vec")]
+    if not answers or max(v.depth for v in answers) != len(layers):
+        raise OnnxError("no output of the graph is the end of its chain of layers")
+    if not any(l["type"] in ("lstm", "gru", "rnn", "dense") for l in layers):
+        raise OnnxError("no LSTM, GRU, RNN or Gemm node in the ONNX graph")
+    cfg = {"source": {"framework": "onnx", "file": os.path.basename(path)}, "layers": layers}
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) == 3 and dims[1] > 0 and any(l["type"] == "flatten_sequence" for l in layers):
+        cfg["inputs"] = {"window": int(dims[1])}
+    return tensors, cfg
+
+
+def row(node, op, a, const, fail, layers, tensors, prefix, values, value):
+    """Nodes that work on the last axis of every row: Gemm, MatMul (+ Add), activations."""
+    out = node.output[0]
+    name = node.name or out
+    if op == "Gemm":
+        if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
+            fail(node, "only alpha=beta=1, transA=0 is supported")
+        w = const(node.input[1], node)
+        w = w if a.get("transB", 0) else w.T
+        p = prefix("dense")
+        tensors[f"{p}.weight"] = w.astype(np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            tensors[f"{p}.bias"] = const(node.input[2], node).astype(np.float32).reshape(-1)
+        layers.append({"type": "dense", "name": name, "weights": p, "activation": "linear"})
+    elif op == "MatMul":
+        p = prefix("dense")
+        tensors[f"{p}.weight"] = const(node.input[1], node).T.astype(np.float32)
+        layers.append({"type": "dense", "name": name, "weights": p, "activation": "linear"})
+    elif op == "Add" and layers and layers[-1]["type"] == "dense" and f"{layers[-1]['weights']}.bias" not in tensors:
+        tensors[f"{layers[-1]['weights']}.bias"] = const(node.input[1], node).astype(np.float32).reshape(-1)
+    elif op in ACTIVATIONS:
+        if op == "Elu" and a.get("alpha", 1.0) != 1.0:
+            fail(node, "only alpha 1 is supported")
+        layers.append({"type": "activation", "name": name, "activation": ACTIVATIONS[op]})
+    elif op == "HardSigmoid" and abs(a.get("alpha", 0.2) - 1 / 6) < 1e-6 and a.get("beta", 0.5) == 0.5:
+        layers.append({"type": "activation", "name": name, "activation": "hard_sigmoid"})
+    elif op in ("Softmax", "LogSoftmax") and a.get("axis", -1) == -1 and op == "Softmax":
+        layers.append({"type": "activation", "name": name, "activation": "softmax"})
+    else:
+        fail(node, "is not supported: lstm-serve takes LSTM/GRU/RNN, Gemm, MatMul+Add, the activations, "
+                   "Transpose/Reshape/Flatten/Squeeze/Slice/Gather around recurrent nodes and Concat of their states")
+    values[out] = Value(value.kind, **{k: v for k, v in value.__dict__.items() if k not in ("kind", "depth")})
+    values[out].depth = len(layers)
