@@ -18,7 +18,7 @@ let package = Package(
             name: "fuzz-request",
             dependencies: [
                 "FuzzDriver", .product(name: "LSTMService", package: "lstm-serve"), .product(name: "ModelFormat", package: "lstm-serve"),
-                .product(name: "HTTPServer", package: "lstm-serve"),
+                .product(name: "HTTPServer", package: "lstm-serve"), .product(name: "ModelRuntime", package: "lstm-serve"),
             ]
         ),
     ]

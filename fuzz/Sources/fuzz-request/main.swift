@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import LSTMService
+import ModelRuntime
 
 /// Request decoding as the server does it, without sockets: the shipped temperature model
 /// behind a service, and the input as a body. The first byte picks the endpoint (predict,

@@ -17,9 +17,13 @@ func fuzzSafeTensors(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let model = try? Model.decode(weights: weights, config: config, name: "fuzz") {
         // a model that loads must also run
-        let net = model.network
-        let window = [Float](repeating: 0.5, count: 3 * net.inputSize)
-        _ = net.forward(window, sequenceLength: 3, workspace: Workspace(network: net, batchSize: 1))
+        // (a window of the length it takes, of zeros: a valid token id too)
+        let net = model.pipeline
+        let T = model.config.windowLength ?? 3
+        if net.refusal(sequenceLength: T) == nil, T * net.inputSize <= 1 << 20 {
+            let window = [Float](repeating: 0, count: T * net.inputSize)
+            _ = net.forward(window, sequenceLength: T, workspace: Workspace(pipeline: net, batchSize: 1))
+        }
     }
     return 0
 }
