@@ -11,6 +11,7 @@ python3 -m pytest -q tools/tests
 scripts/e2e.sh
 scripts/doors.sh
 scripts/build.sh
+python3 scripts/models_e2e.py .build/install/lstm-serve
 scripts/burst.sh .build/install/lstm-serve
 python3 scripts/stall.py .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve

@@ -20,14 +20,14 @@ import Testing
         #expect(try client.request("POST", "/v1/predict", body: Array(Week.body.utf8)).status == 503)
         server.service.install(try ModelRegistry.load(paths: [], modelsDirectory: LiveServer.modelsDirectory, defaultName: ""))
         let ready = try client.request("GET", "/readyz")
-        #expect(ready.status == 200 && ready.text == #"{"status":"ready","models":["temperature"]}"#)
+        #expect(ready.status == 200 && ready.text == #"{"status":"ready","models":["airline","damped_sine","echo","moving_square","temperature"]}"#)
     }
 
     @Test func modelsListAndInfo() throws {
         let s = try LiveServer()
         let list = try s.get("/v1/models").json
         #expect(list["default"]!.string == "temperature")
-        #expect(list["models"]![0]!["parameters"]!.int == 5186)
+        #expect(list["models"]!.elements.first { $0["name"]?.string == "temperature" }?["parameters"]?.int == 5186)
         let info = try s.get("/v1/models/temperature")
         #expect(info.status == 200 && info.headers["content-type"] == "application/json")
         let v = info.json
@@ -41,7 +41,7 @@ import Testing
         #expect(v["weights"]!["sha256"]!.string!.count == 64)
         #expect(v["loaded_at"]!.string!.hasSuffix("Z"))
         let missing = try s.get("/v1/models/nope")
-        #expect(missing.status == 404 && missing.errorMessage == "no model 'nope' (loaded: temperature)")
+        #expect(missing.status == 404 && missing.errorMessage == "no model 'nope' (loaded: airline, damped_sine, echo, moving_square, temperature)")
     }
 
     @Test func predictAnswersInDegreesWithAnInterval() throws {
