@@ -134,8 +134,9 @@ extension Service {
     func getState(_ registry: ModelRegistry, _ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
             let s = try await sessions.info(id).get()
+            let pipeline = try Self.entry(registry, s.model).model.pipeline
             return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("step", .int(s.step)),
-                                            ("state", StateInput(s.state, sample: 0).json)]))
+                                            ("state", StateInput(s.state, sample: 0).json(for: pipeline))]))
         }
     }
 

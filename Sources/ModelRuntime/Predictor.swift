@@ -214,7 +214,7 @@ public struct Predictor: Sendable {
                     .floats(result.sequence[(b * T + t) * W..<(b * T + t + 1) * W])
                 })))
             }
-            if request.returnState { members.append(("state", StateInput(result.state, sample: b).json)) }
+            if request.returnState { members.append(("state", StateInput(result.state, sample: b).json(for: model.pipeline))) }
             return members
         }
         var top: [(String, JSON)] = [("model", .string(model.name))]

@@ -69,8 +69,8 @@ import TestSupport
         let serial = try s.createSession()
         let xs = "[" + Array(repeating: Week.rows[3], count: threads * each).joined(separator: ",") + "]"
         _ = try s.post("/v1/sessions/\(serial)/step", #"{"xs": \#(xs)}"#)
-        #expect(try s.get("/v1/sessions/\(id)/state").json["state"]!["c"]![0]![0]!.double
-            == s.get("/v1/sessions/\(serial)/state").json["state"]!["c"]![0]![0]!.double)
+        #expect(try s.get("/v1/sessions/\(id)/state").json["state"]!["layers"]!["rnn layer 0"]!["c"]![0]!.double
+            == s.get("/v1/sessions/\(serial)/state").json["state"]!["layers"]!["rnn layer 0"]!["c"]![0]!.double)
         // every step went one of the two ways, and the serial one found its shard idle
         let metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
         func steps(_ path: String) -> Int {
@@ -117,7 +117,7 @@ import TestSupport
         let a = try s.createSession()
         _ = try s.post("/v1/sessions/\(a)/step", #"{"xs": [\#(Week.rows[0...5].joined(separator: ","))]}"#)
         let exported = try s.get("/v1/sessions/\(a)/state")
-        #expect(exported.json["step"]!.int == 6 && exported.json["state"]!["h"]![0]!.count == 32)
+        #expect(exported.json["step"]!.int == 6 && exported.json["state"]?["layers"]?["rnn layer 0"]?["c"]?.count == 32)
         let b = try s.createSession()
         let put = try s.put("/v1/sessions/\(b)/state", exported.text)
         #expect(put.status == 200 && put.json["step"]!.int == 6)
@@ -130,6 +130,10 @@ import TestSupport
         #expect(try s.post("/v1/sessions/\(c)/step", #"{"x": \#(Week.rows[6])}"#).json["forecast"]!["temp_max"]!.double == fromA)
         let bad = try s.put("/v1/sessions/\(b)/state", #"{"state": {"h": [[1, 2]], "c": [[1, 2]]}}"#)
         #expect(bad.status == 422 && bad.errorMessage == "state.h[0] must be 32 finite numbers")
+        let named = try s.put("/v1/sessions/\(b)/state", #"{"state": {"layers": {"rnn layer 0": {"h": [1]}}}}"#)
+        #expect(named.status == 422 && named.errorMessage == "state.layers.rnn layer 0.h must be 32 finite numbers")
+        let unknown = try s.put("/v1/sessions/\(b)/state", #"{"state": {"layers": {"lstm": {}}}}"#)
+        #expect(unknown.status == 422 && unknown.errorMessage == "state.layers has 'lstm', which is not a layer with state; expected 'rnn layer 0'")
     }
 
     @Test func deletedAndUnknownSessionsAnswer404WithTheReason() throws {

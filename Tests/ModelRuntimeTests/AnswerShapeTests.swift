@@ -108,3 +108,30 @@ import TestSupport
         #expect(p.refusal(sequenceLength: 12) == nil)
     }
 }
+
+/// The exported state names every stateful layer, and carries a causal Conv1D's history.
+@Suite struct NamedStateTests {
+    @Test func aSessionOfAConvModelMovesThroughItsExportedStateUnchanged() throws {
+        let model = try Model.load(path: Fixtures.path("models/keras_conv1d_causal"))
+        let p = model.pipeline
+        let x = flatten(try Fixtures.json("pipelines/keras_conv1d_causal/case.json").value["x"]![0]!)
+        let I = p.inputSize, T = x.count / I
+        let ws = Workspace(pipeline: p, batchSize: 1)
+        var straight = p.makeState(batchSize: 1)
+        for t in 0..<T { p.step(Array(x[t * I..<(t + 1) * I]), state: &straight, workspace: ws) }
+        let expected = ws.output
+        // half the window, out through the JSON form, back in, the other half
+        var first = p.makeState(batchSize: 1)
+        for t in 0..<4 { p.step(Array(x[t * I..<(t + 1) * I]), state: &first, workspace: ws) }
+        let text = try StateInput(first, sample: 0).json(for: p).serialized()
+        #expect(text.hasPrefix(#"{"layers":{"conv1d":{"history":[["#) && text.contains(#""lstm_11":{"h":["#))
+        var moved = try StateInput.decode(try JSONDocument(text: text).value, pipeline: p, label: "state").state(for: p, batchSize: 1)
+        #expect(moved == first)
+        for t in 4..<T { p.step(Array(x[t * I..<(t + 1) * I]), state: &moved, workspace: ws) }
+        #expect(ws.output == expected)
+        // the slot form cannot carry the history, so it is refused for this model
+        #expect(throws: RuntimeError.invalidInput("state needs 'layers': layer conv1d keeps a history that the h/c form cannot carry")) {
+            _ = try StateInput.decode(try JSONDocument(text: #"{"h": [[0]]}"#).value, pipeline: p, label: "state")
+        }
+    }
+}
