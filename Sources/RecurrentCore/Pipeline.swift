@@ -216,12 +216,7 @@ public struct Pipeline: Sendable {
     public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
     public var isBidirectional: Bool { recurrentLayers.contains(where: \.isBidirectional) }
     /// Width of the tapped layer's per-timestep output.
-    public var sequenceWidth: Int { sequenceTap.map { shapes[$0].isSequence ? shapes[$0].width : layerWidth($0) } ?? 0 }
-
-    private func layerWidth(_ k: Int) -> Int {
-        if case let .recurrent(r) = layers[k] { return r.outputWidth }
-        return shapes[k].width
-    }
+    public var sequenceWidth: Int { sequenceTap.map { shapes[$0].width } ?? 0 }
 
     /// The first layer that needs the whole window, with its name: sessions are refused then.
     public var firstNonCausalLayer: (index: Int, name: String, kind: String)? {
