@@ -163,6 +163,19 @@ def torch_models():
             out, (h, c) = self.rnn(x, state)
             return torch.softmax(self.fc(out[:, -1]), -1), h, c
 
+    class ConvLSTM(nn.Module):  # Conv1d and pooling over time in front of an LSTM, channels first as torch has them
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(3, 6, 3, padding=1)
+            self.pool = nn.MaxPool1d(2)
+            self.lstm = nn.LSTM(6, 5, batch_first=True)
+            self.fc = nn.Linear(5, 2)
+
+        def forward(self, x, state):
+            y = self.pool(torch.relu(self.conv(x.permute(0, 2, 1)))).permute(0, 2, 1)
+            out, (h, c) = self.lstm(y, state)
+            return self.fc(out[:, -1]), h, c
+
     class CellLoop(nn.Module):  # nn.LSTMCell looped over the rows, then a Linear on the last h
         def __init__(self):
             super().__init__()
@@ -184,6 +197,9 @@ def torch_models():
                                           {"type": "dense", "weights": "fc", "activation": "softmax"}], (3, 5, 4), (2, 3, 8), True),
         "pt_lstmcell_loop": (CellLoop, [{"type": "lstm", "weights": "cell", "return_sequences": False},
                                         {"type": "dense", "weights": "linear"}], (2, 6, 5), (1, 2, 10), True),
+        "pt_conv1d_lstm": (ConvLSTM, [{"type": "conv1d", "weights": "conv", "padding": "same", "activation": "relu"},
+                                      {"type": "max_pooling1d", "pool_size": [2]}, {"type": "lstm", "weights": "lstm"},
+                                      {"type": "last_timestep"}, {"type": "dense", "weights": "fc"}], (2, 8, 3), (1, 2, 5), False),
     }
 
 

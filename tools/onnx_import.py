@@ -60,7 +60,7 @@ def from_onnx(path):
     if not inputs:
         raise OnnxError("the graph has no input")
     # the first input is the window, batch-first as the module was called; the others, if any, the initial state
-    values[inputs[0].name] = Value("seq", first="batch", width=None)
+    values[inputs[0].name] = Value("seq", layout=("B", "T", "F"))
     for i in inputs[1:]:
         values[i.name] = Value("state", slots=None)
     tensors, layers = {}, []
@@ -123,7 +123,7 @@ def from_onnx(path):
             start = int(const(node.input[1], node)[0])
             values[out] = Value("state", slots=(start, int(const(node.input[2], node)[0])))
         elif op in ("LSTM", "GRU", "RNN"):
-            if first.kind != "seq" or first.first != "time":
+            if first.kind != "seq" or first.layout != ("T", "B", "F"):
                 fail(node, "its input is not the window in (time, batch, features) order")
             if a.get("layout", 0) != 0:
                 fail(node, "layout=1 is not supported")
@@ -141,7 +141,8 @@ def from_onnx(path):
             for k in (5, 6):  # initial_h, initial_c: slots slot .. slot+D of the state
                 if len(node.input) > k and node.input[k]:
                     s = ins[k]
-                    if s.kind != "state" or s.slots != (slot, slot + D):
+                    whole = s.kind == "state" and s.slots is None and slot == 0  # one recurrent node: the input as it is
+                    if not whole and (s.kind != "state" or s.slots != (slot, slot + D)):
                         fail(node, f"its initial state is not slots {slot}..{slot + D - 1} of the state input")
             W, R = const(node.input[1], node), const(node.input[2], node)
             B = const(node.input[3], node) if len(node.input) > 3 and node.input[3] else None
@@ -187,7 +188,7 @@ def from_onnx(path):
                 axes = list(const(node.input[1], node)) if len(node.input) > 1 else a.get("axes")
                 if [int(x) for x in axes] != [1]:
                     fail(node, "squeezes an axis other than the directions")
-                values[out] = Value("seq", first="time", width=first.H)
+                values[out] = Value("seq", layout=("T", "B", "F"))
             elif op == "Transpose" and list(a["perm"]) == [0, 2, 1, 3]:
                 values[out] = Value("y", D=first.D, H=first.H, order=("T", "B", "D"))
             elif op == "Reshape" and first.order == ("T", "B", "D"):
@@ -196,25 +197,31 @@ def from_onnx(path):
                     shape = [int(x) for x in const(node.input[1], node)]
                     if len(shape) != 3 or shape[2] not in (-1, first.D * first.H):
                         fail(node, f"reshapes Y to {shape}, not (time, batch, directions * hidden)")
-                values[out] = Value("seq", first="time", width=first.D * first.H)
+                values[out] = Value("seq", layout=("T", "B", "F"))
             else:
                 fail(node, "uses a recurrent node's Y in a way that is not supported")
         elif first.kind == "seq":
             if op == "Transpose":
-                if list(a["perm"]) != [1, 0, 2]:
-                    fail(node, f"perm {list(a['perm'])} on a sequence is not supported")
-                values[out] = Value("seq", first="time" if first.first == "batch" else "batch", width=first.width)
-                values[out].depth = first.depth
+                perm = list(a["perm"])
+                if sorted(perm) != [0, 1, 2]:
+                    fail(node, f"perm {perm} on a sequence is not supported")
+                values[out] = Value("seq", layout=tuple(first.layout[k] for k in perm))
+            elif op in ("Conv", "MaxPool", "AveragePool") and first.layout == ("B", "F", "T"):
+                over_time(node, op, a, const, fail, layers, tensors, prefix)
+                Value.depth_now = len(layers)
+                values[out] = Value("seq", layout=first.layout)
+            elif op in ACTIVATIONS or op == "HardSigmoid":
+                row(node, op, a, const, fail, layers, tensors, prefix, values, first)  # elementwise: any layout
             elif op == "Gather":
                 axis = a.get("axis", 0)
                 index = const(node.input[1], node)
-                time_axis = 0 if first.first == "time" else 1
+                time_axis = first.layout.index("T")
                 if axis != time_axis or index.ndim != 0 or int(index) != -1:
                     fail(node, "only the last timestep (index -1 on the time axis) may be gathered")
                 layers.append({"type": "last_timestep", "name": node.name or "last timestep"})
                 Value.depth_now = len(layers)
                 values[out] = Value("vec")
-            elif op in ("Reshape", "Flatten") and first.first == "batch":
+            elif op in ("Reshape", "Flatten") and first.layout == ("B", "T", "F"):
                 if op == "Reshape":
                     shape = [int(x) for x in const(node.input[1], node)]
                     if len(shape) != 2:
@@ -224,8 +231,10 @@ def from_onnx(path):
                 layers.append({"type": "flatten_sequence", "name": node.name or "flatten"})
                 Value.depth_now = len(layers)
                 values[out] = Value("vec")
-            else:
+            elif first.layout[2] == "F":
                 row(node, op, a, const, fail, layers, tensors, prefix, values, first)
+            else:
+                fail(node, f"works on the last axis, which holds {dict(B='the batch', T='time')[first.layout[2]]} here")
         elif first.kind == "vec":
             if op in ("Flatten",) and a.get("axis", 1) == 1:
                 values[out] = first
@@ -244,6 +253,42 @@ def from_onnx(path):
     if len(dims) == 3 and dims[1] > 0 and any(l["type"] == "flatten_sequence" for l in layers):
         cfg["inputs"] = {"window": int(dims[1])}
     return tensors, cfg
+
+
+def over_time(node, op, a, const, fail, layers, tensors, prefix):
+    """Conv, MaxPool and AveragePool over time: a sequence in (batch, features, time) order, as
+    PyTorch's Conv1d and pooling take it after x.permute(0, 2, 1)."""
+    kernel = list(a.get("kernel_shape", []))
+    if op == "Conv" and not kernel:
+        kernel = [const(node.input[1], node).shape[2]]
+    if len(kernel) != 1:
+        fail(node, "only 1-D convolution and pooling over time are supported (frames: export from Keras)")
+    k, stride = int(kernel[0]), int(a.get("strides", [1])[0])
+    d = int(a.get("dilations", [1])[0])
+    pads = [int(x) for x in a.get("pads", [0, 0])]
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("ceil_mode", 0):
+        fail(node, "auto_pad and ceil_mode are not supported")
+    total = (k - 1) * d
+    if pads == [0, 0]:
+        padding = "valid"
+    elif stride == 1 and pads == [total // 2, total - total // 2]:
+        padding = "same"
+    else:
+        fail(node, f"pads {pads} are neither none nor 'same'")
+    if op == "Conv":
+        if a.get("group", 1) != 1:
+            fail(node, "grouped convolution is not supported")
+        p = prefix("conv1d")
+        tensors[f"{p}.weight"] = const(node.input[1], node).astype(np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            tensors[f"{p}.bias"] = const(node.input[2], node).astype(np.float32)
+        layers.append({"type": "conv1d", "name": node.name or p, "weights": p, "strides": [stride], "padding": padding,
+                       "dilation_rate": [d], "activation": "linear"})
+    else:
+        if d != 1:
+            fail(node, "dilated pooling is not supported")
+        layers.append({"type": "max_pooling1d" if op == "MaxPool" else "average_pooling1d", "name": node.name or op,
+                       "pool_size": [k], "strides": [stride], "padding": padding})
 
 
 def row(node, op, a, const, fail, layers, tensors, prefix, values, value):
@@ -275,7 +320,7 @@ def row(node, op, a, const, fail, layers, tensors, prefix, values, value):
     elif op in ("Softmax", "LogSoftmax") and a.get("axis", -1) == -1 and op == "Softmax":
         layers.append({"type": "activation", "name": name, "activation": "softmax"})
     else:
-        fail(node, "is not supported: lstm-serve takes LSTM/GRU/RNN, Gemm, MatMul+Add, the activations, "
+        fail(node, "is not supported: lstm-serve takes LSTM/GRU/RNN, Gemm, MatMul+Add, the activations, 1-D Conv and pooling over time, "
                    "Transpose/Reshape/Flatten/Squeeze/Slice/Gather around recurrent nodes and Concat of their states")
     values[out] = Value(value.kind, **{k: v for k, v in value.__dict__.items() if k not in ("kind", "depth")})
     values[out].depth = len(layers)
