@@ -131,13 +131,14 @@ public struct Predictor: Sendable {
     public func sequenceOutputs(of result: ForwardResult, request: PredictRequest) -> [Float]? {
         guard let T = result.outputLength else { return nil }
         var y = result.output
-        let n = outputNames.count
-        for b in 0..<request.batchSize {
-            for t in 0..<T {
-                var row = Array(y[(b * T + t) * n..<(b * T + t + 1) * n])
-                let inputs = Array(request.inputs[b * request.sequenceLength * model.pipeline.inputSize..<(b + 1) * request.sequenceLength * model.pipeline.inputSize])
-                realUnits(&row, inputs: inputs, sequenceLength: request.sequenceLength)
-                y.replaceSubrange((b * T + t) * n..<(b * T + t + 1) * n, with: row)
+        let n = outputNames.count, I = model.pipeline.inputSize, L = request.sequenceLength
+        y.withUnsafeMutableBufferPointer { all in
+            for b in 0..<request.batchSize {
+                // every timestep of sample b takes its residuals from that sample's last row
+                let inputs = Array(request.inputs[b * L * I..<(b + 1) * L * I])
+                for t in 0..<T {
+                    realUnits(UnsafeMutableBufferPointer(rebasing: all[(b * T + t) * n..<(b * T + t + 1) * n]), inputs: inputs, sequenceLength: L)
+                }
             }
         }
         return y
