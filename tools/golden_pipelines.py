@@ -86,6 +86,10 @@ def keras_models():
         "keras_embedding_norm": (seq((6,), L.Embedding(20, 8), L.LSTM(7, return_sequences=True), L.LayerNormalization(),
                                      L.BatchNormalization(), L.GlobalMaxPooling1D(), L.Dense(3, activation="softmax")),
                                  (6,), 3, False, "ids"),
+        # Permute on the sequence (time kept first) and under TimeDistributed, around a Conv2D
+        "keras_permute_frames": (seq((3, 6, 5, 2), L.Permute((1, 3, 2, 4)), L.TimeDistributed(L.Conv2D(3, (2, 2), activation="relu")),
+                                     L.TimeDistributed(L.Permute((3, 1, 2))), L.TimeDistributed(L.Flatten()), L.LSTM(4), L.Dense(1)),
+                                 (3, 6, 5, 2), 2, True, "normal"),
     }
 
 
@@ -176,6 +180,26 @@ def torch_models():
             out, (h, c) = self.lstm(y, state)
             return self.fc(out[:, -1]), h, c
 
+    class FramesLSTM(nn.Module):  # a CNN front end on channels-first frames, folded over batch and time
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(2, 3, 3, padding=1)
+            self.pool = nn.MaxPool2d(2)
+            self.bn = nn.BatchNorm2d(3)
+            self.conv2 = nn.Conv2d(3, 2, 2, stride=2)
+            self.lstm = nn.LSTM(2 * 2 * 2, 6, batch_first=True)
+            self.fc = nn.Linear(6, 2)
+            with torch.no_grad():
+                self.bn.weight.uniform_(0.5, 1.5)
+                self.bn.running_mean.uniform_(-0.5, 0.5)
+                self.bn.running_var.uniform_(0.5, 1.5)
+
+        def forward(self, x, state):
+            b, t = x.shape[0], x.shape[1]
+            y = self.conv2(self.bn(self.pool(torch.relu(self.conv1(x.reshape(b * t, *x.shape[2:]))))))
+            out, (h, c) = self.lstm(y.reshape(b, t, -1), state)
+            return self.fc(out[:, -1]), h, c
+
     class CellLoop(nn.Module):  # nn.LSTMCell looped over the rows, then a Linear on the last h
         def __init__(self):
             super().__init__()
@@ -200,6 +224,13 @@ def torch_models():
         "pt_conv1d_lstm": (ConvLSTM, [{"type": "conv1d", "weights": "conv", "padding": "same", "activation": "relu"},
                                       {"type": "max_pooling1d", "pool_size": [2]}, {"type": "lstm", "weights": "lstm"},
                                       {"type": "last_timestep"}, {"type": "dense", "weights": "fc"}], (2, 8, 3), (1, 2, 5), False),
+        "pt_frames_lstm": (FramesLSTM, [{"type": "permute", "name": "to channels last", "dims": [2, 3, 1]},
+                                        {"type": "conv2d", "weights": "conv1", "padding": "same", "activation": "relu"},
+                                        {"type": "max_pooling2d", "pool_size": [2, 2]}, {"type": "batch_normalization", "weights": "bn", "epsilon": 1e-5},
+                                        {"type": "conv2d", "weights": "conv2", "strides": [2, 2]},
+                                        {"type": "permute", "name": "to channels first", "dims": [3, 1, 2]}, {"type": "flatten"},
+                                        {"type": "lstm", "weights": "lstm"}, {"type": "last_timestep"}, {"type": "dense", "weights": "fc"}],
+                           (2, 3, 2, 9, 8), (1, 2, 6), True),
     }
 
 
@@ -221,13 +252,17 @@ def torch_case(name, spec, out, seed):
     os.makedirs(out, exist_ok=True)
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(out, "model.safetensors"))
     config = {"layers": layers, "inputs": {"window": shape[1]}}
+    if len(shape) > 3:
+        config["inputs"]["shape"] = list(shape[2:])  # each row a frame, channels first as the module takes it
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
     case = {"format_version": 1, "name": name, "set": "pipeline", "framework": "pytorch", "framework_version": torch.__version__,
             "module": cls.__name__, "seed": seed, "source": "model.safetensors", "config": "config.json", "x": arr(x),
             "h0": arr(state[0]), "c0": arr(state[1]), "expected": arr(y), "h_n": arr(hn), "c_n": arr(cn),
-            "streamable": streamable, "parameters": int(sum(p.numel() for p in m.parameters()))}
+            "streamable": streamable,
+            # counted as Keras and `inspect` count them: BatchNorm's running statistics too
+            "parameters": int(sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b.is_floating_point()))}
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(case, f)
     if cls.__name__ == "CellLoop":

@@ -201,6 +201,8 @@ def convert(layer, group, tensors, sequence):
             return [{"type": "reshape", "name": name, "target_shape": [int(d) for d in inner["config"]["target_shape"]]}]
         if inner["class_name"] == "Activation":
             return [{"type": "activation", "name": name, "activation": activation(inner, "activation", "linear")}]
+        if inner["class_name"] == "Permute":
+            return [{"type": "permute", "name": name, "dims": [int(d) for d in inner["config"]["dims"]]}]
         if inner["class_name"] in IDENTITY:
             return []
         frame = frame_layer(inner, group["layer"], tensors, name)
@@ -240,6 +242,13 @@ def convert(layer, group, tensors, sequence):
         return [{"type": "flatten_sequence" if sequence else "flatten", "name": name}]
     if cls == "Reshape" and not sequence:
         return [{"type": "reshape", "name": name, "target_shape": [int(d) for d in c["target_shape"]]}]
+    if cls == "Permute":
+        dims = [int(d) for d in c["dims"]]
+        if not sequence:
+            return [{"type": "permute", "name": name, "dims": dims}]
+        if dims[0] != 1:
+            raise KerasError(f"Keras layer {name} (Permute): dims {dims} move the time axis, which needs the whole window")
+        return [{"type": "permute", "name": name, "dims": [d - 1 for d in dims[1:]]}]  # the same axes of each row
     if cls == "RepeatVector":
         return [{"type": "repeat_vector", "name": name, "n": int(c["n"])}]
     inner = f" of {c['layer']['class_name']}" if cls == "TimeDistributed" else ""

@@ -8,7 +8,10 @@ sequence in a way the pipeline already means, or feeds the state; any other node
 one used another way, refuses the export naming the node. Nothing is dropped.
 
 Layouts: ONNX W/R (D, G*H, in) with LSTM gates i,o,f,c become i,f,g,o and GRU z,r,h become
-r,z,n; B (D, 2GH) splits into bias_ih / bias_hh."""
+r,z,n; B (D, 2GH) splits into bias_ih / bias_hh. Frames (a window of (B, T, C, H, W), folded to
+(B*T, C, H, W) for Conv2d and pooling, then unfolded) are channels-first in PyTorch and
+channels-last in the pipeline: a permute layer turns each row to (H, W, C) after the fold and
+back to (C, H, W) before it is flattened, so the values reach the next layer in PyTorch's order."""
 import os
 
 import numpy as np
@@ -60,7 +63,8 @@ def from_onnx(path):
     if not inputs:
         raise OnnxError("the graph has no input")
     # the first input is the window, batch-first as the module was called; the others, if any, the initial state
-    values[inputs[0].name] = Value("seq", layout=("B", "T", "F"))
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
+    values[inputs[0].name] = Value("seq", layout=("B", "T", "F"), chw=tuple(dims[2:]) if len(dims) == 5 else None)
     for i in inputs[1:]:
         values[i.name] = Value("state", slots=None)
     tensors, layers = {}, []
@@ -93,7 +97,7 @@ def from_onnx(path):
         op, a = node.op_type, attributes(node)
         ins = [values.get(i) if i else None for i in node.input]
         lead = ins[0] if ins else None
-        if lead is not None and lead.kind in ("seq", "vec", "y") and lead.depth != len(layers) and op != "Shape":
+        if lead is not None and lead.kind in ("seq", "vec", "y", "frames", "rows") and lead.depth != len(layers) and op != "Shape":
             fail(node, "reads a value from before the last layer: only one chain of layers is supported")
         if any(i and values.get(i) is None for i in node.input):
             missing = [i for i in node.input if i and values.get(i) is None]
@@ -112,7 +116,7 @@ def from_onnx(path):
                   "Squeeze": lambda: np.squeeze(arrays[0], tuple(arrays[1]) if len(arrays) > 1 else tuple(a.get("axes", ()))) ,
                   "Concat": lambda: np.concatenate(arrays, axis=a["axis"]), "Mul": lambda: arrays[0] * arrays[1]}[op]
             values[out] = Value("const", array=fn())
-        elif op == "Shape" and first is not None and first.kind in ("y", "seq", "vec"):
+        elif op == "Shape" and first is not None and first.kind in ("y", "seq", "vec", "frames", "rows"):
             values[out] = Value("shape")  # dynamic sizes, used only to rebuild the same shape below
         elif ins and all(v is not None and v.kind in ("shape", "const") for v in ins) and any(v.kind == "shape" for v in ins) \
                 and op in ("Slice", "Gather", "Mul", "Concat", "Reshape", "Unsqueeze", "Squeeze", "Cast"):
@@ -200,6 +204,25 @@ def from_onnx(path):
                 values[out] = Value("seq", layout=("T", "B", "F"))
             else:
                 fail(node, "uses a recurrent node's Y in a way that is not supported")
+        elif first.kind == "seq" and getattr(first, "chw", None) and op == "Reshape":
+            target = values[node.input[1]]
+            shape = [int(x) for x in const(node.input[1], node)] if target.kind == "const" else None
+            if shape is not None and (len(shape) != 4 or tuple(shape[1:]) != first.chw):
+                fail(node, f"reshapes the (batch, time, {', '.join(map(str, first.chw))}) window to {shape}, not (batch * time, channels, height, width)")
+            layers.append({"type": "permute", "name": node.name or "frames", "dims": [2, 3, 1]})  # (C, H, W) → (H, W, C)
+            Value.depth_now = len(layers)
+            values[out] = Value("frames", chw=first.chw)
+        elif first.kind == "frames":
+            values[out] = frames(node, op, a, first, const, fail, layers, tensors, prefix, values)
+            Value.depth_now = len(layers)
+            values[out].depth = len(layers)
+        elif first.kind == "rows" and op == "Reshape":
+            unfold(node, first.width, values, const, fail)
+            values[out] = Value("seq", layout=("B", "T", "F"))
+        elif first.kind == "rows":
+            row(node, op, a, const, fail, layers, tensors, prefix, values, first)
+            if layers[-1]["type"] == "dense":
+                values[out].width = tensors[f"{layers[-1]['weights']}.weight"].shape[0]
         elif first.kind == "seq":
             if op == "Transpose":
                 perm = list(a["perm"])
@@ -249,9 +272,10 @@ def from_onnx(path):
     if not any(l["type"] in ("lstm", "gru", "rnn", "dense") for l in layers):
         raise OnnxError("no LSTM, GRU, RNN or Gemm node in the ONNX graph")
     cfg = {"source": {"framework": "onnx", "file": os.path.basename(path)}, "layers": layers}
-    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim]
-    if len(dims) == 3 and dims[1] > 0 and any(l["type"] == "flatten_sequence" for l in layers):
+    if len(dims) >= 3 and dims[1] > 0 and any(l["type"] == "flatten_sequence" for l in layers):
         cfg["inputs"] = {"window": int(dims[1])}
+    if len(dims) == 5:
+        cfg.setdefault("inputs", {})["shape"] = [int(d) for d in dims[2:]]  # each row a frame as PyTorch holds it
     return tensors, cfg
 
 
@@ -291,6 +315,88 @@ def over_time(node, op, a, const, fail, layers, tensors, prefix):
                        "pool_size": [k], "strides": [stride], "padding": padding})
 
 
+def window_layout(node, fail, size, kernel, stride, dilation, pads):
+    """The Keras padding ('valid' or 'same') that a node's explicit pads amount to on an axis of
+    `size`, or a refusal: 'same' as TensorFlow places it (the odd cell after)."""
+    span = (kernel - 1) * dilation + 1
+    count = (size + pads[0] + pads[1] - span) // stride + 1
+    if pads == [0, 0]:
+        return "valid"
+    same = (size + stride - 1) // stride
+    if count == same and pads[0] == max((same - 1) * stride + span - size, 0) // 2:
+        return "same"
+    fail(node, f"pads {pads} are neither none nor 'same' on an axis of {size}")
+
+
+def frames(node, op, a, value, const, fail, layers, tensors, prefix, values):
+    """A node on folded frames (batch * time, C, H, W): Conv, MaxPool, AveragePool,
+    BatchNormalization and activations become per-row layers; a Reshape or Flatten leaves the
+    frames, turning each row back to (C, H, W) first."""
+    C, H, W = value.chw
+    name = node.name or node.output[0]
+    if op in ("Conv", "MaxPool", "AveragePool"):
+        kernel = [int(k) for k in (a.get("kernel_shape") or const(node.input[1], node).shape[2:])]
+        strides = [int(x) for x in a.get("strides", [1, 1])]
+        dilations = [int(x) for x in a.get("dilations", [1, 1])]
+        pads = [int(x) for x in a.get("pads", [0, 0, 0, 0])]
+        if len(kernel) != 2:
+            fail(node, "a frame takes 2-D convolution and pooling")
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or a.get("ceil_mode", 0) or dilations != [1, 1]:
+            fail(node, "auto_pad, ceil_mode and dilation are not supported on frames")
+        padding = {window_layout(node, fail, n, k, st, 1, [pads[i], pads[i + 2]]) for i, (n, k, st) in enumerate(zip((H, W), kernel, strides))}
+        if len(padding) != 1:
+            fail(node, f"pads {pads} are 'same' on one axis and none on the other")
+        padding = padding.pop()
+        if op == "Conv":
+            w = const(node.input[1], node)
+            if a.get("group", 1) != 1 or w.shape[1] != C:
+                fail(node, f"takes {w.shape[1]} channels in groups of {a.get('group', 1)}; the frames have {C}")
+            p = prefix("conv2d")
+            tensors[f"{p}.weight"] = w.astype(np.float32)  # (out, in, kh, kw): what the conv2d layer takes
+            if len(node.input) > 2 and node.input[2]:
+                tensors[f"{p}.bias"] = const(node.input[2], node).astype(np.float32)
+            layers.append({"type": "conv2d", "name": name, "weights": p, "strides": strides, "padding": padding, "activation": "linear"})
+            C = w.shape[0]
+        else:
+            if op == "AveragePool" and a.get("count_include_pad", 0) and padding == "same":
+                fail(node, "count_include_pad=1 counts the padding in the average (AvgPool2d's default): export with count_include_pad=False, or no padding")
+            layers.append({"type": "max_pooling2d" if op == "MaxPool" else "average_pooling2d", "name": name,
+                           "pool_size": kernel, "strides": strides, "padding": padding})
+        H, W = [(n + st - 1) // st if padding == "same" else (n - k) // st + 1 for n, k, st in zip((H, W), kernel, strides)]
+        return Value("frames", chw=(C, H, W))
+    if op == "BatchNormalization":
+        p = prefix("batch_norm")
+        for key, k in (("weight", 1), ("bias", 2), ("running_mean", 3), ("running_var", 4)):
+            tensors[f"{p}.{key}"] = const(node.input[k], node).astype(np.float32)
+        layers.append({"type": "batch_normalization", "name": name, "weights": p, "epsilon": float(a.get("epsilon", 1e-5))})
+        return Value("frames", chw=value.chw)
+    if op in ACTIVATIONS or op == "HardSigmoid":
+        row(node, op, a, const, fail, layers, tensors, prefix, values, value)
+        return values[node.output[0]]
+    if op in ("Reshape", "Flatten"):
+        layers.append({"type": "permute", "name": f"{name} (to C, H, W)", "dims": [3, 1, 2]})  # (H, W, C) → (C, H, W)
+        layers.append({"type": "flatten", "name": name})
+        width = C * H * W
+        shape = [int(x) for x in const(node.input[1], node)] if op == "Reshape" and values[node.input[1]].kind == "const" else None
+        if op == "Flatten" and a.get("axis", 1) != 1:
+            fail(node, "flattens frames from an axis other than 1")
+        if op == "Flatten" or (shape is not None and len(shape) == 2 and shape[1] in (-1, width)):
+            return Value("rows", width=width)  # still folded: (batch * time, C * H * W)
+        unfold(node, width, values, const, fail)
+        return Value("seq", layout=("B", "T", "F"))
+    fail(node, "is not supported on frames: lstm-serve takes Conv, MaxPool, AveragePool, BatchNormalization, the activations, "
+               "and a Reshape or Flatten back to one row per timestep")
+
+
+def unfold(node, width, values, const, fail):
+    """A Reshape of folded rows (batch * time, width) back to (batch, time, width)."""
+    if values[node.input[1]].kind == "shape":
+        return  # the exporter's (batch, time, -1), computed from the window's own shape
+    shape = [int(x) for x in const(node.input[1], node)]
+    if len(shape) != 3 or shape[2] not in (-1, width):
+        fail(node, f"reshapes rows of {width} values to {shape}, not (batch, time, {width})")
+
+
 def row(node, op, a, const, fail, layers, tensors, prefix, values, value):
     """Nodes that work on the last axis of every row: Gemm, MatMul (+ Add), activations."""
     out = node.output[0]
@@ -320,7 +426,7 @@ def row(node, op, a, const, fail, layers, tensors, prefix, values, value):
     elif op in ("Softmax", "LogSoftmax") and a.get("axis", -1) == -1 and op == "Softmax":
         layers.append({"type": "activation", "name": name, "activation": "softmax"})
     else:
-        fail(node, "is not supported: lstm-serve takes LSTM/GRU/RNN, Gemm, MatMul+Add, the activations, 1-D Conv and pooling over time, "
+        fail(node, "is not supported: lstm-serve takes LSTM/GRU/RNN, Gemm, MatMul+Add, the activations, Conv and pooling (over time, or on frames), "
                    "Transpose/Reshape/Flatten/Squeeze/Slice/Gather around recurrent nodes and Concat of their states")
     values[out] = Value(value.kind, **{k: v for k, v in value.__dict__.items() if k not in ("kind", "depth")})
     values[out].depth = len(layers)

@@ -12,7 +12,7 @@ public struct LayerSpec: Sendable, Equatable {
         case repeatVector = "repeat_vector"
         case conv2d
         case maxPooling2d = "max_pooling2d", averagePooling2d = "average_pooling2d"
-        case flatten, reshape
+        case flatten, reshape, permute
         case batchNormalization = "batch_normalization", layerNormalization = "layer_normalization"
         case embedding, conv1d
         case maxPooling1d = "max_pooling1d", averagePooling1d = "average_pooling1d"
@@ -47,6 +47,8 @@ public struct LayerSpec: Sendable, Equatable {
     public var dilation = 1
     public var poolSize: [Int] = []
     public var targetShape: [Int] = []
+    /// permute: Keras `dims`, 1-based over a row's axes (output axis k is input axis dims[k]).
+    public var dims: [Int] = []
     public var epsilon: Float?
 
     static let keys: [Kind: Set<String>] = {
@@ -55,7 +57,7 @@ public struct LayerSpec: Sendable, Equatable {
         return [.lstm: recurrent, .gru: recurrent.union(["reset_after"]), .rnn: recurrent, .dense: ["activation"],
                 .activation: ["activation"], .dropout: ["rate"], .lastTimestep: [], .flattenSequence: [], .repeatVector: ["n"],
                 .conv2d: ["activation", "strides", "padding"], .maxPooling2d: pool, .averagePooling2d: pool, .flatten: [],
-                .reshape: ["target_shape"], .batchNormalization: ["epsilon"], .layerNormalization: ["epsilon"], .embedding: [],
+                .reshape: ["target_shape"], .permute: ["dims"], .batchNormalization: ["epsilon"], .layerNormalization: ["epsilon"], .embedding: [],
                 .conv1d: ["activation", "strides", "padding", "dilation_rate"], .maxPooling1d: pool, .averagePooling1d: pool,
                 .globalMaxPooling1d: [], .globalAveragePooling1d: []]
     }()
@@ -131,6 +133,13 @@ public struct LayerSpec: Sendable, Equatable {
             guard let shape = json["target_shape"], shape.kind == .array, shape.count > 0,
                   shape.elements.allSatisfy({ ($0.int ?? 0) > 0 }) else { throw .invalidConfig("\(at) (reshape) needs 'target_shape', an array of positive integers") }
             targetShape = shape.elements.map { $0.int! }
+        }
+        if kind == .permute {
+            guard let d = json["dims"], d.kind == .array, d.count > 0,
+                  d.elements.compactMap(\.int).sorted() == Array(1...d.count) else {
+                throw .invalidConfig("\(at) (permute) needs 'dims', the row's axes 1...n in their new order, e.g. [2, 3, 1]")
+            }
+            dims = d.elements.map { $0.int! }
         }
         if let v = json["epsilon"] {
             guard let e = v.double, e > 0, e < 1 else { throw .invalidConfig("\(at).epsilon must be a number in (0, 1)") }

@@ -62,10 +62,16 @@ extension NetworkBuilder {
                 place(.flatten, name, dims.map { [$0.reduce(1, *)] })
             case .reshape:
                 place(.reshape(spec.targetShape), name, spec.targetShape)
+            case .permute:
+                guard let d = dims, let p = PermuteLayer(input: d, order: spec.dims.map { $0 - 1 }) else {
+                    throw .invalidConfig("\(name) (permute) has dims \(spec.dims) but its rows have shape \(dims.map { "\($0)" } ?? "unknown (set inputs.shape)")")
+                }
+                place(.permute(p), name, p.output)
             case .batchNormalization:
                 let mean = try required("\(base).running_mean"), variance = try required("\(base).running_var")
                 let gamma = try tensor("\(base).weight"), beta = try tensor("\(base).bias")
-                _ = try tensor("\(base).num_batches_tracked")
+                // a training counter (int64 in PyTorch's state_dict): placed, never read
+                if file.tensors["\(base).num_batches_tracked"] != nil { used.insert("\(base).num_batches_tracked") }
                 for t in [variance] + [gamma, beta].compactMap({ $0 }) where t.shape != mean.shape || mean.shape.count != 1 {
                     throw .shapeMismatch(tensor: "\(base).running_var", expected: "\(mean.shape)", actual: t.shape)
                 }

@@ -217,3 +217,43 @@ public final class EmbeddingLayer: Sendable {
         }
     }
 }
+
+/// Per row: the axes in another order (Keras Permute under TimeDistributed). It carries a
+/// frame between PyTorch's channels-first (C, H, W) and the channels-last (H, W, C) that
+/// Conv2D and pooling take, and back before a flatten, so values flatten in PyTorch's order.
+public final class PermuteLayer: Sendable {
+    public let input: [Int], output: [Int]
+    /// Output value i is input value `source[i]`.
+    let source: [Int32]
+
+    /// - Parameter order: output axis k is input axis `order[k]` (0-based).
+    public init?(input: [Int], order: [Int]) {
+        guard order.count == input.count, order.sorted() == Array(0..<input.count), input.allSatisfy({ $0 > 0 }) else { return nil }
+        self.input = input
+        output = order.map { input[$0] }
+        var pitch = [Int](repeating: 1, count: input.count)  // values between neighbours on each input axis
+        for k in stride(from: input.count - 2, through: 0, by: -1) { pitch[k] = pitch[k + 1] * input[k + 1] }
+        var source: [Int32] = []
+        source.reserveCapacity(input.reduce(1, *))
+        var index = [Int](repeating: 0, count: input.count)  // position in the output, odometer order
+        for _ in 0..<input.reduce(1, *) {
+            source.append(Int32(zip(order, index).reduce(0) { $0 + pitch[$1.0] * $1.1 }))
+            for k in stride(from: index.count - 1, through: 0, by: -1) {
+                index[k] += 1
+                if index[k] < output[k] { break }
+                index[k] = 0
+            }
+        }
+        self.source = source
+    }
+
+    func apply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int) {
+        let n = source.count
+        source.withUnsafeBufferPointer { s in
+            for r in 0..<rows {
+                let xr = x + r * n, yr = y + r * n
+                for i in 0..<n { yr[i] = xr[Int(s[i])] }
+            }
+        }
+    }
+}

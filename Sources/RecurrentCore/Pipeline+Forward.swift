@@ -89,7 +89,7 @@ extension Pipeline {
                     }
                     T = count
                     cur = UnsafePointer(out)
-                case .conv2d, .pool2d, .batchNorm, .layerNorm, .embedding:
+                case .conv2d, .pool2d, .permute, .batchNorm, .layerNorm, .embedding:
                     let out = next()
                     width = applyRowwise(k, cur, out, rows: rows, width: width)
                     cur = UnsafePointer(out)
@@ -149,6 +149,9 @@ extension Pipeline {
         case let .embedding(e):
             e.apply(cur, out, rows: rows)
             return e.dimension
+        case let .permute(p):
+            p.apply(cur, out, rows: rows)
+            return width
         default:
             preconditionFailure("not a row-wise layer")
         }

@@ -29,7 +29,7 @@ extension Pipeline {
                     if k == sequenceTap { ws.stepTap = out }
                     width = r.outputWidth
                     cur = UnsafePointer(out)
-                case .dense, .activation, .conv2d, .pool2d, .batchNorm, .layerNorm, .embedding:
+                case .dense, .activation, .conv2d, .pool2d, .permute, .batchNorm, .layerNorm, .embedding:
                     let out = next()
                     width = applyRowwise(k, cur, out, rows: batch, width: width)
                     cur = UnsafePointer(out)

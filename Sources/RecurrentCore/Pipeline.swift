@@ -18,6 +18,8 @@ public enum Layer: Sendable {
     case flatten
     /// Per row: the same values in another shape.
     case reshape([Int])
+    /// Per row: the axes in another order.
+    case permute(PermuteLayer)
     /// Per row, on the last axis: BatchNormalization (inference) and LayerNormalization.
     case batchNorm(ScaleShiftLayer)
     case layerNorm(LayerNormLayer)
@@ -42,6 +44,7 @@ public enum Layer: Sendable {
         case let .pool2d(p): return p.isMax ? "max pooling 2d" : "average pooling 2d"
         case .flatten: return "flatten"
         case .reshape: return "reshape"
+        case .permute: return "permute"
         case .batchNorm: return "batch normalization"
         case .layerNorm: return "layer normalization"
         case .embedding: return "embedding"
@@ -60,7 +63,7 @@ public enum Layer: Sendable {
         case let .layerNorm(l): return l.parameterCount
         case let .embedding(e): return e.parameterCount
         case let .conv1d(c): return c.parameterCount
-        case .activation, .lastTimestep, .flattenSequence, .repeatVector, .pool2d, .flatten, .reshape, .pool1d, .globalPool1d: return 0
+        case .activation, .lastTimestep, .flattenSequence, .repeatVector, .pool2d, .flatten, .reshape, .permute, .pool1d, .globalPool1d: return 0
         }
     }
 
@@ -68,7 +71,7 @@ public enum Layer: Sendable {
     public var isCausal: Bool {
         switch self {
         case let .recurrent(r): return r.isCausal
-        case .dense, .activation, .lastTimestep, .conv2d, .pool2d, .flatten, .reshape, .batchNorm, .layerNorm, .embedding: return true
+        case .dense, .activation, .lastTimestep, .conv2d, .pool2d, .flatten, .reshape, .permute, .batchNorm, .layerNorm, .embedding: return true
         case let .conv1d(c): return c.padding == .causal
         case .flattenSequence, .repeatVector, .pool1d, .globalPool1d: return false
         }
@@ -145,6 +148,9 @@ public struct Pipeline: Sendable {
             case let .reshape(dims):
                 guard dims.reduce(1, *) == shape.width, dims.allSatisfy({ $0 > 0 }) else { throw misfit(k, "\(dims.reduce(1, *)) values per row") }
                 shape.dims = dims
+            case let .permute(p):
+                guard shape.dims == p.input else { throw misfit(k, "rows of shape \(p.input)") }
+                shape.dims = p.output
             case let .batchNorm(b):
                 guard shape.dims.last == b.channels else { throw misfit(k, "rows of \(b.channels) channels") }
             case let .layerNorm(l):

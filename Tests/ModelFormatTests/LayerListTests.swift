@@ -48,7 +48,9 @@ import TestSupport
 
     @Test func badEntriesAreRefusedInOneLine() {
         let cases: [(String, String)] = [
-            (#"[{"type": "conv3d"}]"#, "invalid model config: layers[0]: type 'conv3d' is not one of lstm, gru, rnn, dense, activation, dropout, last_timestep, flatten_sequence, repeat_vector, conv2d, max_pooling2d, average_pooling2d, flatten, reshape, batch_normalization, layer_normalization, embedding, conv1d, max_pooling1d, average_pooling1d, global_max_pooling1d, global_average_pooling1d"),
+            (#"[{"type": "conv3d"}]"#, "invalid model config: layers[0]: type 'conv3d' is not one of lstm, gru, rnn, dense, activation, dropout, last_timestep, flatten_sequence, repeat_vector, conv2d, max_pooling2d, average_pooling2d, flatten, reshape, permute, batch_normalization, layer_normalization, embedding, conv1d, max_pooling1d, average_pooling1d, global_max_pooling1d, global_average_pooling1d"),
+            (#"[{"type": "permute", "dims": [1, 1]}]"#, "invalid model config: layers[0] (permute) needs 'dims', the row's axes 1...n in their new order, e.g. [2, 3, 1]"),
+            (#"[{"type": "permute", "dims": [2, 1]}, {"type": "lstm", "name": "cell"}]"#, "invalid model config: layers[0] (permute) has dims [2, 1] but its rows have shape unknown (set inputs.shape)"),
             (#"[{"type": "lstm", "name": "cell", "units": 3}]"#, "invalid model config: layers[0] (lstm): unknown key 'units' (known: activation, bidirectional, go_backwards, merge_mode, name, num_layers, recurrent_activation, return_sequences, type, weights)"),
             (#"[{"type": "lstm", "name": "cell", "activation": "softmax"}]"#, "invalid model config: layers[0].activation: a recurrent cell's activation must be elementwise, not softmax"),
             (#"[{"type": "dense"}]"#, #"invalid model config: layers[0] (dense) needs 'weights', the tensor name prefix (e.g. "lstm" for lstm.weight_ih_l0)"#),

@@ -133,6 +133,26 @@ import Testing
         #expect(repeated.output == expected)
     }
 
+    @Test func permuteMovesEveryValueToItsTransposedPlace() throws {
+        // rows of shape (2, 3, 4), value at (a, b, c) = 100a + 10b + c; order [2, 0, 1] gives (4, 2, 3)
+        let p = try #require(PermuteLayer(input: [2, 3, 4], order: [2, 0, 1]))
+        #expect(p.output == [4, 2, 3])
+        var row: [Float] = []
+        for a in 0..<2 { for b in 0..<3 { for c in 0..<4 { row.append(Float(100 * a + 10 * b + c)) } } }
+        var expected: [Float] = []
+        for c in 0..<4 { for a in 0..<2 { for b in 0..<3 { expected.append(Float(100 * a + 10 * b + c)) } } }
+        let pipeline = try Pipeline(layers: [.permute(p), .flatten], input: Shape(dims: [2, 3, 4], isSequence: true))
+        let y = Self.run(pipeline, row + row.map { -$0 }, 2).output
+        #expect(y == expected + expected.map { -$0 })
+        let back = try #require(PermuteLayer(input: [4, 2, 3], order: [1, 2, 0]))
+        #expect(Self.run(try Pipeline(layers: [.permute(p), .permute(back)], input: Shape(dims: [2, 3, 4], isSequence: true)), row, 1).output == row)
+        #expect(PermuteLayer(input: [2, 3], order: [0, 0]) == nil)
+        #expect(PermuteLayer(input: [2, 3], order: [1, 0, 2]) == nil)
+        #expect(throws: PipelineError(description: "layer 0 (permute) takes rows of shape [2, 3, 4] but the input gives (T, 24)")) {
+            try Pipeline(layers: [.permute(p)], input: .sequence(24))
+        }
+    }
+
     @Test func aShapeThatDoesNotFitNamesBothLayers() {
         var r = Random(state: 13)
         let layers: [Layer] = [.recurrent(RecurrentLayer(directions: [Self.lstm(2, 3, &r)], returnSequences: false)), .dense(Self.dense(4, 1, &r))]

@@ -182,6 +182,8 @@ def forward_layers(tensors, cfg, x, h0=None, c0=None):
             y = y.reshape(y.shape[:lead()] + (-1,))
         elif kind == "reshape":
             y = y.reshape(y.shape[:lead()] + tuple(spec["target_shape"]))
+        elif kind == "permute":
+            y = y.transpose(tuple(range(lead())) + tuple(lead() - 1 + d for d in spec["dims"]))
         elif kind == "batch_normalization":
             g, b = get(prefix + "weight"), get(prefix + "bias")
             y = (y - get(prefix + "running_mean")) / np.sqrt(get(prefix + "running_var") + spec.get("epsilon", 1e-3))

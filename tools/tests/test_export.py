@@ -154,3 +154,21 @@ def test_every_onnx_node_is_consumed_or_the_export_is_refused_naming_it(tmp_path
     assert export_model.main([bad, str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"export_model: Cos node {node.name}: is not supported")
+
+
+@pytest.mark.parametrize("change, message", [("op", "is not supported on frames"), ("ceil_mode", "ceil_mode")])
+def test_a_frame_node_lstm_serve_cannot_compute_is_refused_naming_it(tmp_path, capsys, change, message):
+    import onnx
+    model = onnx.load(os.path.join(PIPELINES, "onnx_torchscript_frames_lstm", "model.onnx"))
+    node = [n for n in model.graph.node if n.op_type == "MaxPool"][0]
+    if change == "op":
+        node.op_type = "LpPool"
+    else:
+        for a in node.attribute:
+            if a.name == "ceil_mode":
+                a.i = 1
+    bad = str(tmp_path / "bad.onnx")
+    onnx.save(model, bad)
+    assert export_model.main([bad, str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"export_model: {node.op_type} node {node.name}:") and message in err[0], err
