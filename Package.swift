@@ -45,7 +45,8 @@ let package = Package(
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
         .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking"],
+                resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "lstm-serve",
             dependencies: [

@@ -19,4 +19,8 @@ if [ "${1:-}" = "--test" ]; then
   python3 - <<'PY' 2>/dev/null || { echo "setup: installing numpy h5py onnx pytest"; python3 -m pip install -q numpy h5py onnx pytest; }
 import numpy, h5py, onnx, pytest
 PY
+  # The protocol tests: the real Triton client, and schemathesis against /openapi.json.
+  python3 - <<'PY' 2>/dev/null || { echo "setup: installing tritonclient[http] schemathesis"; python3 -m pip install -q "tritonclient[http]" schemathesis; }
+import tritonclient.http, schemathesis
+PY
 fi

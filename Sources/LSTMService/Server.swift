@@ -19,7 +19,8 @@ public final class Server: Sendable {
         h.connectionTimeout = configuration.connectionTimeoutSeconds
         h.requestDeadline = configuration.requestDeadlineSeconds
         h.libraryLog = configuration.logLevel == "debug"
-        h.headersToRead = policy.headersToRead
+        // the binary tensor data extension's split between the JSON and the tensors' bytes
+        h.headersToRead = policy.headersToRead + ["inference-header-content-length"]
         // request ids are for matching an answer to its log line
         h.makeRequestIDs = (LogLevel(rawValue: configuration.logLevel) ?? .info) <= .info
         h.connectionLimit = configuration.connectionLimit

@@ -7,19 +7,35 @@ import ModelRuntime
 extension Service {
     func predict(_ request: HTTPRequest, _ registry: ModelRegistry, _ name: String?) throws(APIError) -> HTTPResponse {
         let entry = try Self.entry(registry, name ?? registry.defaultName)
-        let body = try Self.parseBody(request)!
-        let decoded = try native { () throws(RuntimeError) in try PredictRequest.decode(body.value, model: entry.model) }
-        guard decoded.batchSize <= configuration.maxBatch else {
-            throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(configuration.maxBatch) per request")
-        }
-        let result = registry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in
-            entry.predictor.run(decoded, workspace: ws)
-        }
-        do {
-            if let bytes = try entry.predictor.answerBytes(to: decoded, result: result) { return Self.reply(200, bytes: bytes) }
+        let start = InferenceStatistics.now()
+        do throws(APIError) {
+            let body = try Self.parseBody(request)!
+            let decoded = try native { () throws(RuntimeError) in try PredictRequest.decode(body.value, model: entry.model) }
+            guard decoded.batchSize <= configuration.maxBatch else {
+                throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(configuration.maxBatch) per request")
+            }
+            let read = InferenceStatistics.now()
+            let result = registry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in
+                entry.predictor.run(decoded, workspace: ws)
+            }
+            let ran = InferenceStatistics.now()
+            let response: HTTPResponse
+            do {
+                if let bytes = try entry.predictor.answerBytes(to: decoded, result: result) {
+                    response = Self.reply(200, bytes: bytes)
+                } else {
+                    response = Self.reply(200, entry.predictor.response(to: decoded, result: result))
+                }
+            } catch {
+                throw Self.nonFinite(error)
+            }
+            let end = InferenceStatistics.now()
+            // the model's statistics (V2's /stats) count every protocol's inferences
+            entry.statistics.succeeded(samples: decoded.batchSize, input: read - start, infer: ran - read, output: end - ran, total: end - start)
+            return response
         } catch {
-            return Self.reply(Self.nonFinite(error))
+            entry.statistics.failed(total: InferenceStatistics.now() - start)
+            throw error
         }
-        return Self.reply(200, entry.predictor.response(to: decoded, result: result))
     }
 }

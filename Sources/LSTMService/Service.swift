@@ -62,36 +62,41 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     private func answer(_ request: HTTPRequest, _ route: Route?) -> HTTPHandlerResult {
+        let api = route?.endpoint.apiProtocol ?? APIProtocol(path: request.path)
+        func refuse(_ error: APIError) -> HTTPHandlerResult { .now(Self.reply(error, api)) }
         switch request.problem {
         case nil: break
-        case let .badRequest(reason)?: return .now(Self.reply(APIError(.badRequest, reason)))
+        case let .badRequest(reason)?: return refuse(APIError(.badRequest, reason))
         case let .payloadTooLarge(limit)?:
-            return .now(Self.reply(APIError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes")))
+            return refuse(APIError(.payloadTooLarge, "request body exceeds the limit of \(limit) bytes"))
         case .overCapacity?:
-            return .now(Self.reply(APIError(.unavailable, "the server is at its connection limit; try again shortly", headers: [("Retry-After", "1")])))
+            return refuse(APIError(.unavailable, "the server is at its connection limit; try again shortly", headers: [("Retry-After", "1")]))
         }
-        if let refusal = policy.hostRefusal(request) { return .now(Self.reply(refusal)) }
+        if let refusal = policy.hostRefusal(request) { return refuse(refusal) }
         guard let route else {
-            return .now(Self.reply(APIError(.notFound, "no route \(request.method) \(request.path); see README for the endpoints")))
+            return refuse(APIError(.notFound, "no route \(request.method) \(request.path); see README or GET /openapi.json for the endpoints"))
         }
         let spec = route.spec
         if request.method == "OPTIONS" { return .now(policy.preflight(request, methods: spec.methods)) }
         guard spec.allows(request.method) else {
-            return .now(Self.reply(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(spec.pattern); use \(spec.methods.joined(separator: " or "))",
-                                             headers: [("Allow", spec.allow)])))
+            return refuse(APIError(.methodNotAllowed, "\(request.method) is not allowed on \(spec.pattern); use \(spec.methods.joined(separator: " or "))",
+                                   headers: [("Allow", spec.allow)]))
         }
         if let refusal = policy.refusal(request, scope: route.scope(guardingHealth: policy.guardsHealthAndMetrics)) {
-            return .now(Self.reply(refusal))
+            return refuse(refusal)
         }
         switch route.endpoint {
         case .health: return .now(Self.reply(200, .object([("status", .string("ok"))])))
         case .ready: return .now(ready())
         case .metrics: return .now(metricsText())
+        case .openapi: return .now(HTTPResponse(status: 200, headers: Self.jsonHeaders, body: OpenAPI.document))
+        case .v2Server, .v2Live, .v2Ready: return .now(v2Server(route.endpoint))
         default: break
         }
         guard let registry else {
-            return .now(Self.reply(APIError(.unavailable, "models are still loading", headers: [("Retry-After", "1")])))
+            return refuse(APIError(.unavailable, "models are still loading", headers: [("Retry-After", "1")]))
         }
+        if api == .v2 { return v2(request, route, registry) }
         let parameter = route.parameter.map(String.init) ?? ""
         do {
             switch route.endpoint {
@@ -103,7 +108,7 @@ public final class Service: HTTPHandler, Sendable {
             case .session: return request.method == "DELETE" ? deleteSession(parameter) : getSession(parameter)
             case .step: return try step(request, registry, parameter)
             case .state: return request.method == "PUT" ? try putState(request, registry, parameter) : getState(registry, parameter)
-            case .health, .ready, .metrics: return .now(Self.reply(APIError(.internalError, "unreachable")))
+            default: return refuse(APIError(.internalError, "unreachable"))
             }
         } catch {
             return .now(Self.reply(error))
@@ -134,7 +139,7 @@ public final class Service: HTTPHandler, Sendable {
 
     // MARK: Rendering
 
-    private static let jsonHeaders = [("Content-Type", "application/json")]
+    static let jsonHeaders = [("Content-Type", "application/json")]
 
     static func reply(_ status: Int, _ json: JSON, headers: [(String, String)] = []) -> HTTPResponse {
         do {
@@ -155,9 +160,17 @@ public final class Service: HTTPHandler, Sendable {
         APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))")
     }
 
-    static func reply(_ error: APIError) -> HTTPResponse {
-        HTTPResponse(status: error.status, headers: [("Content-Type", "application/json")] + error.headers,
-                     body: Array(((try? error.json.serialized()) ?? "{}").utf8))
+    static func reply(_ error: APIError) -> HTTPResponse { reply(error, .native) }
+
+    /// An error in its protocol's one envelope: the native `{"error": {code, type, message}}`,
+    /// or V2's `{"error": "message"}`, where a request the model cannot take is a 400.
+    static func reply(_ error: APIError, _ api: APIProtocol) -> HTTPResponse {
+        let (status, json): (Int, JSON)
+        switch api {
+        case .native: (status, json) = (error.status, error.json)
+        case .v2: (status, json) = (error.kind == .unprocessable ? 400 : error.status, .object([("error", .string(error.message))]))
+        }
+        return HTTPResponse(status: status, headers: jsonHeaders + error.headers, body: Array(((try? json.serialized()) ?? "{}").utf8))
     }
 
     /// The body as JSON: 415 for a declared non-JSON type, 400 for malformed JSON.

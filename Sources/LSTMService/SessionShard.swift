@@ -40,6 +40,14 @@ actor SessionShard {
 
     func insert(_ session: Session) { table.insert(session) }
 
+    /// Inserts `session` unless a live one has its id; whether it did (`live` drops an
+    /// expired one under the id).
+    func insertIfAbsent(_ session: Session) -> Bool {
+        if case .success = live(session.id, now: clock.now()) { return false }
+        table.insert(session)
+        return true
+    }
+
     /// The live session's slot, or the reason it is gone. An expired one is dropped here.
     private func live(_ id: String, now: Double) -> Result<Int, APIError> {
         if let slot = table.slot(id) {

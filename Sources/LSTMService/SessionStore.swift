@@ -56,6 +56,32 @@ public final class SessionStore: Sendable {
     }
 
     func create(model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+        try await reserve()
+        let now = clock.now()
+        let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
+        await shard(session.id).insert(session)
+        metrics.sessionCreated()
+        return session
+    }
+
+    /// A session under an id the client chose (an Open Inference sequence): started afresh
+    /// from `state`, or reset to it at step 0 when it is live. Client ids are made so that
+    /// they never equal a server-made one (`Service.sequenceKey`).
+    func start(_ id: String, model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+        if case let .success(reset) = await shard(id).replaceState(id, state: state, step: 0) { return reset }
+        try await reserve()
+        let now = clock.now()
+        let session = SessionShard.Session(id: id, model: model, state: state, step: 0, created: now, lastUsed: now)
+        guard await shard(id).insertIfAbsent(session) else {
+            forget(1)  // another start of the same id got there first and made it
+            return try await shard(id).replaceState(id, state: state, step: 0).get()
+        }
+        metrics.sessionCreated()
+        return session
+    }
+
+    /// Takes one place of `maxSessions`, sweeping, evicting or refusing (429) when full.
+    private func reserve() async throws(APIError) {
         while true {
             let c = count.value.load(ordering: .relaxed)
             if c >= maxSessions {
@@ -69,13 +95,8 @@ public final class SessionStore: Sendable {
                 throw APIError(.tooManyRequests, "the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s",
                                headers: [("Retry-After", "\(retry)")])
             }
-            if count.value.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { break }
+            if count.value.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { return }
         }
-        let now = clock.now()
-        let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
-        await shard(session.id).insert(session)
-        metrics.sessionCreated()
-        return session
     }
 
     func info(_ id: String) async -> Result<SessionShard.Session, APIError> {

@@ -12,6 +12,10 @@ public final class ModelRegistry: Sendable {
         public let model: Model
         public let predictor: Predictor
         public let loadedAt: String
+        /// What its inferences cost, for the statistics every protocol reports.
+        public let statistics = InferenceStatistics()
+        /// Its inputs and outputs as named tensors.
+        public let signature: TensorSignature
         /// Idle workspaces by batch size (1 ... pooledBatchLimit).
         let workspaces = Locked<[[WorkspaceBox]]>(Array(repeating: [], count: ModelRegistry.pooledBatchLimit + 1))
 
@@ -19,6 +23,7 @@ public final class ModelRegistry: Sendable {
             self.model = model
             self.predictor = predictor
             self.loadedAt = loadedAt
+            signature = TensorSignature(predictor: predictor)
         }
     }
 

@@ -16,6 +16,13 @@ public struct PredictRequest: Sendable {
     /// Applied to every window of the batch.
     public var initialState: StateInput?
 
+    public init(inputs: [Float], batchSize: Int, sequenceLength: Int, isBatch: Bool) {
+        self.inputs = inputs
+        self.batchSize = batchSize
+        self.sequenceLength = sequenceLength
+        self.isBatch = isBatch
+    }
+
     public static let knownKeys = ["window", "windows", "return_sequences", "return_state", "state"]
 
     public static func decode(_ body: JSONValue, model: Model) throws(RuntimeError) -> PredictRequest {

@@ -1,3 +1,4 @@
+import JSON
 @testable import LSTMService
 import Testing
 
@@ -16,6 +17,9 @@ import Testing
         #expect(label("/v1/sessions/abc/steps") == nil && label("/v2/predict") == nil && label("/") == nil && label("/v1/models/a/b/c") == nil)
         let step = Service.route("/v1/sessions/0123456789abcdef0123456789abcdef/step")
         #expect(step?.endpoint == .step && step?.sessionID == "0123456789abcdef0123456789abcdef")
+        let infer = Service.route("/v2/models/temperature/versions/1/infer")
+        #expect(infer?.endpoint == .v2Infer && infer?.parameter == "temperature" && infer?.second == "1")
+        #expect(Service.route("/v2/models/temperature/infer")?.second == nil)
         let predict = Service.route("/v1/models/t%C3%A9/predict")
         #expect(predict?.endpoint == .modelPredict && predict?.parameter == "t%C3%A9" && predict?.sessionID == nil)
     }
@@ -25,5 +29,17 @@ import Testing
         #expect(Service(configuration: Configuration()).metrics.routes == Service.routes.patterns + ["unmatched"])
         #expect(Service.routes.routes[Service.route("/v1/sessions/x/state")!.index].allow == "GET, PUT")
         #expect(Service.routes.routes[Service.route("/healthz")!.index].allows("HEAD"))
+    }
+
+    /// The served OpenAPI document describes exactly the table's routes and methods.
+    @Test func theOpenAPIDocumentHasEveryRouteAndNoOther() throws {
+        let doc = try JSONDocument(bytes: OpenAPI.document).value
+        let paths = try #require(doc["paths"])
+        var described: [String: [String]] = [:]
+        for path in paths.keys { described[path] = paths[path]!.keys.map { $0.uppercased() }.sorted() }
+        var served: [String: [String]] = [:]
+        for r in Service.routes.routes { served[r.pattern] = r.methods.sorted() }
+        #expect(described == served)
+        #expect(doc["openapi"]?.string == "3.1.0" && doc["info"]?["version"]?.string == LSTMServeVersion.string)
     }
 }

@@ -1,0 +1,98 @@
+import HTTPServer
+import JSON
+import ModelRuntime
+
+/// The Open Inference Protocol V2 (KServe's REST API, with Triton's extensions for binary
+/// tensors, sequences, statistics and model configuration), on the same runtime as `/v1`.
+/// Errors are `{"error": "message"}`.
+extension Service {
+    static let v2Extensions = ["binary_tensor_data", "sequence", "statistics", "model_configuration"]
+    /// Every model has the one version until versioned models come.
+    static let v2Version = "1"
+
+    /// `GET /v2`, `/v2/health/live`, `/v2/health/ready`: answered while models load too.
+    func v2Server(_ endpoint: Endpoint) -> HTTPResponse {
+        switch endpoint {
+        case .v2Live: return Self.reply(200, .object([("live", .bool(true))]))
+        case .v2Ready:
+            let ready = registry != nil && !isDraining
+            return Self.reply(ready ? 200 : 503, .object([("ready", .bool(ready))]))
+        default:
+            return Self.reply(200, .object([("name", .string("lstm-serve")), ("version", .string(LSTMServeVersion.string)),
+                                            ("extensions", .array(Self.v2Extensions.map { .string($0) }))]))
+        }
+    }
+
+    /// The `/v2/models/{name}[/versions/{version}]...` routes.
+    func v2(_ request: HTTPRequest, _ route: Route, _ registry: ModelRegistry) -> HTTPHandlerResult {
+        do throws(APIError) {
+            let name = String(route.parameter ?? "")
+            let entry = try Self.entry(registry, name)
+            if let v = route.second, v != Self.v2Version {
+                throw APIError(.notFound, "model '\(name)' has no version '\(v)' (versions: \(Self.v2Version))")
+            }
+            switch route.endpoint {
+            case .v2Model: return .now(Self.reply(200, v2Metadata(entry)))
+            case .v2ModelReady: return .now(Self.reply(200, .object([("name", .string(name)), ("ready", .bool(true))])))
+            case .v2ModelConfig: return .now(Self.reply(200, v2Config(entry)))
+            case .v2ModelStats: return .now(Self.reply(200, .object([("model_stats", .array([v2Statistics(entry)]))])))
+            default: return try v2Infer(request, entry, registry)
+            }
+        } catch {
+            return .now(Self.reply(error, .v2))
+        }
+    }
+
+    static func tensorJSON(_ t: TensorSignature.Tensor) -> JSON {
+        .object([("name", .string(t.name)), ("datatype", .string(t.datatype)), ("shape", .array(t.shape.map { .int($0) }))])
+    }
+
+    func v2Metadata(_ entry: ModelRegistry.Entry) -> JSON {
+        let s = entry.signature
+        return .object([("name", .string(entry.model.name)), ("versions", .array([.string(Self.v2Version)])), ("platform", .string("lstm-serve")),
+                        ("inputs", .array(s.inputs.map(Self.tensorJSON))), ("outputs", .array(s.outputs.map(Self.tensorJSON)))])
+    }
+
+    /// Triton's model configuration: tensors without the batch axis (`max_batch_size` > 0),
+    /// the sequence batcher's idle timeout for a model sessions can step, and the names of the
+    /// forecast's columns.
+    func v2Config(_ entry: ModelRegistry.Entry) -> JSON {
+        let s = entry.signature
+        func tensor(_ t: TensorSignature.Tensor) -> JSON {
+            let type = t.datatype == "BYTES" ? "TYPE_STRING" : "TYPE_\(t.datatype)"
+            return .object([("name", .string(t.name)), ("data_type", .string(type)), ("dims", .array(t.shape.dropFirst().map { .int($0) }))])
+        }
+        var members: [(String, JSON)] = [
+            ("name", .string(entry.model.name)), ("platform", .string("lstm-serve")), ("backend", .string("lstm-serve")),
+            ("version_policy", .object([("latest", .object([("num_versions", .int(1))]))])),
+            ("max_batch_size", .int(configuration.maxBatch)),
+            ("input", .array(s.inputs.map(tensor))), ("output", .array(s.outputs.map(tensor))),
+        ]
+        if entry.model.pipeline.isStreamable {
+            members.append(("sequence_batching", .object([("max_sequence_idle_microseconds", .int(Int(configuration.sessionTTLSeconds * 1e6)))])))
+        }
+        let names = s.outputNames.joined(separator: ",")
+        members.append(("parameters", .object([("output_names", .object([("string_value", .string(names))]))])))
+        return .object(members)
+    }
+
+    func v2Statistics(_ entry: ModelRegistry.Entry) -> JSON {
+        let st = entry.statistics
+        func duration(_ d: InferenceStatistics.Duration) -> JSON {
+            let v = d.value
+            return .object([("count", .int(v.count)), ("ns", .int(v.nanoseconds))])
+        }
+        let zero = JSON.object([("count", .int(0)), ("ns", .int(0))])
+        return .object([
+            ("name", .string(entry.model.name)), ("version", .string(Self.v2Version)),
+            ("last_inference", .int(st.lastInferenceMilliseconds)),
+            ("inference_count", .int(st.inferenceCount)), ("execution_count", .int(st.executionCount)),
+            ("inference_stats", .object([
+                ("success", duration(st.success)), ("fail", duration(st.fail)), ("queue", duration(st.queue)),
+                ("compute_input", duration(st.computeInput)), ("compute_infer", duration(st.computeInfer)),
+                ("compute_output", duration(st.computeOutput)), ("cache_hit", zero), ("cache_miss", zero),
+            ])),
+            ("batch_stats", .array([])),
+        ])
+    }
+}
