@@ -57,7 +57,7 @@ let package = Package(
         // Benchmarks of the core (bench/run.sh); small, and never needed to serve.
         .executableTarget(
             name: "lstm-bench",
-            dependencies: ["RecurrentCore", "ModelFormat", "ModelRuntime", "LSTMService", "HTTPServer"],
+            dependencies: ["RecurrentCore", "ModelFormat", "ModelRuntime", "LSTMService", "HTTPServer", "JSON"],
             path: "bench/Sources/lstm-bench",
             swiftSettings: fastMath
         ),

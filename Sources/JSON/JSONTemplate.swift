@@ -2,7 +2,7 @@ internal import CJansson
 import Locking
 
 /// A jansson tree built once and written many times: the values at its slots (places named by
-/// a path of object keys) are set in place before each write, so an answer of a fixed shape
+/// a path of object keys, or of decimal indexes into arrays) are set in place before each write, so an answer of a fixed shape
 /// costs no tree building and no allocation but jansson's own while dumping. One user at a
 /// time: take one from a ``JSONTemplate/Pool`` (which is what makes passing it between threads
 /// safe, hence the unchecked Sendable).
@@ -23,7 +23,9 @@ public final class JSONTemplate: @unchecked Sendable {
         for path in slots {
             var node = tree
             for key in path {
-                guard let child = key.withCString({ json_object_get(node, $0) }) else {
+                let child = CJansson_json_typeof(node) == Int32(JSON_ARRAY.rawValue)
+                    ? Int(key).flatMap { json_array_get(node, $0) } : key.withCString { json_object_get(node, $0) }
+                guard let child else {
                     CJansson_json_decref(tree)
                     throw .encodingFailed
                 }

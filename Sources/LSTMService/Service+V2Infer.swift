@@ -10,7 +10,8 @@ extension Service {
         let start = InferenceStatistics.now()
         let stats = entry.statistics
         do throws(APIError) {
-            if let type = request.contentType, !Self.isJSONMediaType(type), !type.lowercased().hasPrefix("application/octet-stream") {
+            if let type = request.contentType, type != "application/octet-stream", !Self.isJSONMediaType(type),
+               !type.lowercased().hasPrefix("application/octet-stream") {
                 throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is neither JSON nor application/octet-stream (binary tensor data)")
             }
             let parsed = try V2InferRequest.parse(request.body, headerLength: request.header("inference-header-content-length"))
@@ -28,7 +29,7 @@ extension Service {
             let ran = InferenceStatistics.now()
             let y = entry.predictor.outputs(of: result, request: predict)
             let every = entry.predictor.sequenceOutputs(of: result, request: predict)
-            let response = try v2Answer(parsed, entry, selected, batch: batch, y: y, every: every, length: result.outputLength ?? 0)
+            let response = try v2Answers(entry).write(parsed, selected, batch: batch, y: y, every: every, length: result.outputLength ?? 0)
             let end = InferenceStatistics.now()
             stats.succeeded(samples: batch, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return .now(response)
@@ -53,14 +54,15 @@ extension Service {
             guard !seen[k] else { throw APIError(.badRequest, "input '\(input.name)' is given twice") }
             seen[k] = true
             let spec = signature.inputs[k]
-            let accepted: [String]
+            let accepted: Bool
             switch spec.datatype {
-            case "BYTES": accepted = ["BYTES"]
-            case "INT64": accepted = ["INT64", "INT32"]
-            default: accepted = ["FP32", "FP64", "FP16"]
+            case "BYTES": accepted = input.datatype == "BYTES"
+            case "INT64": accepted = input.datatype == "INT64" || input.datatype == "INT32"
+            default: accepted = input.datatype == "FP32" || input.datatype == "FP64" || input.datatype == "FP16"
             }
-            guard accepted.contains(input.datatype) else {
-                throw APIError(.badRequest, "input '\(input.name)' is \(input.datatype); model '\(entry.model.name)' takes \(accepted.joined(separator: ", ")) there")
+            guard accepted else {
+                let types = ["BYTES": "BYTES", "INT64": "INT64, INT32"][spec.datatype] ?? "FP32, FP64, FP16"
+                throw APIError(.badRequest, "input '\(input.name)' is \(input.datatype); model '\(entry.model.name)' takes \(types) there")
             }
             // a sequence's request carries any number of timesteps
             let fits = input.shape.count == spec.shape.count
@@ -95,77 +97,6 @@ extension Service {
         }
     }
 
-    /// The answer: each selected output as JSON data, or described in the JSON header with its
-    /// bytes after it (binary tensor data). `y`: (batch, outputs) in real units; `every`:
-    /// (batch, length, outputs) for a model that ends in a sequence.
-    func v2Answer(_ r: V2InferRequest, _ entry: ModelRegistry.Entry, _ selected: [(Int, Bool)],
-                  batch: Int, y: [Float], every: [Float]?, length: Int) throws(APIError) -> HTTPResponse {
-        if y.contains(where: { !$0.isFinite }) || every?.contains(where: { !$0.isFinite }) == true {
-            throw APIError(.unprocessable, "the model's output is not a finite number for this input")
-        }
-        let n = entry.model.pipeline.outputWidth
-        let interval = entry.model.config.interval
-        var classes: [Int] {
-            (0..<batch).map { b in
-                var top = 0
-                for k in 0..<n where y[b * n + k] > y[b * n + top] { top = k }  // the first of equal maxima, as argmax
-                return top
-            }
-        }
-        var tensors: [JSON] = []
-        var blob: [UInt8] = []
-        for (k, binary) in selected {
-            let spec = entry.signature.outputs[k]
-            var shape = [batch, n]
-            var floats: [Float] = [], ints: [Int] = [], strings: [String] = []
-            switch spec.name {
-            case "lower", "upper":
-                let offsets = spec.name == "lower" ? interval!.lower : interval!.upper
-                floats = y.indices.map { y[$0] + offsets[$0 % n] }
-            case "class": (ints, shape) = (classes, [batch])
-            case "label": (strings, shape) = (classes.map { entry.model.config.labels![$0] }, [batch])
-            case "forecasts": (floats, shape) = (every ?? [], [batch, length, n])
-            default: floats = y  // forecast, probabilities
-            }
-            var members: [(String, JSON)] = [("name", .string(spec.name)), ("datatype", .string(spec.datatype)), ("shape", .array(shape.map { .int($0) }))]
-            if binary {
-                let before = blob.count
-                switch spec.datatype {
-                case "FP32": for v in floats { Self.append(v.bitPattern, to: &blob) }
-                case "INT64": for v in ints { Self.append(UInt64(bitPattern: Int64(v)), to: &blob) }
-                default:
-                    for s in strings {
-                        Self.append(UInt32(s.utf8.count), to: &blob)
-                        blob.append(contentsOf: s.utf8)
-                    }
-                }
-                members.append(("parameters", .object([("binary_data_size", .int(blob.count - before))])))
-            } else {
-                let data: JSON
-                switch spec.datatype {
-                case "FP32": data = .floats(floats)
-                case "INT64": data = .array(ints.map { .int($0) })
-                default: data = .array(strings.map { .string($0) })
-                }
-                members.append(("data", data))
-            }
-            tensors.append(.object(members))
-        }
-        var top: [(String, JSON)] = [("model_name", .string(entry.model.name)), ("model_version", .string(Self.v2Version))]
-        if let id = r.id { top.append(("id", .string(id))) }
-        top.append(("outputs", .array(tensors)))
-        let header: [UInt8]
-        do { header = try JSON.object(top).serializedBytes() } catch { throw APIError(.unprocessable, "the answer cannot be written as JSON (\(error))") }
-        guard !blob.isEmpty || selected.contains(where: \.1) else { return HTTPResponse(status: 200, headers: Self.jsonHeaders, body: header) }
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/octet-stream"), ("Inference-Header-Content-Length", String(header.count))],
-                            body: header + blob)
-    }
-
-    /// `v` little-endian.
-    static func append<T: FixedWidthInteger>(_ v: T, to bytes: inout [UInt8]) {
-        for k in 0..<MemoryLayout<T>.size { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
-    }
-
     /// The store's id for a client's sequence: never 32 hex digits (a server-made id), and
     /// the model's name is length-prefixed so that no two (model, id) pairs share one.
     static func sequenceKey(_ model: String, _ id: V2InferRequest.SequenceID) -> String {
@@ -188,7 +119,7 @@ extension Service {
         let width = net.inputSize
         let rows = (0..<steps).map { Array(x[$0 * width..<($0 + 1) * width]) }
         let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { _ throws(APIError) in rows }
-        let stats = entry.statistics
+        let stats = entry.statistics, answers = v2Answers(entry)
         let decoded = InferenceStatistics.now()
         @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) throws(APIError) -> HTTPResponse {
             let ran = InferenceStatistics.now()
@@ -200,7 +131,7 @@ extension Service {
             case let .failure(e): throw e
             }
             let every = net.outputShape.isSequence ? outputs.flatMap { $0 } : nil
-            let response = try v2Answer(r, entry, selected, batch: 1, y: outputs.last ?? [], every: every, length: outputs.count)
+            let response = try answers.write(r, selected, batch: 1, y: outputs.last ?? [], every: every, length: outputs.count)
             let end = InferenceStatistics.now()
             stats.succeeded(samples: 1, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return response

@@ -14,6 +14,7 @@ public final class Service: HTTPHandler, Sendable {
     public let sessions: SessionStore
     let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
+    private let v2AnswersBox = Locked<[String: V2Answers]>([:])
     private let draining = Locked(false)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
@@ -29,7 +30,16 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     /// Makes the models available; `/readyz` answers 200 from then on.
-    public func install(_ registry: ModelRegistry) { registryBox.withLock { $0 = registry } }
+    public func install(_ registry: ModelRegistry) {
+        let answers = registry.entries.mapValues(V2Answers.init)
+        v2AnswersBox.withLock { $0 = answers }
+        registryBox.withLock { $0 = registry }
+    }
+
+    /// The V2 answer writer of a model of the installed registry.
+    func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers {
+        v2AnswersBox.withLock { $0[entry.model.name] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
+    }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
 

@@ -42,8 +42,16 @@ struct V2InferRequest: Sendable {
     var sequenceStart = false
     var sequenceEnd = false
 
-    static let numberTypes: [String: Int] = ["FP32": 4, "FP64": 8, "FP16": 2, "INT8": 1, "INT16": 2, "INT32": 4, "INT64": 8,
-                                             "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8, "BOOL": 1]
+    /// Bytes per element of a number datatype; nil for BYTES and for names the protocol lacks.
+    static func elementSize(_ datatype: String) -> Int? {
+        switch datatype {
+        case "FP32", "INT32", "UINT32": return 4
+        case "FP64", "INT64", "UINT64": return 8
+        case "FP16", "INT16", "UINT16": return 2
+        case "INT8", "UINT8", "BOOL": return 1
+        default: return nil
+        }
+    }
     /// Elements per input at most: far above any window, far below what would exhaust memory.
     static let maxElements = 1 << 26
 
@@ -143,15 +151,16 @@ struct V2InferRequest: Sendable {
             throw APIError(.badRequest, "input '\(name)' needs 'shape', an array of sizes")
         }
         var shape: [Int] = []
+        shape.reserveCapacity(shapeJSON.count)
         var count = 1
-        for d in shapeJSON.elements {
-            guard let n = d.int, n >= 0 else { throw APIError(.badRequest, "input '\(name)': every size in 'shape' must be a non-negative integer") }
+        for i in 0..<shapeJSON.count {
+            guard let n = shapeJSON[i]!.int, n >= 0 else { throw APIError(.badRequest, "input '\(name)': every size in 'shape' must be a non-negative integer") }
             let (product, overflow) = count.multipliedReportingOverflow(by: n)
             guard !overflow, product <= maxElements else { throw APIError(.payloadTooLarge, "input '\(name)' has more than \(maxElements) elements") }
             count = product
             shape.append(n)
         }
-        let width = numberTypes[datatype]
+        let width = elementSize(datatype)
         guard width != nil || datatype == "BYTES" else {
             throw APIError(.badRequest, "input '\(name)': datatype '\(datatype)' is not one of the protocol's (FP32, FP64, FP16, INT8 ... UINT64, BOOL, BYTES)")
         }
@@ -202,7 +211,7 @@ struct V2InferRequest: Sendable {
         let start = out.count
         if v.appendNumbers(to: &out) == nil { return }  // the common case: a flat array of numbers
         out.removeSubrange(start...)
-        for e in v.elements { try flattenNumbers(e, into: &out, name: name, datatype: datatype) }
+        for i in 0..<v.count { try flattenNumbers(v[i]!, into: &out, name: name, datatype: datatype) }
     }
 
     private static func flattenStrings(_ v: JSONValue, into out: inout [String], name: String) throws(APIError) {
@@ -211,7 +220,8 @@ struct V2InferRequest: Sendable {
             return
         }
         guard v.kind == .array else { throw APIError(.badRequest, "input '\(name)' has \(v.kindName) where a BYTES string goes") }
-        for e in v.elements { try flattenStrings(e, into: &out, name: name) }
+        out.reserveCapacity(out.count + v.count)
+        for i in 0..<v.count { try flattenStrings(v[i]!, into: &out, name: name) }
     }
 
     /// Little-endian binary numbers, as the extension sends them.

@@ -1,6 +1,7 @@
 // Times the recurrent core: microseconds per window (batch 1 and 64) and per single step.
 //   lstm-bench MODEL_DIR [--window 7] [--seconds 2]
 import Foundation
+import JSON
 import ModelFormat
 import RecurrentCore
 
@@ -17,6 +18,18 @@ if let i = args.firstIndex(of: "--handler") {
     let body = [UInt8](FileManager.default.contents(atPath: args[i + 2])!)
     let us = try await handlerMicroseconds(modelsDirectory: args[i + 1], body: body, seconds: option("--seconds", 2))
     print(String(format: "handler predict_us=%.2f step_us=%.2f", us.predict, us.step))
+    exit(0)
+}
+if let i = args.firstIndex(of: "--protocols") {
+    // lstm-bench --protocols MODELS_DIR NATIVE.json V2.json V2_BINARY.body HEADER_LENGTH: application µs
+    // per native predict, V2 infer in JSON and V2 infer with binary tensors (bench/load/v2_bodies.py)
+    func file(_ k: Int) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: args[i + k])!) }
+    let us = try protocolMicroseconds(modelsDirectory: args[i + 1], requests: [
+        ("/v1/predict", file(2), nil), ("/v2/models/temperature/infer", file(3), nil), ("/v2/models/temperature/infer", file(4), args[i + 5]),
+    ])
+    print(String(format: "handler native_us=%.2f v2_json_us=%.2f v2_binary_us=%.2f", us[0], us[1], us[2]))
+    let parses = [file(2), file(3)].map { body in measure { _ = try? JSONDocument(bytes: body) } }
+    print(String(format: "jansson parse of the body alone: native_us=%.2f v2_json_us=%.2f", parses[0], parses[1]))
     exit(0)
 }
 let modelPath = args[1]

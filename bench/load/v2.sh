@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# V2 infer against the native predict on the same model (temperature, the example week),
+# side by side in one run: wrk takes turns on one release server, ROUNDS rounds, the median
+# req/s of each and its ratio to native. V2 in JSON, and with binary tensor data as
+# tritonclient sends it by default.
+#   [ROUNDS=3] bench/load/v2.sh [seconds per run] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+conns=${2:-32}
+rounds=${ROUNDS:-3}
+out=bench/out
+mkdir -p "$out"
+command -v wrk >/dev/null || scripts/setup.sh --test
+scripts/build.sh >/dev/null
+header=$(python3 bench/load/v2_bodies.py "$out")
+.build/install/lstm-serve serve --port 0 --log-level warning >"$out/v2.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null' EXIT
+for _ in $(seq 100); do grep -q "listening on" "$out/v2.log" && break; sleep 0.1; done
+base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$out/v2.log" | head -1)
+rps() {  # name -> req/s of one wrk run
+  local r
+  case $1 in
+    native) r=$(BODY="$out/native.json" URLPATH=/v1/predict wrk -t2 -c"$conns" -d"${secs}s" -s bench/load/v2.lua "$base" 2>&1) ;;
+    json) r=$(BODY="$out/v2_json.body" wrk -t2 -c"$conns" -d"${secs}s" -s bench/load/v2.lua "$base" 2>&1) ;;
+    binary) r=$(BODY="$out/v2_binary.body" HEADER_LENGTH=$header wrk -t2 -c"$conns" -d"${secs}s" -s bench/load/v2.lua "$base" 2>&1) ;;
+  esac
+  if echo "$r" | grep -q "Non-2xx"; then echo "v2.sh: $1 got non-2xx answers" >&2; exit 1; fi
+  echo "$r" | awk '/Requests\/sec/ {print $2}'
+}
+declare -A all
+for round in $(seq "$rounds"); do
+  for name in native json binary; do all[$name]+="$(rps $name) "; done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+n=$(echo "${all[native]}" | median)
+printf "%-8s %10s  %s\n" scenario "req/s" "ratio to native (median of $rounds, ${secs}s, $conns connections; runs: req/s)"
+for name in native json binary; do
+  m=$(echo "${all[$name]}" | median)
+  printf "%-8s %10s  %.3f  (%s)\n" "$name" "$m" "$(awk -v a="$m" -v b="$n" 'BEGIN {print a / b}')" "${all[$name]% }"
+done
