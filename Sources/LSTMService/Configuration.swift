@@ -129,9 +129,16 @@ public struct Configuration: Sendable, Equatable {
         }
     }
 
-    /// A comma-separated list, trimmed, without empty items.
+    /// A comma-separated list, trimmed, without empty items. Split on Unicode scalars: split on
+    /// Characters, a comma with a combining mark after it is one Character and no separator,
+    /// so a list joined back with commas would split another way.
     static func list(_ text: String) -> [String] {
-        text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        text.unicodeScalars.split(separator: ",").compactMap { part in
+            var item = part
+            while let first = item.first, first.properties.isWhitespace { item.removeFirst() }
+            while let last = item.last, last.properties.isWhitespace { item.removeLast() }
+            return item.isEmpty ? nil : String(item)
+        }
     }
 
     /// The value of `key` as text (what `set` takes), for help and start-up lines.
