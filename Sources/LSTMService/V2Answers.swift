@@ -112,13 +112,7 @@ final class V2Answers: Sendable {
     /// Output k's values and shape.
     private func values(_ k: Int, _ batch: Int, _ y: [Float], _ every: [Float]?, _ length: Int) -> (Values, [Int]) {
         let n = entry.model.pipeline.outputWidth
-        var classes: [Int] {
-            (0..<batch).map { b in
-                var top = 0
-                for c in 0..<n where y[b * n + c] > y[b * n + top] { top = c }  // the first of equal maxima, as argmax
-                return top
-            }
-        }
+        var classes: [Int] { (0..<batch).map { Predictor.topClass(y[$0 * n..<($0 + 1) * n]) } }
         switch entry.signature.outputs[k].name {
         case "lower", "upper":
             let interval = entry.model.config.interval!

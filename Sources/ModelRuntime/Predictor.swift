@@ -117,13 +117,18 @@ public struct Predictor: Sendable {
     /// `{"forecast": {name: value}, "units": ..., "interval": ...}` for one sample of `y`.
     public func forecast(_ y: ArraySlice<Float>) -> [(String, JSON)] {
         guard isClassifier else { return Self.forecast(names: outputNames, units: units, interval: model.config.interval, y) }
-        // the first of equal maxima, as argmax picks it
+        let top = Self.topClass(y)
+        var members: [(String, JSON)] = [("probabilities", .object(zip(outputNames, y).map { ($0, .float($1)) })),
+                                         ("class", .int(top))]
+        if let labels = model.config.labels { members.append(("label", .string(labels[top]))) }
+        return members
+    }
+
+    /// A class distribution's top class, from 0: the first of equal maxima, as argmax picks it.
+    public static func topClass(_ y: ArraySlice<Float>) -> Int {
         var top = y.startIndex
         for k in y.indices where y[k] > y[top] { top = k }
-        var members: [(String, JSON)] = [("probabilities", .object(zip(outputNames, y).map { ($0, .float($1)) })),
-                                         ("class", .int(top - y.startIndex))]
-        if let labels = model.config.labels { members.append(("label", .string(labels[top - y.startIndex]))) }
-        return members
+        return top - y.startIndex
     }
 
     /// Every timestep's answer of a model that ends in a sequence, in real units:
