@@ -17,5 +17,5 @@ scripts/burst.sh .build/install/lstm-serve
 python3 scripts/stall.py .build/install/lstm-serve
 scripts/fuzz.sh .build/install/lstm-serve
 python3 scripts/overload.py 3
-LIMITS="predict=11 step=19" bench/alloc/run.sh 2
+LIMITS="predict=11 step=19 v2json=17 v2binary=27" bench/alloc/run.sh 2
 scripts/fuzz-targets.sh 60

@@ -55,6 +55,15 @@ public struct JSONValue: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` with a string's UTF-8 bytes in place (nil for anything else): no String is made.
+    public func withUTF8<R, E: Error>(_ body: (UnsafeBufferPointer<UInt8>) throws(E) -> R) throws(E) -> R? {
+        guard kind == .string, let text = json_string_value(pointer) else { return nil }
+        let length = json_string_length(pointer)
+        return try text.withMemoryRebound(to: UInt8.self, capacity: length) { (p) throws(E) -> R in
+            try body(UnsafeBufferPointer(start: p, count: length))
+        }
+    }
+
     public var bool: Bool? {
         switch CJansson_json_typeof(pointer) {
         case Int32(JSON_TRUE.rawValue): return true

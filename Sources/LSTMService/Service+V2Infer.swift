@@ -16,9 +16,10 @@ extension Service {
             }
             let parsed = try V2InferRequest.parse(request.body, headerLength: request.header("inference-header-content-length"))
             let (x, batch, steps) = try v2Window(parsed, entry)
-            let selected = try v2Selected(parsed, entry)
+            let answers = v2Answers(entry)
+            let selected = try v2Selected(parsed, answers)
             if let id = parsed.sequenceID {
-                return try v2Sequence(parsed, id, entry, registry, x: x, batch: batch, steps: steps, selected: selected, start: start)
+                return try v2Sequence(parsed, id, entry, registry, x: x, batch: batch, steps: steps, answers: answers, selected: selected, start: start)
             }
             guard batch <= configuration.maxBatch else {
                 throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(configuration.maxBatch) per request")
@@ -29,7 +30,7 @@ extension Service {
             let ran = InferenceStatistics.now()
             let y = entry.predictor.outputs(of: result, request: predict)
             let every = entry.predictor.sequenceOutputs(of: result, request: predict)
-            let response = try v2Answers(entry).write(parsed, selected, batch: batch, y: y, every: every, length: result.outputLength ?? 0)
+            let response = try answers.write(parsed, selected, batch: batch, y: y, every: every, length: result.outputLength ?? 0)
             let end = InferenceStatistics.now()
             stats.succeeded(samples: batch, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return .now(response)
@@ -40,19 +41,18 @@ extension Service {
     }
 
     /// The window (batch, time, row) in raw units from the request's tensors, each checked
-    /// against the model's signature: names, datatypes, shapes.
+    /// against the model's signature (names, datatypes, shapes) and then read straight into
+    /// the window: one scratch array for the numbers, none per input.
     private func v2Window(_ r: V2InferRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> ([Float], Int, Int) {
-        let signature = entry.signature
-        var values = [[Float]?](repeating: nil, count: signature.inputs.count)
-        var dates: [String]?
-        var seen = [Bool](repeating: false, count: signature.inputs.count)
+        let signature = entry.signature, model = entry.model
+        var slots = [Int](repeating: -1, count: signature.inputs.count)  // request input of each signature input
         var batch = -1, steps = -1
-        for input in r.inputs {
+        for (index, input) in r.inputs.enumerated() {
             guard let k = signature.inputs.firstIndex(where: { $0.name == input.name }) else {
-                throw APIError(.badRequest, "model '\(entry.model.name)' has no input '\(input.name)' (inputs: \(signature.inputs.map(\.name).joined(separator: ", ")))")
+                throw APIError(.badRequest, "model '\(model.name)' has no input '\(input.name)' (inputs: \(signature.inputs.map(\.name).joined(separator: ", ")))")
             }
-            guard !seen[k] else { throw APIError(.badRequest, "input '\(input.name)' is given twice") }
-            seen[k] = true
+            guard slots[k] < 0 else { throw APIError(.badRequest, "input '\(input.name)' is given twice") }
+            slots[k] = index
             let spec = signature.inputs[k]
             let accepted: Bool
             switch spec.datatype {
@@ -62,33 +62,49 @@ extension Service {
             }
             guard accepted else {
                 let types = ["BYTES": "BYTES", "INT64": "INT64, INT32"][spec.datatype] ?? "FP32, FP64, FP16"
-                throw APIError(.badRequest, "input '\(input.name)' is \(input.datatype); model '\(entry.model.name)' takes \(types) there")
+                throw APIError(.badRequest, "input '\(input.name)' is \(input.datatype); model '\(model.name)' takes \(types) there")
             }
             // a sequence's request carries any number of timesteps
             let fits = input.shape.count == spec.shape.count
                 && zip(input.shape, spec.shape).enumerated().allSatisfy { $1.1 == -1 || $1.0 == $1.1 || ($0 == 1 && r.sequenceID != nil) }
             guard fits else {
-                throw APIError(.badRequest, "input '\(input.name)' has shape \(input.shape); model '\(entry.model.name)' takes \(spec.shape) (-1: any size)")
+                throw APIError(.badRequest, "input '\(input.name)' has shape \(input.shape); model '\(model.name)' takes \(spec.shape) (-1: any size)")
             }
             if batch >= 0, input.shape[0] != batch || input.shape[1] != steps {
                 throw APIError(.badRequest, "input '\(input.name)' has shape \(input.shape), but the inputs before it have batch \(batch) and \(steps) timesteps")
             }
             (batch, steps) = (input.shape[0], input.shape[1])
-            if spec.datatype == "BYTES" { dates = input.strings } else { values[k] = input.numbers }
         }
-        if let missing = seen.firstIndex(of: false) {
-            throw APIError(.badRequest, "input '\(signature.inputs[missing].name)' is missing (model '\(entry.model.name)' takes \(signature.inputs.map(\.name).joined(separator: ", ")))")
+        if let missing = slots.firstIndex(of: -1) {
+            throw APIError(.badRequest, "input '\(signature.inputs[missing].name)' is missing (model '\(model.name)' takes \(signature.inputs.map(\.name).joined(separator: ", ")))")
         }
-        let x = try native { () throws(RuntimeError) in
-            try signature.window(model: entry.model, values: values, dates: dates, batch: batch, steps: steps, whole: r.sequenceID == nil)
+        try native { () throws(RuntimeError) in try signature.checkWindow(model: model, batch: batch, steps: steps, whole: r.sequenceID == nil) }
+        var x = [Float](repeating: 0, count: batch * steps * model.pipeline.inputSize)
+        var numbers: [Float] = []
+        for (k, index) in slots.enumerated() {
+            let input = r.inputs[index]
+            if signature.roles[k] == .date {
+                try r.forEachString(input) { (i, text) throws(APIError) in
+                    try native { () throws(RuntimeError) in try signature.placeDate(i, utf8: text, into: &x, model: model) }
+                }
+                continue
+            }
+            numbers.removeAll(keepingCapacity: true)
+            try r.readNumbers(input, into: &numbers)
+            try native { () throws(RuntimeError) in try signature.place(k, numbers, into: &x, model: model) }
         }
         return (x, batch, steps)
     }
 
     /// The outputs to answer, as indexes into the signature's, and whether each goes as binary.
-    private func v2Selected(_ r: V2InferRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> [(Int, Bool)] {
-        let outputs = entry.signature.outputs
-        guard let asked = r.outputs else { return outputs.indices.map { ($0, r.binaryDataOutput) } }
+    private func v2Selected(_ r: V2InferRequest, _ answers: V2Answers) throws(APIError) -> [(Int, Bool)] {
+        let entry = answers.entry, outputs = entry.signature.outputs
+        guard let asked = r.outputs else { return r.binaryDataOutput ? answers.everyBinary : answers.everyJSON }
+        // tritonclient names every output: the common selection is the one made once
+        if asked.count == outputs.count, let binary = asked.first?.binary,
+           asked.indices.allSatisfy({ asked[$0].name == outputs[$0].name && asked[$0].binary == binary }) {
+            return binary ? answers.everyBinary : answers.everyJSON
+        }
         return try asked.map { (o: V2InferRequest.Output) throws(APIError) -> (Int, Bool) in
             guard let k = outputs.firstIndex(where: { $0.name == o.name }) else {
                 throw APIError(.badRequest, "model '\(entry.model.name)' has no output '\(o.name)' (outputs: \(outputs.map(\.name).joined(separator: ", ")))")
@@ -109,7 +125,7 @@ extension Service {
     /// Steps the sequence's session by the request's timesteps: started (or reset) first on
     /// `sequence_start`, released after on `sequence_end`.
     private func v2Sequence(_ r: V2InferRequest, _ id: V2InferRequest.SequenceID, _ entry: ModelRegistry.Entry, _ registry: ModelRegistry,
-                            x: [Float], batch: Int, steps: Int, selected: [(Int, Bool)], start: Int) throws(APIError) -> HTTPHandlerResult {
+                            x: [Float], batch: Int, steps: Int, answers: V2Answers, selected: [(Int, Bool)], start: Int) throws(APIError) -> HTTPHandlerResult {
         let net = entry.model.pipeline, name = entry.model.name
         if let layer = net.firstNonCausalLayer {
             throw APIError(.unprocessable, "model '\(name)' cannot run sequences: its layer \(layer.name) (\(layer.kind)) needs the whole window; infer without sequence_id")
@@ -119,7 +135,7 @@ extension Service {
         let width = net.inputSize
         let rows = (0..<steps).map { Array(x[$0 * width..<($0 + 1) * width]) }
         let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { _ throws(APIError) in rows }
-        let stats = entry.statistics, answers = v2Answers(entry)
+        let stats = entry.statistics
         let decoded = InferenceStatistics.now()
         @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) throws(APIError) -> HTTPResponse {
             let ran = InferenceStatistics.now()
@@ -142,7 +158,7 @@ extension Service {
         }
         metrics.sessionStep(direct: false)
         let store = sessions, fresh = net.makeState(batchSize: 1)
-        return .later { [self] in
+        return .later {
             do throws(APIError) {
                 if r.sequenceStart { _ = try await store.start(key, model: name, state: fresh) }
                 let queued = InferenceStatistics.now()

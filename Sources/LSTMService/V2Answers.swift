@@ -10,15 +10,27 @@ final class V2Answers: Sendable {
     let entry: ModelRegistry.Entry
     private let template: JSONTemplate.Pool?
     private let binaryHeader: [UInt8]?
+    /// Every output in order, as JSON or as binary: what a request without `outputs` selects.
+    let everyJSON: [(Int, Bool)], everyBinary: [(Int, Bool)]
 
     /// An output's values for the answer.
     enum Values {
         case floats([Float]), ints([Int]), strings([String])
+        /// `values[i] + offsets[i % offsets.count]`: an interval bound, summed as it is written.
+        case shifted([Float], offsets: [Float])
+
+        /// Every case but `shifted`, which becomes `floats`.
+        var materialized: Values {
+            guard case let .shifted(v, o) = self else { return self }
+            return .floats(v.indices.map { v[$0] + o[$0 % o.count] })
+        }
     }
 
     init(_ entry: ModelRegistry.Entry) {
         self.entry = entry
         let outputs = entry.signature.outputs
+        everyJSON = outputs.indices.map { ($0, false) }
+        everyBinary = outputs.indices.map { ($0, true) }
         // one sample's shapes; nil when a size is only known per request
         let shapes = outputs.map { $0.shape.dropFirst().allSatisfy { $0 > 0 } ? [1] + $0.shape.dropFirst() : nil }
         guard shapes.allSatisfy({ $0 != nil }) else {
@@ -63,15 +75,16 @@ final class V2Answers: Sendable {
         if common, selected.allSatisfy({ $0.1 == binary }) {
             if binary, let header = binaryHeader {
                 var body = header
-                for k in outputs.indices { Self.append(values(k, batch, y, every, length).0, to: &body) }
+                for k in outputs.indices { Self.append(values(k, batch, y, every), to: &body) }
                 return Self.binaryResponse(body, headerLength: header.count)
             }
             if !binary, let template {
                 let written = try? template.withTemplate { t throws(JSONError) -> [UInt8] in
                     var slot = 0
                     for k in outputs.indices {
-                        switch values(k, batch, y, every, length).0 {
+                        switch values(k, batch, y, every) {
                         case let .floats(v): for x in v { t.set(slot, float: x); slot += 1 }
+                        case let .shifted(v, o): for i in v.indices { t.set(slot, float: v[i] + o[i % o.count]); slot += 1 }
                         case let .ints(v): for x in v { t.set(slot, int: x); slot += 1 }
                         case let .strings(v): for x in v { t.set(slot, string: x); slot += 1 }
                         }
@@ -84,7 +97,7 @@ final class V2Answers: Sendable {
         var tensors: [JSON] = []
         var blob: [UInt8] = []
         for (k, asBinary) in selected {
-            let (v, shape) = values(k, batch, y, every, length)
+            let v = values(k, batch, y, every), shape = self.shape(k, batch, length)
             var members: [(String, JSON)] = [("name", .string(outputs[k].name)), ("datatype", .string(outputs[k].datatype)),
                                              ("shape", .array(shape.map { .int($0) }))]
             if asBinary {
@@ -92,7 +105,8 @@ final class V2Answers: Sendable {
                 Self.append(v, to: &blob)
                 members.append(("parameters", .object([("binary_data_size", .int(blob.count - before))])))
             } else {
-                switch v {
+                switch v.materialized {
+                case .shifted: break  // materialized
                 case let .floats(f): members.append(("data", .floats(f)))
                 case let .ints(i): members.append(("data", .array(i.map { .int($0) })))
                 case let .strings(s): members.append(("data", .array(s.map { .string($0) })))
@@ -109,19 +123,29 @@ final class V2Answers: Sendable {
         return Self.binaryResponse(header + blob, headerLength: header.count)
     }
 
-    /// Output k's values and shape.
-    private func values(_ k: Int, _ batch: Int, _ y: [Float], _ every: [Float]?, _ length: Int) -> (Values, [Int]) {
+    /// Output k's values.
+    private func values(_ k: Int, _ batch: Int, _ y: [Float], _ every: [Float]?) -> Values {
         let n = entry.model.pipeline.outputWidth
         var classes: [Int] { (0..<batch).map { Predictor.topClass(y[$0 * n..<($0 + 1) * n]) } }
         switch entry.signature.outputs[k].name {
         case "lower", "upper":
             let interval = entry.model.config.interval!
             let offsets = entry.signature.outputs[k].name == "lower" ? interval.lower : interval.upper
-            return (.floats(y.indices.map { y[$0] + offsets[$0 % n] }), [batch, n])
-        case "class": return (.ints(classes), [batch])
-        case "label": return (.strings(classes.map { entry.model.config.labels![$0] }), [batch])
-        case "forecasts": return (.floats(every ?? []), [batch, length, n])
-        default: return (.floats(y), [batch, n])  // forecast, probabilities
+            return .shifted(y, offsets: offsets)
+        case "class": return .ints(classes)
+        case "label": return .strings(classes.map { entry.model.config.labels![$0] })
+        case "forecasts": return .floats(every ?? [])
+        default: return .floats(y)  // forecast, probabilities
+        }
+    }
+
+    /// Output k's shape in this answer.
+    private func shape(_ k: Int, _ batch: Int, _ length: Int) -> [Int] {
+        let n = entry.model.pipeline.outputWidth
+        switch entry.signature.outputs[k].name {
+        case "class", "label": return [batch]
+        case "forecasts": return [batch, length, n]
+        default: return [batch, n]
         }
     }
 
@@ -131,7 +155,8 @@ final class V2Answers: Sendable {
         func put<T: FixedWidthInteger>(_ v: T) {
             for k in 0..<MemoryLayout<T>.size { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * k))) }
         }
-        switch values {
+        switch values.materialized {
+        case .shifted: break  // materialized
         case let .floats(v): for x in v { put(x.bitPattern) }
         case let .ints(v): for x in v { put(UInt64(bitPattern: Int64(x))) }
         case let .strings(v):

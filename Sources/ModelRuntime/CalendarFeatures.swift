@@ -6,24 +6,27 @@ enum CalendarFeatures {
     /// Day of year (1...366) of an ISO 8601 date `YYYY-MM-DD` (a time part after it is ignored).
     static func dayOfYear(_ text: String) -> Int? {
         var text = text
-        return text.withUTF8 { u -> Int? in
-            // digits at [lo, hi) as a number, without building Strings
-            func number(_ lo: Int, _ hi: Int) -> Int? {
-                var v = 0
-                for k in lo..<hi {
-                    let d = Int(u[k]) - 48
-                    guard (0...9).contains(d) else { return nil }
-                    v = v * 10 + d
-                }
-                return v
+        return text.withUTF8 { dayOfYear(utf8: $0) }
+    }
+
+    /// The same, of the date's UTF-8 bytes.
+    static func dayOfYear(utf8 u: UnsafeBufferPointer<UInt8>) -> Int? {
+        // digits at [lo, hi) as a number, without building Strings
+        func number(_ lo: Int, _ hi: Int) -> Int? {
+            var v = 0
+            for k in lo..<hi {
+                let d = Int(u[k]) - 48
+                guard (0...9).contains(d) else { return nil }
+                v = v * 10 + d
             }
-            guard u.count >= 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
-                  u.count == 10 || u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: " "),
-                  let year = number(0, 4), let month = number(5, 7), let day = number(8, 10),
-                  (1...12).contains(month)
-            else { return nil }
-            return dayOfYear(year: year, month: month, day: day)
+            return v
         }
+        guard u.count >= 10, u[4] == UInt8(ascii: "-"), u[7] == UInt8(ascii: "-"),
+              u.count == 10 || u[10] == UInt8(ascii: "T") || u[10] == UInt8(ascii: " "),
+              let year = number(0, 4), let month = number(5, 7), let day = number(8, 10),
+              (1...12).contains(month)
+        else { return nil }
+        return dayOfYear(year: year, month: month, day: day)
     }
 
     static func dayOfYear(year: Int, month: Int, day: Int) -> Int? {

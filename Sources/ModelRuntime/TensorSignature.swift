@@ -77,48 +77,45 @@ public struct TensorSignature: Sendable {
         self.outputs = outputs
     }
 
-    /// The values (batch, time) of each row's columns, from decoded input tensors: `values[k]`
-    /// holds input k's numbers (nil for `date`), `dates` the date strings. Returns the window
-    /// in the model's row layout, every value checked as the native decoder checks it. Steps
-    /// of a session (`whole` false) may be fewer than the model's window.
-    public func window(model: Model, values: [[Float]?], dates: [String]?, batch: Int, steps: Int, whole: Bool = true) throws(RuntimeError) -> [Float] {
-        let p = model.pipeline, features = model.config.features, width = p.inputSize
+    /// Checks the size of a window about to be filled from input tensors: `steps` timesteps of
+    /// `batch` samples. Steps of a session (`whole` false) may be fewer than the model's window.
+    public func checkWindow(model: Model, batch: Int, steps: Int, whole: Bool = true) throws(RuntimeError) {
         if whole, let expected = model.config.windowLength, steps != expected {
             throw .invalidInput("the inputs have \(steps) timesteps, model '\(model.name)' expects \(expected)")
         }
         guard steps > 0, batch > 0 else { throw .invalidInput("the inputs are empty; send at least one timestep") }
-        if whole, let why = p.refusal(sequenceLength: steps) { throw .invalidInput(why) }
-        for (k, v) in values.enumerated() {
-            if let v, let bad = v.firstIndex(where: { !$0.isFinite }) {
-                throw .invalidInput("input '\(inputs[k].name)' has a value that is not a finite number at index \(bad)")
+        if whole, let why = model.pipeline.refusal(sequenceLength: steps) { throw .invalidInput(why) }
+    }
+
+    /// Writes input k's numbers, (batch, time) for a feature or whole rows, into the window `x`
+    /// (batch, time, row) in the model's row layout, checked as the native decoder checks them.
+    public func place(_ k: Int, _ v: [Float], into x: inout [Float], model: Model) throws(RuntimeError) {
+        if let bad = v.firstIndex(where: { !$0.isFinite }) {
+            throw .invalidInput("input '\(inputs[k].name)' has a value that is not a finite number at index \(bad)")
+        }
+        switch roles[k] {
+        case .rows:
+            if let e = model.pipeline.inputEmbedding, let bad = v.firstIndex(where: { e.id($0) == nil }) {
+                throw .invalidInput("input 'input'[\(bad)] is \(v[bad]); model '\(model.name)' takes token ids, integers from 0 to \(e.count - 1)")
             }
+            x.replaceSubrange(0..<v.count, with: v)
+        case let .feature(column):
+            let width = model.pipeline.inputSize
+            for i in v.indices { x[i * width + column] = v[i] }
+        case .date:
+            break
         }
-        if roles == [.rows] {
-            let x = values[0]!
-            if let e = p.inputEmbedding, let bad = x.firstIndex(where: { e.id($0) == nil }) {
-                throw .invalidInput("input 'input'[\(bad)] is \(x[bad]); model '\(model.name)' takes token ids, integers from 0 to \(e.count - 1)")
-            }
-            return x
+    }
+
+    /// Writes the features derived from element i's date (UTF-8 `YYYY-MM-DD`) into `x`.
+    public func placeDate(_ i: Int, utf8 text: UnsafeBufferPointer<UInt8>, into x: inout [Float], model: Model) throws(RuntimeError) {
+        guard let day = CalendarFeatures.dayOfYear(utf8: text) else {
+            throw .invalidInput("input 'date'[\(i)] '\(String(decoding: text, as: UTF8.self))' is not an ISO 8601 date (YYYY-MM-DD)")
         }
-        var days: [Int] = []
-        if let dates {
-            days.reserveCapacity(dates.count)
-            for (k, text) in dates.enumerated() {
-                guard let d = CalendarFeatures.dayOfYear(text) else {
-                    throw .invalidInput("input 'date'[\(k)] '\(text)' is not an ISO 8601 date (YYYY-MM-DD)")
-                }
-                days.append(d)
-            }
-        }
-        var x = [Float](repeating: 0, count: batch * steps * width)
-        for (k, role) in roles.enumerated() {
-            guard case let .feature(column) = role, let v = values[k] else { continue }
-            for i in 0..<batch * steps { x[i * width + column] = v[i] }
-        }
-        for (column, f) in features.enumerated() {
+        let width = model.pipeline.inputSize
+        for (column, f) in model.config.features.enumerated() {
             guard let derivation = f.derived else { continue }
-            for i in 0..<batch * steps { x[i * width + column] = CalendarFeatures.value(derivation, dayOfYear: days[i]) }
+            x[i * width + column] = CalendarFeatures.value(derivation, dayOfYear: day)
         }
-        return x
     }
 }

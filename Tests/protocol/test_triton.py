@@ -235,6 +235,23 @@ def test_what_a_client_sends_wrong_gets_a_clear_400(client, server):
     expect_400(lambda: client.infer("damped_sine", one([1, 50], "FP32", x)), "not a finite number")
 
 
+def test_dates_and_shapes_that_do_not_fit_get_a_clear_400(server):
+    features = ("temp_max", "temp_min", "precipitation", "wind")
+    def body(dates, shape=(1, 7), date_shape=(1, 7)):
+        inputs = [{"name": f, "datatype": "FP32", "shape": list(shape), "data": [1.0] * 7} for f in features]
+        inputs.append({"name": "date", "datatype": "BYTES", "shape": list(date_shape), "data": dates})
+        return json.dumps({"inputs": inputs}).encode()
+    week = ["2015-02-%02d" % d for d in range(22, 29)]
+    for data, text in ((week + ["2015-03-01"], "has 8 elements"), (week[:6], "has 6 elements"),
+                       (week[:6] + ["22/02/2015"], "'22/02/2015' is not an ISO 8601 date"), (week[:6] + [7], "a number where a BYTES")):
+        status, answer = post(server, "/v2/models/temperature/infer", body(data), {"Content-Type": "application/json"})
+        assert status == 400 and text in answer["error"], (data, answer)
+    status, answer = post(server, "/v2/models/temperature/infer", body(week, shape=(1, 7, 1, 1, 1, 1, 1, 1, 1)), {"Content-Type": "application/json"})
+    assert status == 400 and "9 dimensions; at most 8" in answer["error"], answer
+    status, answer = post(server, "/v2/models/temperature/infer", body(week), {"Content-Type": "application/json"})
+    assert status == 200 and [o["name"] for o in answer["outputs"]] == ["forecast", "lower", "upper"], answer
+
+
 def test_statistics_count_each_inference(client):
     meta = client.get_model_metadata("airline")
     before = client.get_inference_statistics("airline")["model_stats"][0]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Heap calls per request of the running server (release build), predict and step, over HTTP on
+# Heap calls per request of the running server (release build), predict, step and V2 infer (JSON
+# and binary tensors, the bodies tritonclient sends: bench/load/v2_bodies.py), over HTTP on
 # loopback: lstm-serve runs under bench/alloc/count.c (an LD_PRELOAD shim counting malloc,
 # calloc, realloc, the aligned allocators and free); after a warm-up, the counts before and
 # after a wrk run of one connection, divided by the requests wrk completed.
@@ -24,6 +25,7 @@ for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
 base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
 
 python3 bench/load/make_sessions.py "$base" "$out/alloc_sessions.txt"
+header=$(python3 bench/load/v2_bodies.py "$out")
 
 counts() {  # -> "malloc calloc realloc aligned free" so far
   local before
@@ -35,11 +37,17 @@ counts() {  # -> "malloc calloc realloc aligned free" so far
 
 fails=0
 printf "%-8s %9s %8s %8s %8s %8s %8s   (heap calls per request)\n" scenario requests malloc calloc realloc aligned free
-for scenario in predict step; do
+for scenario in predict step v2json v2binary; do
   export SESSIONS="$out/alloc_sessions.txt"
-  wrk -t1 -c1 -d1s -s "bench/load/$scenario.lua" "$base" >/dev/null  # warm-up: pools, templates
+  script="bench/load/$scenario.lua"
+  unset BODY HEADER_LENGTH
+  case $scenario in
+    v2json) script=bench/load/v2.lua; export BODY="$out/v2_json.body" ;;
+    v2binary) script=bench/load/v2.lua; export BODY="$out/v2_binary.body" HEADER_LENGTH=$header ;;
+  esac
+  wrk -t1 -c1 -d1s -s "$script" "$base" >/dev/null  # warm-up: pools, templates
   read -r m0 c0 r0 a0 f0 < <(counts)
-  n=$(wrk -t1 -c1 -d"${secs}s" -s "bench/load/$scenario.lua" "$base" | awk '/requests in/ {print $1}')
+  n=$(wrk -t1 -c1 -d"${secs}s" -s "$script" "$base" | awk '/requests in/ {print $1}')
   read -r m1 c1 r1 a1 f1 < <(counts)
   awk -v s="$scenario" -v n="$n" -v m=$((m1 - m0)) -v c=$((c1 - c0)) -v r=$((r1 - r0)) -v a=$((a1 - a0)) -v f=$((f1 - f0)) \
     'BEGIN { printf "%-8s %9d %8.2f %8.2f %8.2f %8.2f %8.2f\n", s, n, m / n, c / n, r / n, a / n, f / n }'
