@@ -35,17 +35,23 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // A pthread lock that ThreadSanitizer can see (Synchronization.Mutex on Linux it cannot).
         .target(name: "Locking"),
         .target(name: "JSON", dependencies: ["CJansson", "Locking"]),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Locking"]),
+        .target(name: "SQLite", dependencies: ["CSQLite"]),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
         .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
         // The model as users see it: request decoding, the pipeline run, normalization,
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
         .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking"],
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking", "SQLite"],
                 resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "lstm-serve",
@@ -63,6 +69,7 @@ let package = Package(
         ),
         .target(name: "TestSupport", dependencies: ["JSON"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "Locking"]),
+        .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
         .testTarget(name: "RecurrentCoreTests", dependencies: ["RecurrentCore", "TestSupport"]),
         .testTarget(
             name: "ModelFormatTests",

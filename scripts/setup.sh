@@ -2,7 +2,7 @@
 # Installs what building, serving and testing need, only when missing (Debian).
 set -euo pipefail
 need=()
-for pkg in libmicrohttpd-dev libjansson-dev pkg-config curl; do
+for pkg in libmicrohttpd-dev libjansson-dev libsqlite3-dev pkg-config curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then

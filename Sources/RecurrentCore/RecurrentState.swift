@@ -77,6 +77,35 @@ public struct RecurrentState: Sendable, Equatable {
         history.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: saved.history) }
     }
 
+    /// The slots' widths, as text ("h 64 64; c 64 64; history 12"): two states can take each
+    /// other's values when their layouts are equal.
+    public var layout: String {
+        "h \(hSlots.map { String($0.width) }.joined(separator: " ")); c \(cSlots.map { String($0.width) }.joined(separator: " ")); history \(historySlots.map { String($0.width) }.joined(separator: " ")); batch \(batchSize)"
+    }
+
+    /// The values as bytes: h, then c, then history, each Float in the machine's byte order.
+    public func withSerializedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(4 * (h.count + c.count + history.count))
+        for part in [h, c, history] { part.withUnsafeBytes { bytes.append(contentsOf: $0) } }
+        return try bytes.withUnsafeBytes(body)
+    }
+
+    /// Takes the values `withSerializedBytes` wrote for a state of this layout; false (and
+    /// nothing changed) when the byte count does not fit it.
+    public mutating func load(serialized bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == 4 * (h.count + c.count + history.count) else { return false }
+        var offset = 0
+        func fill(_ part: inout [Float]) {
+            part.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + $0.count])) }
+            offset += 4 * part.count
+        }
+        fill(&h)
+        fill(&c)
+        fill(&history)
+        return true
+    }
+
     /// Whether every value is finite.
     public var isFinite: Bool { h.allSatisfy(\.isFinite) && c.allSatisfy(\.isFinite) && history.allSatisfy(\.isFinite) }
 
