@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# Servers started below keep sessions in memory unless a suite names a store: the durable
+# store's own suites give each server a database of its own.
+export LSTM_SERVE_SESSION_STORE=memory
 swift build --build-tests
 swift test
 python3 -m pytest -q tools/tests

@@ -11,6 +11,8 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         case notFound = "not_found"
         case methodNotAllowed = "method_not_allowed"
         case conflict
+        /// A session whose model (or model version) is no longer served.
+        case gone
         case misdirected = "misdirected_request"
         case payloadTooLarge = "payload_too_large"
         case unsupportedMediaType = "unsupported_media_type"
@@ -42,6 +44,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notFound: return 404
         case .methodNotAllowed: return 405
         case .conflict: return 409
+        case .gone: return 410
         case .misdirected: return 421
         case .payloadTooLarge: return 413
         case .unsupportedMediaType: return 415

@@ -29,6 +29,12 @@ public struct Configuration: Sendable, Equatable {
     /// Session store shards (actors); 0 means max(16, 4 × cores): with many more shards than
     /// workers, two steps rarely meet on one (a step that finds its shard busy queues behind it).
     public var sessionShards = 0
+    /// Where sessions live: `memory`, or `sqlite:PATH` (durable: they survive a restart or a
+    /// crash), relative to the working directory like `models_directory`.
+    public var sessionStore = "sqlite:state/sessions.db"
+    /// With a durable store: `process` (an acknowledged step survives the process being
+    /// killed) or `full` (it survives power loss too: an fsync per group commit).
+    public var sessionSync = "process"
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
@@ -58,7 +64,7 @@ public struct Configuration: Sendable, Equatable {
     public static let keys: [(key: String, env: String, flag: String)] = [
         "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
-        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "max_batch", "log_level", "log_format",
+        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
         "auth_token_file", "auth_health_and_metrics", "allowed_hosts", "allowed_origins",
     ].map { key in
@@ -101,6 +107,14 @@ public struct Configuration: Sendable, Equatable {
             guard text == "reject" || text == "evict" else { throw .invalid("\(source): session_full_policy must be 'reject' or 'evict', got '\(shown)'") }
             sessionFullPolicy = text
         case "session_shards": sessionShards = try int(0, 4096)
+        case "session_store":
+            guard text == "memory" || (text.hasPrefix("sqlite:") && text.count > 7) else {
+                throw .invalid("\(source): session_store must be 'memory' or 'sqlite:PATH', got '\(shown)'")
+            }
+            sessionStore = text
+        case "session_sync":
+            guard text == "process" || text == "full" else { throw .invalid("\(source): session_sync must be 'process' or 'full', got '\(shown)'") }
+            sessionSync = text
         case "max_batch": maxBatch = try int(1, 1 << 20)
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(shown)'") }
@@ -160,6 +174,8 @@ public struct Configuration: Sendable, Equatable {
         case "max_sessions": return String(maxSessions)
         case "session_full_policy": return sessionFullPolicy
         case "session_shards": return String(sessionShards)
+        case "session_store": return sessionStore
+        case "session_sync": return sessionSync
         case "max_batch": return String(maxBatch)
         case "log_level": return logLevel
         case "log_format": return logFormat

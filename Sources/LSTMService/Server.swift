@@ -10,7 +10,7 @@ public final class Server: Sendable {
         let tokens = configuration.authTokenFile.isEmpty ? [] : try AccessPolicy.tokens(file: configuration.authTokenFile)
         let policy = AccessPolicy(tokens: tokens, guardsHealthAndMetrics: configuration.authHealthAndMetrics,
                                   allowedHosts: configuration.allowedHosts, allowedOrigins: configuration.allowedOrigins)
-        service = Service(configuration: configuration, clock: clock, policy: policy)
+        service = try Service(configuration: configuration, clock: clock, policy: policy)
         var h = HTTPServer.Configuration()
         h.host = configuration.host
         h.port = configuration.port

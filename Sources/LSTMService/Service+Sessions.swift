@@ -97,15 +97,23 @@ extension Service {
         }
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
+        // With a durable store the answer waits until the step is written.
         if let done = sessions.stepNow(id, expectedStep: expected, registry: registry, rows: decode) {
             metrics.sessionStep(direct: true)
-            return .now(try stepResponse(id, done.get(), isMany: isMany))
+            let stepped = try done.get()
+            guard let ticket = stepped.0.stored else { return .now(stepResponse(id, stepped, isMany: isMany)) }
+            return later { [self] () throws(APIError) in
+                try await ticket.wait().get()
+                return stepResponse(id, stepped, isMany: isMany)
+            }
         }
         metrics.sessionStep(direct: false)
         let store = sessions
         let expectedStep = expected
         return later { [self] () throws(APIError) in
-            try stepResponse(id, await store.step(id, expectedStep: expectedStep, registry: registry, rows: decode).get(), isMany: isMany)
+            let stepped = try await store.step(id, expectedStep: expectedStep, registry: registry, rows: decode).get()
+            try await stepped.0.stored?.wait().get()
+            return stepResponse(id, stepped, isMany: isMany)
         }
     }
 

@@ -154,7 +154,16 @@ extension Service {
         }
         if !r.sequenceStart, !r.sequenceEnd, let done = sessions.stepNow(key, expectedStep: nil, registry: registry, rows: decode) {
             metrics.sessionStep(direct: true)
-            return .now(try answer(done))
+            guard case let .success(stepped) = done, let ticket = stepped.0.stored else { return .now(try answer(done)) }
+            return .later {
+                do throws(APIError) {
+                    try await ticket.wait().get()
+                    return try answer(done)
+                } catch {
+                    stats.failed(total: InferenceStatistics.now() - start)
+                    return Self.reply(error, .v2)
+                }
+            }
         }
         metrics.sessionStep(direct: false)
         let store = sessions, fresh = net.makeState(batchSize: 1)
@@ -163,6 +172,7 @@ extension Service {
                 if r.sequenceStart { _ = try await store.start(key, model: name, state: fresh) }
                 let queued = InferenceStatistics.now()
                 let done = await store.step(key, expectedStep: nil, registry: registry, rows: decode)
+                if case let .success(stepped) = done { try await stepped.0.stored?.wait().get() }
                 stats.queued(InferenceStatistics.now() - queued)
                 let response = try answer(done)
                 if r.sequenceEnd { _ = await store.delete(key) }

@@ -16,24 +16,54 @@ public final class Service: HTTPHandler, Sendable {
     private let registryBox = Locked<ModelRegistry?>(nil)
     private let v2AnswersBox = Locked<[String: V2Answers]>([:])
     private let draining = Locked(false)
+    /// The durable store's sessions, read at start-up, until `install` brings them back.
+    private let storedRows = Locked<[SessionJournal.Row]?>(nil)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
     let policy: AccessPolicy
 
-    public init(configuration: Configuration, clock: any ServiceClock = SystemClock(), policy: AccessPolicy = AccessPolicy()) {
+    /// With `session_store` sqlite:PATH the store is opened here; a file that is not a
+    /// session store, a damaged one or one another process holds is a start-up error.
+    public init(configuration: Configuration, clock: any ServiceClock = SystemClock(), policy: AccessPolicy = AccessPolicy()) throws(ConfigurationError) {
         self.configuration = configuration
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
+        var journal: SessionJournal?
+        if configuration.sessionStore.hasPrefix("sqlite:") {
+            do {
+                let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process)
+                storedRows.withLock { $0 = [] }
+                try storedRows.withLock { $0 = try opened.loadAll() }
+                journal = opened
+            } catch {
+                throw .invalid("session_store: \(error)")
+            }
+        }
         sessions = SessionStore(shards: configuration.resolvedShards, clock: clock, ttl: configuration.sessionTTLSeconds,
                                 maxSessions: configuration.maxSessions, evictWhenFull: configuration.sessionFullPolicy == "evict",
-                                metrics: metrics)
+                                metrics: metrics, journal: journal)
     }
 
-    /// Makes the models available; `/readyz` answers 200 from then on.
+    /// Makes the models available; `/readyz` answers 200 from then on. With a durable store,
+    /// the stored sessions come back first (the first install only), ready to step on.
     public func install(_ registry: ModelRegistry) {
         let answers = registry.entries.mapValues(V2Answers.init)
         v2AnswersBox.withLock { $0 = answers }
+        if let journal = sessions.journal, registryBox.withLock({ $0 == nil }) {
+            openJournal(journal, registry)
+        }
         registryBox.withLock { $0 = registry }
+    }
+
+    private func openJournal(_ journal: SessionJournal, _ registry: ModelRegistry) {
+        let rows = storedRows.withLock { rows in defer { rows = nil }; return rows ?? [] }
+        let (live, expired, orphaned) = sessions.loadNow(rows, registry: registry)
+        log(.info, "session store \(journal.path): \(live) sessions back, \(expired) expired, \(orphaned) of models not served (410)")
+        let store = sessions
+        journal.restore = { [weak self] rows in
+            Task { await store.restore(rows, registry: self?.registry) }
+        }
+        journal.start()
     }
 
     /// The V2 answer writer of a model of the installed registry.
@@ -42,6 +72,9 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
+
+    /// Returns once every session change made so far is stored (a drain's last step).
+    public func flushSessions() { sessions.journal?.flushBlocking() }
 
     /// Where `/metrics` reads in-flight requests and open connections (the HTTP server's).
     func attachTransport(_ read: @escaping @Sendable () -> Metrics.Transport) { transportGauges.withLock { $0 = read } }

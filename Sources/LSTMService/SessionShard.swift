@@ -29,23 +29,65 @@ actor SessionShard {
     /// Told of every session that expires here, as it goes (the store's count and metrics),
     /// so no caller needs a second trip into the actor to collect them.
     let expired: @Sendable () -> Void
+    /// The durable copy, when the store has one: every change made here is handed to it in
+    /// the order it is made, and callers wait for its ticket before they answer.
+    let journal: SessionJournal?
+    /// Stored sessions that cannot run (their model or its state layout is not served now):
+    /// id → why, answered 410. They stay stored, so a restart with the model brings them back.
+    private var orphans: [String: String] = [:]
 
-    init(clock: any ServiceClock, ttl: Double, expired: @escaping @Sendable () -> Void) {
+    init(clock: any ServiceClock, ttl: Double, journal: SessionJournal?, expired: @escaping @Sendable () -> Void) {
         self.clock = clock
         self.ttl = ttl
+        self.journal = journal
         self.expired = expired
     }
 
     var count: Int { table.count }
 
-    func insert(_ session: Session) { table.insert(session) }
+    /// The row the journal stores for slot i.
+    private func row(_ i: Int) -> SessionJournal.Row {
+        let s = table[i]
+        return SessionJournal.Row(id: s.id, model: s.model, version: Service.v2Version, step: s.step, created: s.created, lastUsed: s.lastUsed,
+                                  layout: s.state.layout, state: s.state.withSerializedBytes { Array($0) })
+    }
+
+    /// Hands slot i's new contents to the journal.
+    private func store(_ i: Int) -> SessionJournal.Ticket? { journal?.append(.put(row(i))) }
+
+    func insert(_ session: Session) -> SessionJournal.Ticket? {
+        table.insert(session)
+        return store(table.slot(session.id)!)
+    }
 
     /// Inserts `session` unless a live one has its id; whether it did (`live` drops an
-    /// expired one under the id).
-    func insertIfAbsent(_ session: Session) -> Bool {
-        if case .success = live(session.id, now: clock.now()) { return false }
-        table.insert(session)
-        return true
+    /// expired one under the id), and the journal's ticket.
+    func insertIfAbsent(_ session: Session) -> (Bool, SessionJournal.Ticket?) {
+        if case .success = live(session.id, now: clock.now()) { return (false, nil) }
+        return (true, insert(session))
+    }
+
+    /// A session read back from the journal at start-up (nothing is written).
+    func load(_ session: Session) { table.insert(session) }
+
+    /// A stored session that cannot run now.
+    func loadOrphan(_ id: String, why: String) { orphans[id] = why }
+
+    /// Puts back what the journal holds for `id` after a failed write (nil: nothing stored),
+    /// then tells the journal that its later changes count again.
+    /// Returns the change in the number of sessions held.
+    func restore(_ id: String, _ session: Session?) -> Int {
+        var change = 0
+        if let slot = table.slot(id) {
+            table.remove(slot, .deleted)
+            change -= 1
+        }
+        if let session {
+            table.insert(session)
+            change += 1
+        }
+        journal?.append(.cleared(id), wait: false)
+        return change
     }
 
     /// The live session's slot, or the reason it is gone. An expired one is dropped here.
@@ -54,6 +96,7 @@ actor SessionShard {
             if now - table[slot].lastUsed <= ttl { return .success(slot) }
             remove(slot, .expired)
         }
+        if let why = orphans[id] { return .failure(APIError(.gone, why)) }
         switch table.whyGone(id) {
         case .expired?: return .failure(APIError(.notFound, "session '\(id)' expired after \(Int(ttl)) s idle"))
         case .evicted?: return .failure(APIError(.notFound, "session '\(id)' was evicted (least recently used) to make room"))
@@ -62,15 +105,22 @@ actor SessionShard {
         }
     }
 
-    private func remove(_ slot: Int, _ why: SessionTable.Gone) {
-        table.remove(slot, why)
+    @discardableResult
+    private func remove(_ slot: Int, _ why: SessionTable.Gone) -> SessionJournal.Ticket? {
+        let id = table.remove(slot, why).id
         if why == .expired { expired() }
+        return journal?.append(.delete(id), wait: why != .expired)
     }
 
     func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()).map { table[$0] } }
 
     /// What a step answers besides the outputs.
-    struct Stepped: Sendable { let model: String; let step: Int }
+    struct Stepped: Sendable {
+        let model: String
+        let step: Int
+        /// The journal's ticket for the step: the answer waits for it (nil: memory store).
+        var stored: SessionJournal.Ticket? = nil
+    }
 
     /// Advances a session through `rows` (raw inputs, one array per timestep).
     /// Returns the step count after and the output after each step, in real units.
@@ -121,7 +171,7 @@ actor SessionShard {
         }
         table[i].step = current + rows.count
         table.touch(i, at: now)
-        return .success((Stepped(model: model, step: current + rows.count), entry, outputs))
+        return .success((Stepped(model: model, step: current + rows.count, stored: store(i)), entry, outputs))
     }
 
     /// This shard's batch-1 scratch for `model`, made on first use.
@@ -132,24 +182,26 @@ actor SessionShard {
         return ws
     }
 
-    func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<Session, APIError> {
+    func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<(Session, SessionJournal.Ticket?), APIError> {
         let now = clock.now()
         return live(id, now: now).map { slot in
             table[slot].state = state
             if let step { table[slot].step = step }
             table.touch(slot, at: now)
-            return table[slot]
+            return (table[slot], store(slot))
         }
     }
 
-    func delete(_ id: String) -> Result<Void, APIError> {
-        live(id, now: clock.now()).map { table.remove($0, .deleted) }
+    /// Deletes a live session (`counted`: it was one of the store's), or a stored one that
+    /// cannot run (an orphan).
+    func delete(_ id: String) -> Result<(ticket: SessionJournal.Ticket?, counted: Bool), APIError> {
+        if table.slot(id) == nil, orphans.removeValue(forKey: id) != nil { return .success((journal?.append(.delete(id)), false)) }
+        return live(id, now: clock.now()).map { (remove($0, .deleted), true) }
     }
 
-    func evict(_ id: String) -> Bool {
-        guard let slot = table.slot(id) else { return false }
-        remove(slot, .evicted)
-        return true
+    func evict(_ id: String) -> (evicted: Bool, ticket: SessionJournal.Ticket?) {
+        guard let slot = table.slot(id) else { return (false, nil) }
+        return (true, remove(slot, .evicted))
     }
 
     /// Drops every expired session (from the least recently used end, so the cost is what

@@ -13,16 +13,19 @@ public final class SessionStore: Sendable {
     let maxSessions: Int
     let evictWhenFull: Bool
     let metrics: Metrics
+    /// The durable copy (`session_store` sqlite:PATH); nil for the memory store.
+    let journal: SessionJournal?
     /// Sessions held, across shards (shards take expired ones off as they drop them).
     private let count: Counter
 
     final class Counter: Sendable { let value = Atomic<Int>(0) }
 
-    public init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, metrics: Metrics) {
+    init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, metrics: Metrics, journal: SessionJournal? = nil) {
         let count = Counter()
         self.count = count
+        self.journal = journal
         self.shards = (0..<max(1, shards)).map { _ in
-            SessionShard(clock: clock, ttl: ttl) { [count, metrics] in
+            SessionShard(clock: clock, ttl: ttl, journal: journal) { [count, metrics] in
                 count.value.subtract(1, ordering: .relaxed)
                 metrics.sessionsExpired(1)
             }
@@ -59,23 +62,30 @@ public final class SessionStore: Sendable {
         try await reserve()
         let now = clock.now()
         let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
-        await shard(session.id).insert(session)
+        try await stored(await shard(session.id).insert(session))
         metrics.sessionCreated()
         return session
+    }
+
+    /// Waits until the journal has written a change (nothing to wait for without one).
+    private func stored(_ ticket: SessionJournal.Ticket?) async throws(APIError) {
+        if let ticket { try await ticket.wait().get() }
     }
 
     /// A session under an id the client chose (an Open Inference sequence): started afresh
     /// from `state`, or reset to it at step 0 when it is live. Client ids are made so that
     /// they never equal a server-made one (`Service.sequenceKey`).
     func start(_ id: String, model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
-        if case let .success(reset) = await shard(id).replaceState(id, state: state, step: 0) { return reset }
+        if case .success = await shard(id).info(id) { return try await replaceState(id, state: state, step: 0).get() }
         try await reserve()
         let now = clock.now()
         let session = SessionShard.Session(id: id, model: model, state: state, step: 0, created: now, lastUsed: now)
-        guard await shard(id).insertIfAbsent(session) else {
+        let (inserted, ticket) = await shard(id).insertIfAbsent(session)
+        guard inserted else {
             forget(1)  // another start of the same id got there first and made it
-            return try await shard(id).replaceState(id, state: state, step: 0).get()
+            return try await replaceState(id, state: state, step: 0).get()
         }
+        try await stored(ticket)
         metrics.sessionCreated()
         return session
     }
@@ -115,16 +125,77 @@ public final class SessionStore: Sendable {
     }
 
     func replaceState(_ id: String, state: RecurrentState, step: Int?) async -> Result<SessionShard.Session, APIError> {
-        await shard(id).replaceState(id, state: state, step: step)
+        do throws(APIError) {
+            let (session, ticket) = try await shard(id).replaceState(id, state: state, step: step).get()
+            try await stored(ticket)
+            return .success(session)
+        } catch {
+            return .failure(error)
+        }
     }
 
     func delete(_ id: String) async -> Result<Void, APIError> {
-        let r = await shard(id).delete(id)
-        if case .success = r {
-            forget(1)
-            metrics.sessionDeleted()
+        do throws(APIError) {
+            let (ticket, counted) = try await shard(id).delete(id).get()
+            if counted {
+                forget(1)
+                metrics.sessionDeleted()
+            }
+            try await stored(ticket)
+            return .success(())
+        } catch {
+            return .failure(error)
         }
-        return r
+    }
+
+    /// A stored session as the shard holds it, or why it cannot run with `registry`'s models.
+    static func session(_ row: SessionJournal.Row, _ registry: ModelRegistry?) -> Result<SessionShard.Session, APIError> {
+        guard let entry = registry?[row.model] else {
+            return .failure(APIError(.gone, "session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
+        }
+        var state = entry.model.pipeline.makeState(batchSize: 1)
+        guard state.layout == row.layout, row.state.withUnsafeBytes({ state.load(serialized: $0) }) else {
+            return .failure(APIError(.gone, "session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' as served now has (\(state.layout))"))
+        }
+        return .success(SessionShard.Session(id: row.id, model: row.model, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
+    }
+
+    /// Brings back the journal's sessions at start-up: live ones into their shards (counted
+    /// against max_sessions only as far as it goes), expired ones deleted, ones whose model is
+    /// not served kept aside to answer 410. Returns (live, expired, orphaned).
+    /// Runs on the calling thread: at start-up every shard is idle.
+    func loadNow(_ rows: [SessionJournal.Row], registry: ModelRegistry?) -> (Int, Int, Int) {
+        let now = clock.now()
+        var (live, expired, orphaned) = (0, 0, 0)
+        for row in rows {
+            if now - row.lastUsed > ttl {
+                journal?.append(.delete(row.id), wait: false)
+                expired += 1
+                continue
+            }
+            let done: Void?
+            switch Self.session(row, registry) {
+            case let .success(session):
+                done = shard(row.id).now { $0.load(session) }
+                live += 1
+            case let .failure(why):
+                let (id, message) = (row.id, why.message)
+                done = shard(row.id).now { $0.loadOrphan(id, why: message) }
+                orphaned += 1
+            }
+            precondition(done != nil, "a session shard was busy during start-up")
+        }
+        count.value.add(live, ordering: .relaxed)
+        return (live, expired, orphaned)
+    }
+
+    /// After a failed write: each id back to what the journal holds.
+    func restore(_ rows: [(String, SessionJournal.Row?)], registry: ModelRegistry?) async {
+        for (id, row) in rows {
+            let session = row.flatMap { try? Self.session($0, registry).get() }
+            let change = await shard(id).restore(id, session)
+            if change > 0 { count.value.add(change, ordering: .relaxed) } else if change < 0 { forget(-change) }
+        }
     }
 
     /// Drops expired sessions in every shard; returns how many. After a mass expiry the freed
@@ -148,9 +219,12 @@ public final class SessionStore: Sendable {
         for s in shards {
             if let o = await s.oldest(), best == nil || o.lastUsed < best!.2 { best = (s, o.id, o.lastUsed) }
         }
-        if let (s, id, _) = best, await s.evict(id) {
+        if let (s, id, _) = best {
+            let (evicted, ticket) = await s.evict(id)
+            guard evicted else { return }
             forget(1)
             metrics.sessionEvicted()
+            try? await stored(ticket)
         }
     }
 

@@ -29,6 +29,8 @@ struct Serve: ParsableCommand {
     @Option(help: h("max_sessions", "Most sessions held at once.")) var maxSessions: String?
     @Option(help: h("session_full_policy", "When full: reject (429) or evict (least recently used).")) var sessionFullPolicy: String?
     @Option(help: h("session_shards", "Session store shards (0: max(16, 4 x cores)).")) var sessionShards: String?
+    @Option(help: h("session_store", "memory, or sqlite:PATH for sessions that survive restarts and crashes.")) var sessionStore: String?
+    @Option(help: h("session_sync", "With sqlite: process (a stored step survives kill -9) or full (power loss too: fsync per commit).")) var sessionSync: String?
     @Option(help: h("max_batch", "Most windows in one predict request.")) var maxBatch: String?
     @Option(help: h("log_level", "debug, info (a line per request), warning or error.")) var logLevel: String?
     @Option(help: h("log_format", "text or json (one object per line).")) var logFormat: String?
@@ -61,7 +63,7 @@ struct Serve: ParsableCommand {
             ("request_deadline_seconds", requestDeadlineSeconds), ("connection_limit", connectionLimit),
             ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
             ("session_ttl_seconds", sessionTtlSeconds), ("max_sessions", maxSessions), ("session_full_policy", sessionFullPolicy),
-            ("session_shards", sessionShards), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
+            ("session_shards", sessionShards), ("session_store", sessionStore), ("session_sync", sessionSync), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
             ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey), ("auth_token_file", authTokenFile),
             ("allowed_hosts", allowedHosts), ("allowed_origins", allowedOrigins),
         ]
@@ -113,7 +115,7 @@ struct Serve: ParsableCommand {
         }
         // SIGTERM / SIGINT drain: /readyz turns 503 and answers close their connections at
         // once; after a moment for balancers to notice, the listener closes, in-flight requests
-        // finish, and the process exits 0. SIGHUP is logged (reload is not implemented yet).
+        // finish, the session store is flushed, and the process exits 0. SIGHUP is logged (reload is not implemented yet).
         for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "signals")
         var sources: [DispatchSourceSignal] = []
@@ -128,6 +130,7 @@ struct Serve: ParsableCommand {
                 server.beginDrain()
                 Thread.sleep(forTimeInterval: configuration.drainSeconds)
                 server.stop(drainTimeout: 10)
+                service.flushSessions()
                 Foundation.exit(0)
             }
             source.resume()

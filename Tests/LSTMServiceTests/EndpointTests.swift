@@ -11,6 +11,7 @@ import Testing
         var c = Configuration()
         c.port = 0
         c.logLevel = "warning"
+        c.sessionStore = "memory"
         let server = try Server(configuration: c)
         let client = HTTPClient(port: try server.start())
         defer { server.stop(drainTimeout: 1) }

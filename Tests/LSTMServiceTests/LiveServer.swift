@@ -19,6 +19,7 @@ final class LiveServer: @unchecked Sendable {
         c.threads = 2
         c.logLevel = "warning"
         c.modelsDirectory = Self.modelsDirectory
+        c.sessionStore = "memory"
         tweak(&c)
         server = try Server(configuration: c, clock: clock)
         let port = try server.start()

@@ -8,7 +8,8 @@ import ModelRuntime
 func handlerMicroseconds(modelsDirectory: String, body: [UInt8], seconds: Double) async throws -> (predict: Double, step: Double) {
     var c = Configuration()
     c.logLevel = "warning"
-    let service = Service(configuration: c)
+    c.sessionStore = "memory"
+    let service = try Service(configuration: c)
     service.install(try ModelRegistry.load(paths: [], modelsDirectory: modelsDirectory, defaultName: ""))
     let predict = HTTPRequest(method: "POST", path: "/v1/predict", contentType: "application/json", body: body)
     var bytes = 0
@@ -43,7 +44,8 @@ func handlerMicroseconds(modelsDirectory: String, body: [UInt8], seconds: Double
 func protocolMicroseconds(modelsDirectory: String, requests: [(path: String, body: [UInt8], headerLength: String?)]) throws -> [Double] {
     var c = Configuration()
     c.logLevel = "warning"
-    let service = Service(configuration: c)
+    c.sessionStore = "memory"
+    let service = try Service(configuration: c)
     service.install(try ModelRegistry.load(paths: [], modelsDirectory: modelsDirectory, defaultName: ""))
     let made = requests.map { r in
         HTTPRequest(method: "POST", path: r.path, contentType: r.headerLength == nil ? "application/json" : "application/octet-stream",
