@@ -15,6 +15,7 @@ scripts/e2e.sh
 scripts/doors.sh
 scripts/build.sh
 python3 scripts/models_e2e.py .build/install/lstm-serve
+python3 scripts/crash.py .build/install/lstm-serve
 LSTM_SERVE_BINARY=.build/install/lstm-serve python3 -m pytest -q Tests/protocol
 scripts/burst.sh .build/install/lstm-serve
 python3 scripts/stall.py .build/install/lstm-serve
