@@ -33,11 +33,15 @@ final class SessionJournal: @unchecked Sendable {
         case delete(String)
         /// The shard has restored this id from the database: its changes count again.
         case cleared(String)
+        /// Moves the WAL into the database file (a drain's last change), so that the file
+        /// alone holds every session.
+        case checkpoint
 
         var id: String {
             switch self {
             case let .put(row): return row.id
             case let .delete(id), let .cleared(id): return id
+            case .checkpoint: return ""
             }
         }
     }
@@ -107,7 +111,7 @@ final class SessionJournal: @unchecked Sendable {
             }
         }
         func fail(_ e: SQLiteError) -> StoreError {
-            if e.isCorrupt { return StoreError("'\(path)' is not a readable lstm-serve session store (\(e.message)); move it aside to start with no sessions") }
+            if e.isCorrupt { return StoreError("'\(path)' is damaged or is not an lstm-serve session store (\(e.message)); move it aside to start with no sessions") }
             if e.isBusy { return StoreError("'\(path)' is held by another process (another lstm-serve?); each server needs a session store of its own") }
             return StoreError("cannot open the session store '\(path)': \(e.message)")
         }
@@ -122,6 +126,10 @@ final class SessionJournal: @unchecked Sendable {
             let check = try db.scalar("PRAGMA quick_check") ?? ""
             guard check == "ok" else { throw StoreError("the session store '\(path)' is damaged (\(check.prefix(200))); move it aside to start with no sessions") }
             if app == Self.applicationID {
+                // ours, but its table is gone: a file cut short (never made anew over it)
+                guard try db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sessions'") == "1" else {
+                    throw StoreError("the session store '\(path)' is damaged (its sessions table is missing; the file may be cut short); move it aside to start with no sessions")
+                }
                 let version = Int(try db.scalar("PRAGMA user_version") ?? "0") ?? 0
                 guard version == Self.schemaVersion else {
                     throw StoreError("the session store '\(path)' has schema version \(version); this lstm-serve reads version \(Self.schemaVersion)")
@@ -193,9 +201,10 @@ final class SessionJournal: @unchecked Sendable {
         if let ticket = append(.cleared("")) { _ = await ticket.wait() }
     }
 
-    /// The same, blocking the calling thread (a drain, after the listener has stopped).
+    /// The same, blocking the calling thread, and the WAL moved into the database file (a
+    /// drain, after the listener has stopped).
     func flushBlocking() {
-        guard let ticket = append(.cleared("")) else { return }
+        guard let ticket = append(.checkpoint) else { return }
         while !ticket.isDone { usleep(1000) }
     }
 
@@ -219,6 +228,8 @@ final class SessionJournal: @unchecked Sendable {
                 switch change {
                 case let .cleared(id):
                     poisoned.remove(id)
+                case .checkpoint:
+                    break
                 case let .put(row):
                     if poisoned.contains(row.id) { refused.append(k); continue }
                     upsert.reset()
@@ -239,6 +250,9 @@ final class SessionJournal: @unchecked Sendable {
                 }
             }
             try database.execute("COMMIT")
+            if batch.contains(where: { if case .checkpoint = $0.0 { return true } else { return false } }) {
+                try database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            }
         } catch let e as SQLiteError {
             failure = e
             try? database.execute("ROLLBACK")
@@ -251,7 +265,10 @@ final class SessionJournal: @unchecked Sendable {
             var ids: [String] = []
             for (change, ticket) in batch {
                 ticket?.complete(.failure(why))
-                if case .cleared = change { continue }
+                switch change {
+                case .cleared, .checkpoint: continue
+                default: break
+                }
                 if !poisoned.contains(change.id) { ids.append(change.id) }
                 poisoned.insert(change.id)
             }
