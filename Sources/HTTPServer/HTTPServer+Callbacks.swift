@@ -204,6 +204,17 @@ let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, v
             MHD_resume_connection(handle.pointer)
         }
         return mhdYes
+    case let .deferred(start):
+        context.isSuspended = true
+        server.suspended.add(1, ordering: .relaxed)
+        MHD_suspend_connection(connection)
+        let handle = ConnectionHandle(pointer: connection!)
+        start { response in
+            context.response = response
+            server.suspended.subtract(1, ordering: .releasing)
+            MHD_resume_connection(handle.pointer)
+        }
+        return mhdYes
     }
 }
 

@@ -55,11 +55,16 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// What a handler returns: an answer now (computed on the server's worker thread), or work
-/// to await (the connection is suspended meanwhile and resumed with the answer).
+/// What a handler returns: an answer now (computed on the server's worker thread), work to
+/// await, or a start that is handed the function to answer with (the connection is suspended
+/// meanwhile and resumed with the answer). `deferred` suits answers another thread completes
+/// (the session journal's commits): it needs no task and no hop to the task's executor.
 public enum HTTPHandlerResult: Sendable {
     case now(HTTPResponse)
     case later(@Sendable () async -> HTTPResponse)
+    /// `start` runs at once on the worker thread; the answer is what is passed, exactly once
+    /// and from any thread, to the function it is given.
+    case deferred(@Sendable (_ answer: @escaping @Sendable (HTTPResponse) -> Void) -> Void)
 }
 
 public protocol HTTPHandler: Sendable {

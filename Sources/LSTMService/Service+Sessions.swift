@@ -101,10 +101,16 @@ extension Service {
         if let done = sessions.stepNow(id, expectedStep: expected, registry: registry, rows: decode) {
             metrics.sessionStep(direct: true)
             let stepped = try done.get()
-            guard let ticket = stepped.0.stored else { return .now(stepResponse(id, stepped, isMany: isMany)) }
-            return later { [self] () throws(APIError) in
-                try await ticket.wait().get()
-                return stepResponse(id, stepped, isMany: isMany)
+            let response = stepResponse(id, stepped, isMany: isMany)
+            guard let ticket = stepped.0.stored else { return .now(response) }
+            // the answer is made here; the journal's thread only sends it once stored
+            return .deferred { answer in
+                ticket.onComplete { stored in
+                    switch stored {
+                    case .success: answer(response)
+                    case let .failure(error): answer(Self.reply(error))
+                    }
+                }
             }
         }
         metrics.sessionStep(direct: false)

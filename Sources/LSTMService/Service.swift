@@ -101,6 +101,15 @@ public final class Service: HTTPHandler, Sendable {
                 if !cors.isEmpty { response.headers += cors }
                 return response
             }
+        case let .deferred(start):
+            return .deferred { answer in
+                start { response in
+                    var response = response
+                    response.label = label
+                    if !cors.isEmpty { response.headers += cors }
+                    answer(response)
+                }
+            }
         }
     }
 

@@ -52,27 +52,32 @@ final class SessionJournal: @unchecked Sendable {
 
     /// Completed when the change's transaction has been written (or has failed).
     final class Ticket: Sendable {
-        private let state = Locked<(result: Result<Void, APIError>?, waiter: CheckedContinuation<Result<Void, APIError>, Never>?)>((nil, nil))
+        typealias Outcome = Result<Void, APIError>
+        private let state = Locked<(result: Outcome?, then: (@Sendable (Outcome) -> Void)?)>((nil, nil))
 
-        func complete(_ result: Result<Void, APIError>) {
-            let waiter = state.withLock { s -> CheckedContinuation<Result<Void, APIError>, Never>? in
+        func complete(_ result: Outcome) {
+            let then = state.withLock { s -> (@Sendable (Outcome) -> Void)? in
                 s.result = result
-                defer { s.waiter = nil }
-                return s.waiter
+                defer { s.then = nil }
+                return s.then
             }
-            waiter?.resume(returning: result)
+            then?(result)
         }
 
         var isDone: Bool { state.withLock { $0.result != nil } }
 
-        func wait() async -> Result<Void, APIError> {
-            await withCheckedContinuation { continuation in
-                let done = state.withLock { s -> Result<Void, APIError>? in
-                    if s.result == nil { s.waiter = continuation }
-                    return s.result
-                }
-                if let done { continuation.resume(returning: done) }
+        /// Calls `then` with the outcome: at once when it is known, else on the committer's
+        /// thread as it completes (so `then` should be short). One `then` per ticket.
+        func onComplete(_ then: @escaping @Sendable (Outcome) -> Void) {
+            let done = state.withLock { s -> Outcome? in
+                if s.result == nil { s.then = then }
+                return s.result
             }
+            if let done { then(done) }
+        }
+
+        func wait() async -> Outcome {
+            await withCheckedContinuation { continuation in onComplete { continuation.resume(returning: $0) } }
         }
     }
 
@@ -148,7 +153,12 @@ final class SessionJournal: @unchecked Sendable {
                 COMMIT;
                 """)
             database = db
-            upsert = try db.prepare("INSERT OR REPLACE INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+            // an update in place when the row is there (REPLACE would delete and insert it)
+            upsert = try db.prepare("""
+                INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET
+                model = excluded.model, version = excluded.version, step = excluded.step, created = excluded.created,
+                last_used = excluded.last_used, layout = excluded.layout, state = excluded.state
+                """)
             remove = try db.prepare("DELETE FROM sessions WHERE id = ?1")
             select = try db.prepare("SELECT id, model, version, step, created, last_used, layout, state FROM sessions WHERE id = ?1")
         } catch let e as StoreError {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Step throughput of the durable session store against the memory store, side by side in one
+# run: two release servers (memory; sqlite with session_sync process, and full when FULL=1)
+# with 1,000 sessions each, wrk taking turns on them for ROUNDS rounds. Prints the median
+# req/s, its ratio to memory, the median p99 latency, and the server CPU per step.
+#   [ROUNDS=3] [FULL=1] bench/load/durable.sh [seconds per run] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+secs=${1:-10}
+conns=${2:-32}
+rounds=${ROUNDS:-3}
+out=bench/out
+mkdir -p "$out"
+command -v wrk >/dev/null || scripts/setup.sh --test
+scripts/build.sh >/dev/null
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+names=(memory process)
+[ "${FULL:-}" = 1 ] && names+=(full)
+declare -A base pid
+for name in "${names[@]}"; do
+  case $name in
+    memory) store=(--session-store memory) ;;
+    *) store=(--session-store "sqlite:$work/$name.db" --session-sync "$name") ;;
+  esac
+  .build/install/lstm-serve serve --port 0 --log-level warning "${store[@]}" >"$work/$name.log" 2>&1 &
+  pid[$name]=$!
+  pids+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$work/$name.log" && break; sleep 0.1; done
+  base[$name]=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$work/$name.log" | head -1)
+  python3 bench/load/make_sessions.py "${base[$name]}" "$work/$name.sessions"
+done
+run() {  # name -> "req/s p99-ms server-us-per-step"
+  local name=$1 r c0 c1 n
+  c0=$(awk '{print $14 + $15}' "/proc/${pid[$name]}/stat")
+  r=$(SESSIONS="$work/$name.sessions" wrk -t2 -c"$conns" -d"${secs}s" --latency -s bench/load/step.lua "${base[$name]}" 2>&1)
+  c1=$(awk '{print $14 + $15}' "/proc/${pid[$name]}/stat")
+  if echo "$r" | grep -q "Non-2xx"; then echo "durable.sh: $name got non-2xx answers" >&2; exit 1; fi
+  n=$(echo "$r" | awk '/requests in/ {print $1}')
+  echo "$r" | awk -v n="$n" -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
+    /Requests\/sec/ {rps = $2}
+    / 99%/ {v = $2; if (v ~ /us$/) p = v / 1000; else if (v ~ /ms$/) p = v + 0; else p = v * 1000}
+    END {printf "%s/%.2f/%.1f", rps, p, t / hz * 1e6 / n}'
+}
+declare -A all
+for _ in $(seq "$rounds"); do
+  for name in "${names[@]}"; do all[$name]+="$(run "$name") "; done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { tr ' ' '\n' | grep . | cut -d/ -f"$1" | tr '\n' ' '; }
+m0=$(echo "${all[memory]}" | field 1 | median)
+echo "step, 1,000 sessions, median of $rounds runs of ${secs}s at $conns connections"
+printf "%-8s %10s %6s %8s %12s  %s\n" store "req/s" ratio "p99 ms" "server µs" "runs (req/s)"
+for name in "${names[@]}"; do
+  m=$(echo "${all[$name]}" | field 1 | median)
+  printf "%-8s %10s %6.3f %8s %12s  %s\n" "$name" "$m" "$(awk -v a="$m" -v b="$m0" 'BEGIN {print a / b}')" \
+    "$(echo "${all[$name]}" | field 2 | median)" "$(echo "${all[$name]}" | field 3 | median)" "$(echo "${all[$name]}" | field 1)"
+done
