@@ -4,15 +4,7 @@
 # with 1,000 sessions each, wrk taking turns on them for ROUNDS rounds. Prints the median
 # req/s, its ratio to memory, the median p99 latency, and the server CPU per step.
 #   [ROUNDS=3] [FULL=1] bench/load/durable.sh [seconds per run] [connections]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-secs=${1:-10}
-conns=${2:-32}
-rounds=${ROUNDS:-3}
-out=bench/out
-mkdir -p "$out"
-command -v wrk >/dev/null || scripts/setup.sh --test
-scripts/build.sh >/dev/null
+source "$(dirname "$0")/rounds.sh"
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
@@ -47,8 +39,6 @@ declare -A all
 for _ in $(seq "$rounds"); do
   for name in "${names[@]}"; do all[$name]+="$(run "$name") "; done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-field() { tr ' ' '\n' | grep . | cut -d/ -f"$1" | tr '\n' ' '; }
 m0=$(echo "${all[memory]}" | field 1 | median)
 echo "step, 1,000 sessions, median of $rounds runs of ${secs}s at $conns connections"
 printf "%-8s %10s %6s %8s %12s  %s\n" store "req/s" ratio "p99 ms" "server µs" "runs (req/s)"

@@ -5,15 +5,7 @@
 # from /proc: steadier than req/s on a noisy machine). V2 in JSON, and with binary tensor data
 # as tritonclient sends it by default.
 #   [ROUNDS=3] bench/load/v2.sh [seconds per run] [connections]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-secs=${1:-10}
-conns=${2:-32}
-rounds=${ROUNDS:-3}
-out=bench/out
-mkdir -p "$out"
-command -v wrk >/dev/null || scripts/setup.sh --test
-scripts/build.sh >/dev/null
+source "$(dirname "$0")/rounds.sh"
 header=$(python3 bench/load/v2_bodies.py "$out")
 .build/install/lstm-serve serve --port 0 --log-level warning >"$out/v2.log" 2>&1 &
 pid=$!
@@ -38,8 +30,6 @@ declare -A all
 for round in $(seq "$rounds"); do
   for name in native json binary; do all[$name]+="$(rps $name) "; done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-field() { tr ' ' '\n' | grep . | cut -d/ -f"$1" | tr '\n' ' '; }
 n=$(echo "${all[native]}" | field 1 | median)
 nc=$(echo "${all[native]}" | field 2 | median)
 echo "median of $rounds runs of ${secs}s at $conns connections; server CPU: user + system µs per request"
