@@ -185,7 +185,13 @@ public struct Pipeline: Sendable {
             guard case let .conv1d(c) = layer, c.historyRows > 0 else { return nil }
             return c.historyRows * c.inputChannels
         }
+        oneSample = RecurrentState(layers: recurrentLayers, histories: histories, batchSize: 1)
     }
+
+    /// The zero state of one sample, which every session's state starts as a copy of: the
+    /// copies share its slot tables (and its value buffers until their first step), so an
+    /// idle session holds little more than its values.
+    private let oneSample: RecurrentState
 
     /// Per causal Conv1D, the state it keeps per sample (rows · channels).
     public let histories: [Int]
@@ -232,6 +238,6 @@ public struct Pipeline: Sendable {
 
     /// A zero state for `batchSize` windows.
     public func makeState(batchSize: Int) -> RecurrentState {
-        RecurrentState(layers: recurrentLayers, histories: histories, batchSize: batchSize)
+        batchSize == 1 ? oneSample : RecurrentState(layers: recurrentLayers, histories: histories, batchSize: batchSize)
     }
 }

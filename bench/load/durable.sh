@@ -7,7 +7,7 @@
 source "$(dirname "$0")/rounds.sh"
 work=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 names=(memory process)
 [ "${FULL:-}" = 1 ] && names+=(full)
 declare -A base pid

@@ -9,7 +9,7 @@ source "$(dirname "$0")/rounds.sh"
 header=$(python3 bench/load/v2_bodies.py "$out")
 .build/install/lstm-serve serve --port 0 --log-level warning >"$out/v2.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$out/v2.log" && break; sleep 0.1; done
 base=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$out/v2.log" | head -1)
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }  # clock ticks
