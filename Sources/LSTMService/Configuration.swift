@@ -35,6 +35,8 @@ public struct Configuration: Sendable, Equatable {
     /// With a durable store: `process` (an acknowledged step survives the process being
     /// killed) or `full` (it survives power loss too: an fsync per group commit).
     public var sessionSync = "process"
+    /// With a durable store: microseconds a commit waits for more changes to join it.
+    public var sessionCommitWindowMicroseconds = 0
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
@@ -64,7 +66,7 @@ public struct Configuration: Sendable, Equatable {
     public static let keys: [(key: String, env: String, flag: String)] = [
         "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
-        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "max_batch", "log_level", "log_format",
+        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "session_commit_window_us", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
         "auth_token_file", "auth_health_and_metrics", "allowed_hosts", "allowed_origins",
     ].map { key in
@@ -115,6 +117,7 @@ public struct Configuration: Sendable, Equatable {
         case "session_sync":
             guard text == "process" || text == "full" else { throw .invalid("\(source): session_sync must be 'process' or 'full', got '\(shown)'") }
             sessionSync = text
+        case "session_commit_window_us": sessionCommitWindowMicroseconds = try int(0, 100_000)
         case "max_batch": maxBatch = try int(1, 1 << 20)
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(shown)'") }
@@ -176,6 +179,7 @@ public struct Configuration: Sendable, Equatable {
         case "session_shards": return String(sessionShards)
         case "session_store": return sessionStore
         case "session_sync": return sessionSync
+        case "session_commit_window_us": return String(sessionCommitWindowMicroseconds)
         case "max_batch": return String(maxBatch)
         case "log_level": return logLevel
         case "log_format": return logFormat

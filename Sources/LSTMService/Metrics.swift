@@ -28,6 +28,8 @@ public final class Metrics: Sendable {
         var latency: [Histogram]
         var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
         var stepsDirect = 0, stepsQueued = 0
+        /// The durable store's transactions, the changes they held, and the ones that failed.
+        var storeCommits = 0, storeChanges = 0, storeFailures = 0
     }
 
     private let state: Locked<State>
@@ -72,6 +74,13 @@ public final class Metrics: Sendable {
     func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
     func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
     /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
+    func storeCommitted(changes: Int, failed: Bool) {
+        state.withLock {
+            $0.storeCommits += 1
+            $0.storeChanges += changes
+            if failed { $0.storeFailures += 1 }
+        }
+    }
     func sessionStep(direct: Bool) { state.withLock { if direct { $0.stepsDirect += 1 } else { $0.stepsQueued += 1 } } }
 
     /// A label value as the exposition format needs it: backslash, quote and newline escaped.
@@ -116,6 +125,11 @@ public final class Metrics: Sendable {
         }
         out += "# HELP lstm_serve_session_steps_total Step requests by how they reached the session: direct (its shard was idle) or queued (behind the shard's actor).\n# TYPE lstm_serve_session_steps_total counter\n"
         out += "lstm_serve_session_steps_total{path=\"direct\"} \(s.stepsDirect)\nlstm_serve_session_steps_total{path=\"queued\"} \(s.stepsQueued)\n"
+        for (name, help, v) in [("commits", "Transactions of the durable session store (a group commit each).", s.storeCommits),
+                                ("changes", "Session changes those transactions held.", s.storeChanges),
+                                ("failures", "Transactions that failed (their changes were refused with 503).", s.storeFailures)] {
+            out += "# HELP lstm_serve_session_store_\(name)_total \(help)\n# TYPE lstm_serve_session_store_\(name)_total counter\nlstm_serve_session_store_\(name)_total \(v)\n"
+        }
         out += "# HELP lstm_serve_requests_in_flight Requests begun and not yet answered.\n# TYPE lstm_serve_requests_in_flight gauge\n"
         out += "lstm_serve_requests_in_flight \(transport.requestsInFlight)\n"
         out += "# HELP lstm_serve_connections_open Connections open now.\n# TYPE lstm_serve_connections_open gauge\nlstm_serve_connections_open \(transport.connectionsOpen)\n"

@@ -31,7 +31,8 @@ public final class Service: HTTPHandler, Sendable {
         var journal: SessionJournal?
         if configuration.sessionStore.hasPrefix("sqlite:") {
             do {
-                let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process)
+                let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process,
+                                             window: configuration.sessionCommitWindowMicroseconds)
                 storedRows.withLock { $0 = [] }
                 try storedRows.withLock { $0 = try opened.loadAll() }
                 journal = opened
@@ -63,6 +64,7 @@ public final class Service: HTTPHandler, Sendable {
         journal.restore = { [weak self] rows in
             Task { await store.restore(rows, registry: self?.registry) }
         }
+        journal.committed = { [metrics] changes, failed in metrics.storeCommitted(changes: changes, failed: failed) }
         journal.start()
     }
 

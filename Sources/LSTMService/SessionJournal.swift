@@ -86,6 +86,9 @@ final class SessionJournal: @unchecked Sendable {
 
     let path: String
     let sync: Sync
+    /// Microseconds the committer waits after the first change of a transaction arrives, so
+    /// that more join it: fewer, larger transactions for a little latency.
+    let window: Int
     private let database: SQLiteDatabase
     private let upsert: SQLiteStatement
     private let remove: SQLiteStatement
@@ -104,9 +107,10 @@ final class SessionJournal: @unchecked Sendable {
     /// Opens (or makes) the store at `path`, taking it for this process alone. Throws one
     /// clear error for a file that is not a session store, a damaged one, one another process
     /// holds, or one that cannot be written.
-    init(path: String, sync: Sync) throws(StoreError) {
+    init(path: String, sync: Sync, window: Int = 0) throws(StoreError) {
         self.path = path
         self.sync = sync
+        self.window = window
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
@@ -222,6 +226,7 @@ final class SessionJournal: @unchecked Sendable {
         var batch: [(Change, Ticket?)] = []
         while true {
             wake.wait()
+            if window > 0 { usleep(UInt32(window)) }
             batch.removeAll(keepingCapacity: true)
             queue.withLock { swap(&$0, &batch) }
             if batch.isEmpty { continue }

@@ -35,6 +35,7 @@ actor SessionShard {
     /// Stored sessions that cannot run (their model or its state layout is not served now):
     /// id → why, answered 410. They stay stored, so a restart with the model brings them back.
     private var orphans: [String: String] = [:]
+    private var layouts: [String: String] = [:]
 
     init(clock: any ServiceClock, ttl: Double, journal: SessionJournal?, expired: @escaping @Sendable () -> Void) {
         self.clock = clock
@@ -49,7 +50,15 @@ actor SessionShard {
     private func row(_ i: Int) -> SessionJournal.Row {
         let s = table[i]
         return SessionJournal.Row(id: s.id, model: s.model, version: Service.v2Version, step: s.step, created: s.created, lastUsed: s.lastUsed,
-                                  layout: s.state.layout, state: s.state.withSerializedBytes { Array($0) })
+                                  layout: layout(of: s), state: s.state.serializedBytes)
+    }
+
+    /// A session's state layout, worked out once per model (every state of a model has one).
+    private func layout(of s: Session) -> String {
+        if let known = layouts[s.model] { return known }
+        let layout = s.state.layout
+        layouts[s.model] = layout
+        return layout
     }
 
     /// Hands slot i's new contents to the journal.

@@ -84,14 +84,22 @@ public struct RecurrentState: Sendable, Equatable {
     }
 
     /// The values as bytes: h, then c, then history, each Float in the machine's byte order.
-    public func withSerializedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(4 * (h.count + c.count + history.count))
-        for part in [h, c, history] { part.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-        return try bytes.withUnsafeBytes(body)
+    public var serializedBytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: 4 * (h.count + c.count + history.count)) { buffer, count in
+            let bytes = UnsafeMutableRawBufferPointer(buffer)
+            func put(_ part: [Float]) {
+                part.withUnsafeBytes { raw in
+                    UnsafeMutableRawBufferPointer(rebasing: bytes[count..<count + raw.count]).copyMemory(from: raw)
+                    count += raw.count
+                }
+            }
+            put(h)
+            put(c)
+            put(history)
+        }
     }
 
-    /// Takes the values `withSerializedBytes` wrote for a state of this layout; false (and
+    /// Takes the values `serializedBytes` holds for a state of this layout; false (and
     /// nothing changed) when the byte count does not fit it.
     public mutating func load(serialized bytes: UnsafeRawBufferPointer) -> Bool {
         guard bytes.count == 4 * (h.count + c.count + history.count) else { return false }
