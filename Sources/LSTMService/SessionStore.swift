@@ -76,7 +76,10 @@ public final class SessionStore: Sendable {
     /// from `state`, or reset to it at step 0 when it is live. Client ids are made so that
     /// they never equal a server-made one (`Service.sequenceKey`).
     func start(_ id: String, model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
-        if case .success = await shard(id).info(id) { return try await replaceState(id, state: state, step: 0).get() }
+        if case let .success((reset, ticket)) = await shard(id).replaceState(id, state: state, step: 0) {
+            try await stored(ticket)
+            return reset
+        }
         try await reserve()
         let now = clock.now()
         let session = SessionShard.Session(id: id, model: model, state: state, step: 0, created: now, lastUsed: now)
