@@ -16,8 +16,9 @@ final class Fixture: @unchecked Sendable {
     init() {
         var c = Configuration()
         c.logLevel = "error"
+        c.sessionStore = "memory"
         let models = ProcessInfo.processInfo.environment["LSTM_SERVE_FUZZ_MODELS"] ?? "models"
-        service = Service(configuration: c)
+        service = try! Service(configuration: c)
         service.install(try! ModelRegistry.load(paths: [], modelsDirectory: models, defaultName: ""))
         let created = Fixture.run(service, HTTPRequest(method: "POST", path: "/v1/sessions", contentType: nil, body: []))
         session = String(decoding: created.body, as: UTF8.self).split(separator: "\"")[3].description
@@ -31,6 +32,15 @@ final class Fixture: @unchecked Sendable {
             nonisolated(unsafe) var response = HTTPResponse(status: 0)
             Task {
                 response = await work()
+                done.signal()
+            }
+            done.wait()
+            return response
+        case let .deferred(start):
+            let done = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var response = HTTPResponse(status: 0)
+            start {
+                response = $0
                 done.signal()
             }
             done.wait()
