@@ -33,7 +33,6 @@ public final class Service: HTTPHandler, Sendable {
             do {
                 let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process,
                                              window: configuration.sessionCommitWindowMicroseconds)
-                storedRows.withLock { $0 = [] }
                 try storedRows.withLock { $0 = try opened.loadAll() }
                 journal = opened
             } catch {
