@@ -1,5 +1,6 @@
 import Foundation
 import JSON
+import ModelRuntime
 
 /// Every setting of the server, with its default. Sources layer as flags > environment
 /// (`LSTM_SERVE_*`) > `config/lstm-serve.json` > these defaults; README has the table.
@@ -13,6 +14,12 @@ public struct Configuration: Sendable, Equatable {
     public var modelsDirectory = "models"
     /// The model `/v1/predict` and new sessions use; empty means `temperature` if loaded, else the first.
     public var defaultModel = ""
+    /// Which versions of each model are served (`latest`, `latest:N`, `all`, `specific:V,V`,
+    /// per model after `;` as `name=rule`).
+    public var modelVersionPolicy = VersionPolicy()
+    /// Seconds between looks at the model repository for new or changed versions (0: off;
+    /// reload by `POST /v1/models/{name}/reload` or SIGHUP).
+    public var modelPollSeconds = 0.0
     public var maxBodyBytes = 1 << 20
     public var connectionTimeoutSeconds = 30
     /// Seconds from a connection's start or previous answer by which the next request must
@@ -64,7 +71,7 @@ public struct Configuration: Sendable, Equatable {
     /// and the key in capitals) and flag (`--` and the key with dashes; `models` is the
     /// repeatable `--model`).
     public static let keys: [(key: String, env: String, flag: String)] = [
-        "host", "port", "threads", "models", "models_directory", "default_model", "max_body_bytes",
+        "host", "port", "threads", "models", "models_directory", "default_model", "model_version_policy", "model_poll_seconds", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
         "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "session_commit_window_us", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
@@ -97,6 +104,15 @@ public struct Configuration: Sendable, Equatable {
         case "models": models = Self.list(text)
         case "models_directory": modelsDirectory = text
         case "default_model": defaultModel = text
+        case "model_version_policy":
+            do { modelVersionPolicy = try VersionPolicy(parsing: text) } catch {
+                throw .invalid("\(source): \(error) (got '\(shown)')")
+            }
+        case "model_poll_seconds":
+            guard let v = Double(text), v.isFinite, v >= 0, v <= 86_400 else {
+                throw .invalid("\(source): model_poll_seconds must be a number of seconds from 0 (off) to 86400, got '\(shown)'")
+            }
+            modelPollSeconds = v
         case "max_body_bytes": maxBodyBytes = try int(64, 1 << 30)
         case "connection_timeout_seconds": connectionTimeoutSeconds = try int(1, 86_400)
         case "request_deadline_seconds": requestDeadlineSeconds = try seconds(86_400)
@@ -167,6 +183,8 @@ public struct Configuration: Sendable, Equatable {
         case "models": return models.joined(separator: ",")
         case "models_directory": return modelsDirectory
         case "default_model": return defaultModel
+        case "model_version_policy": return modelVersionPolicy.description
+        case "model_poll_seconds": return String(modelPollSeconds)
         case "max_body_bytes": return String(maxBodyBytes)
         case "connection_timeout_seconds": return String(connectionTimeoutSeconds)
         case "request_deadline_seconds": return String(requestDeadlineSeconds)
@@ -227,6 +245,9 @@ public struct Configuration: Sendable, Equatable {
             if let v = environment[env] { try set(key, v, source: "environment \(env)") }
         }
     }
+
+    /// Where the models come from, as a reload reads it again.
+    public var repository: ModelRepository { ModelRepository(paths: models, directory: modelsDirectory, policy: modelVersionPolicy) }
 
     public var resolvedThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
     public var resolvedShards: Int { sessionShards > 0 ? sessionShards : max(16, 4 * ProcessInfo.processInfo.activeProcessorCount) }

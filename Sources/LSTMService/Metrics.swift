@@ -30,6 +30,7 @@ public final class Metrics: Sendable {
         var stepsDirect = 0, stepsQueued = 0
         /// The durable store's transactions, the changes they held, and the ones that failed.
         var storeCommits = 0, storeChanges = 0, storeFailures = 0
+        var reloadsOK = 0, reloadsFailed = 0, versionsUnloaded = 0
     }
 
     private let state: Locked<State>
@@ -74,6 +75,9 @@ public final class Metrics: Sendable {
     func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
     func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
     /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
+    func modelReload(ok: Bool) { state.withLock { if ok { $0.reloadsOK += 1 } else { $0.reloadsFailed += 1 } } }
+    func modelUnloaded() { state.withLock { $0.versionsUnloaded += 1 } }
+
     func storeCommitted(changes: Int, failed: Bool) {
         state.withLock {
             $0.storeCommits += 1
@@ -135,13 +139,17 @@ public final class Metrics: Sendable {
         out += "# HELP lstm_serve_connections_open Connections open now.\n# TYPE lstm_serve_connections_open gauge\nlstm_serve_connections_open \(transport.connectionsOpen)\n"
         if let models {
             out += "# HELP lstm_serve_model_info Loaded models (value 1).\n# TYPE lstm_serve_model_info gauge\n"
-            for name in models.names {
-                let m = models[name]!.model
-                out += "lstm_serve_model_info{model=\"\(Self.label(name))\",cell=\"\(m.pipeline.recurrentLayers.first.map { "\($0.kind)" } ?? "none")\",parameters=\"\(m.pipeline.parameterCount)\",sha256=\"\(m.weightsSHA256)\",default=\"\(name == models.defaultName)\"} 1\n"
+            for e in models.allEntries {
+                let (m, name) = (e.model, e.model.name)
+                out += "lstm_serve_model_info{model=\"\(Self.label(name))\",cell=\"\(m.pipeline.recurrentLayers.first.map { "\($0.kind)" } ?? "none")\",parameters=\"\(m.pipeline.parameterCount)\",sha256=\"\(m.weightsSHA256)\",version=\"\(e.version)\",default=\"\(name == models.defaultName && e === models[name])\"} 1\n"
             }
             out += "# HELP lstm_serve_model_load_failures Models asked for that could not be loaded.\n# TYPE lstm_serve_model_load_failures gauge\n"
             out += "lstm_serve_model_load_failures \(models.failed.count)\n"
         }
+        out += "# HELP lstm_serve_model_reloads_total Reloads of the model repository, by whether every version asked for loaded.\n# TYPE lstm_serve_model_reloads_total counter\n"
+        out += "lstm_serve_model_reloads_total{result=\"ok\"} \(s.reloadsOK)\nlstm_serve_model_reloads_total{result=\"failed\"} \(s.reloadsFailed)\n"
+        out += "# HELP lstm_serve_model_versions_unloaded_total Retired model versions that left memory after their last session.\n# TYPE lstm_serve_model_versions_unloaded_total counter\n"
+        out += "lstm_serve_model_versions_unloaded_total \(s.versionsUnloaded)\n"
         out += "# HELP lstm_serve_build_info The server's version (value 1).\n# TYPE lstm_serve_build_info gauge\n"
         out += "lstm_serve_build_info{version=\"\(LSTMServeVersion.string)\"} 1\n"
         let p = ProcessStats.read()

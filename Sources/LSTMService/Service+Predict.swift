@@ -5,8 +5,7 @@ import ModelRuntime
 /// POST /v1/predict and /v1/models/{name}/predict: on the worker thread, against the shared
 /// immutable model, with a pooled workspace.
 extension Service {
-    func predict(_ request: HTTPRequest, _ registry: ModelRegistry, _ name: String?) throws(APIError) -> HTTPResponse {
-        let entry = try Self.entry(registry, name ?? registry.defaultName)
+    func predict(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPResponse {
         let start = InferenceStatistics.now()
         do throws(APIError) {
             let body = try Self.parseBody(request)!
@@ -15,7 +14,7 @@ extension Service {
                 throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(configuration.maxBatch) per request")
             }
             let read = InferenceStatistics.now()
-            let result = registry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in
+            let result = ModelRegistry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in
                 entry.predictor.run(decoded, workspace: ws)
             }
             let ran = InferenceStatistics.now()

@@ -7,7 +7,8 @@ extension Service {
     enum APIProtocol: Sendable { case native, v2 }
 
     enum Endpoint: Sendable {
-        case health, ready, metrics, openapi, models, model, predict, modelPredict, sessions, session, step, state
+        case health, ready, metrics, openapi, models, model, modelVersion, predict, modelPredict, versionPredict, reload
+        case sessions, session, step, state, migrate
         case v2Server, v2Live, v2Ready, v2Model, v2ModelReady, v2ModelConfig, v2ModelStats, v2Infer
 
         /// Health, readiness, metrics and the API description stay open unless the policy guards them.
@@ -18,7 +19,7 @@ extension Service {
             }
         }
         /// Whether the path's first parameter is a session id (logged only as a hash).
-        var hasSessionID: Bool { self == .session || self == .step || self == .state }
+        var hasSessionID: Bool { self == .session || self == .step || self == .state || self == .migrate }
 
         var apiProtocol: APIProtocol {
             switch self {
@@ -34,12 +35,16 @@ extension Service {
         .init("/metrics", ["GET"], .metrics),
         .init("/v1/models", ["GET"], .models),
         .init("/v1/models/{name}", ["GET"], .model),
+        .init("/v1/models/{name}/versions/{version}", ["GET"], .modelVersion),
         .init("/v1/predict", ["POST"], .predict),
         .init("/v1/models/{name}/predict", ["POST"], .modelPredict),
+        .init("/v1/models/{name}/versions/{version}/predict", ["POST"], .versionPredict),
+        .init("/v1/models/{name}/reload", ["POST"], .reload),
         .init("/v1/sessions", ["POST"], .sessions),
         .init("/v1/sessions/{id}", ["GET", "DELETE"], .session),
         .init("/v1/sessions/{id}/step", ["POST"], .step),
         .init("/v1/sessions/{id}/state", ["GET", "PUT"], .state),
+        .init("/v1/sessions/{id}/migrate", ["POST"], .migrate),
         .init("/openapi.json", ["GET"], .openapi),
         .init("/v2", ["GET"], .v2Server),
         .init("/v2/health/live", ["GET"], .v2Live),
@@ -68,8 +73,10 @@ extension Service {
         var sessionID: Substring? { endpoint.hasSessionID ? parameter : nil }
 
         /// The scope a token needs here; nil for the operational endpoints unless guarded.
+        /// Reloading the models is an operator's act: `admin`.
         func scope(guardingHealth: Bool) -> AccessPolicy.Scope? {
-            endpoint.isOperational && !guardingHealth ? nil : .infer
+            if endpoint == .reload { return .admin }
+            return endpoint.isOperational && !guardingHealth ? nil : .infer
         }
     }
 

@@ -8,7 +8,7 @@ import RecurrentCore
 /// decoded on the worker thread; the state is read and changed only inside the store's actors.
 extension Service {
     func sessionJSON(_ s: SessionShard.Session, extra: [(String, JSON)] = []) -> JSON {
-        .object([("session_id", .string(s.id)), ("model", .string(s.model)), ("step", .int(s.step)),
+        .object([("session_id", .string(s.id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
                  ("created_at", .string(iso8601(s.created))), ("last_used_at", .string(iso8601(s.lastUsed))),
                  ("expires_at", .string(iso8601(s.lastUsed + configuration.sessionTTLSeconds)))] + extra)
     }
@@ -23,8 +23,8 @@ extension Service {
         let body = try Self.parseBody(request, optional: true)?.value
         if let body {
             guard body.kind == .object else { throw .unprocessable("session body must be an object like {\"model\": \"name\"}") }
-            if let key = body.firstKey(notIn: ["model", "state"]) {
-                throw .unprocessable("unknown field '\(key)'; expected 'model' and 'state'")
+            if let key = body.firstKey(notIn: ["model", "version", "state"]) {
+                throw .unprocessable("unknown field '\(key)'; expected 'model', 'version' and 'state'")
             }
         }
         var name = registry.defaultName
@@ -32,7 +32,7 @@ extension Service {
             guard let s = v.string else { throw .unprocessable("model must be a string") }
             name = s
         }
-        let entry = try Self.entry(registry, name)
+        let entry = try Self.entry(registry, name, version: try Self.versionField(body?["version"]))
         let net = entry.model.pipeline
         if let layer = net.firstNonCausalLayer {
             throw .unprocessable("model '\(name)' cannot be stepped: its layer \(layer.name) (\(layer.kind)) needs the whole window; use predict")
@@ -40,9 +40,9 @@ extension Service {
         var state = net.makeState(batchSize: 1)
         if let s = body?["state"] { state = try native { () throws(RuntimeError) in try StateInput.decode(s, pipeline: net, label: "state") }.state(for: net, batchSize: 1) }
         let store = sessions
-        let (modelName, initial) = (name, state)
+        let initial = state
         return later { [self] () throws(APIError) in
-            let session = try await store.create(model: modelName, state: initial)
+            let session = try await store.create(on: entry, state: initial)
             return Self.reply(201, sessionJSON(session), headers: [("Location", "/v1/sessions/\(session.id)")])
         }
     }
@@ -98,7 +98,7 @@ extension Service {
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
         // With a durable store the answer waits until the step is written.
-        if let done = sessions.stepNow(id, expectedStep: expected, registry: registry, rows: decode) {
+        if let done = sessions.stepNow(id, expectedStep: expected, rows: decode) {
             metrics.sessionStep(direct: true)
             let stepped = try done.get()
             let response = stepResponse(id, stepped, isMany: isMany)
@@ -117,7 +117,7 @@ extension Service {
         let store = sessions
         let expectedStep = expected
         return later { [self] () throws(APIError) in
-            let stepped = try await store.step(id, expectedStep: expectedStep, registry: registry, rows: decode).get()
+            let stepped = try await store.step(id, expectedStep: expectedStep, rows: decode).get()
             try await stepped.0.stored?.wait().get()
             return stepResponse(id, stepped, isMany: isMany)
         }
@@ -133,7 +133,7 @@ extension Service {
                 return Self.reply(Self.nonFinite(error))
             }
         }
-        var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("step", .int(stepCount))]
+        var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("version", .int(session.version)), ("step", .int(stepCount))]
         var last: [Float] = []
         var all: [JSON] = []
         for y in outputs {
@@ -145,16 +145,16 @@ extension Service {
         return Self.reply(200, .object(members))
     }
 
-    func getState(_ registry: ModelRegistry, _ id: String) -> HTTPHandlerResult {
+    func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
             let s = try await sessions.info(id).get()
-            let pipeline = try Self.entry(registry, s.model).model.pipeline
-            return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("step", .int(s.step)),
+            let pipeline = s.entry.model.pipeline
+            return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
                                             ("state", StateInput(s.state, sample: 0).json(for: pipeline))]))
         }
     }
 
-    func putState(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+    func putState(_ request: HTTPRequest, _ id: String) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object, let stateJSON = body["state"] else {
             throw .unprocessable("body must be {\"state\": {\"h\": [...], \"c\": [...]}, \"step\": n} (as GET .../state returns)")
@@ -166,17 +166,49 @@ extension Service {
             }
             step = n
         }
-        if let key = body.firstKey(notIn: ["state", "step", "session_id", "model"]) {
+        if let key = body.firstKey(notIn: ["state", "step", "session_id", "model", "version"]) {
             throw .unprocessable("unknown field '\(key)'; expected 'state' and optional 'step'")
         }
         let store = sessions
         let newStep = step
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).get()
-            let net = try Self.entry(registry, session.model).model.pipeline
+            let net = session.entry.model.pipeline
             let state = try native { () throws(RuntimeError) in try StateInput.decode(stateJSON, pipeline: net, label: "state") }.state(for: net, batchSize: 1)
             let updated = try await store.replaceState(id, state: state, step: newStep).get()
             return Self.reply(200, sessionJSON(updated))
+        }
+    }
+
+    /// A `"version"` field: a whole number (or its digits as a string, as V2 writes versions).
+    static func versionField(_ v: JSONValue?) throws(APIError) -> Substring? {
+        guard let v else { return nil }
+        if let n = v.int, n >= 1 { return Substring(String(n)) }
+        if let s = v.string, ModelRepository.versionNumber(s) != nil { return Substring(s) }
+        throw .unprocessable("version must be a version number such as 2")
+    }
+
+    /// `POST /v1/sessions/{id}/migrate {"version": v}`: moves a session to another served
+    /// version of its model, keeping its state and step, when their states have one layout
+    /// (409 with both layouts otherwise). Optional `expected_step` as for step.
+    func migrateSession(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+        let body = try Self.parseBody(request)!.value
+        guard body.kind == .object, body["version"] != nil else { throw .unprocessable("body must be {\"version\": n}, a served version of the session's model") }
+        if let key = body.firstKey(notIn: ["version", "expected_step"]) {
+            throw .unprocessable("unknown field '\(key)'; expected 'version' and optional 'expected_step'")
+        }
+        let version = try Self.versionField(body["version"])
+        var expected: Int?
+        if let e = body["expected_step"] {
+            guard let n = e.int, n >= 0 else { throw .unprocessable("expected_step must be a non-negative integer") }
+            expected = n
+        }
+        let store = sessions, expectedStep = expected
+        return later { [self] () throws(APIError) in
+            let session = try await store.info(id).get()
+            let target = try Self.entry(registry, session.model, version: version)
+            let moved = try await store.migrate(id, to: target, expectedStep: expectedStep).get()
+            return Self.reply(200, sessionJSON(moved, extra: [("migrated_from", .int(session.entry.version))]))
         }
     }
 }

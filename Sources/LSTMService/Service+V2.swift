@@ -7,8 +7,6 @@ import ModelRuntime
 /// Errors are `{"error": "message"}`.
 extension Service {
     static let v2Extensions = ["binary_tensor_data", "sequence", "statistics", "model_configuration"]
-    /// Every model has the one version until versioned models come.
-    static let v2Version = "1"
 
     /// `GET /v2`, `/v2/health/live`, `/v2/health/ready`: answered while models load too.
     func v2Server(_ endpoint: Endpoint) -> HTTPResponse {
@@ -27,16 +25,13 @@ extension Service {
     func v2(_ request: HTTPRequest, _ route: Route, _ registry: ModelRegistry) -> HTTPHandlerResult {
         do throws(APIError) {
             let name = String(route.parameter ?? "")
-            let entry = try Self.entry(registry, name)
-            if let v = route.second, v != Self.v2Version {
-                throw APIError(.notFound, "model '\(name)' has no version '\(v)' (versions: \(Self.v2Version))")
-            }
+            let entry = try Self.entry(registry, name, version: route.second)
             switch route.endpoint {
-            case .v2Model: return .now(Self.reply(200, v2Metadata(entry)))
+            case .v2Model: return .now(Self.reply(200, v2Metadata(entry, registry)))
             case .v2ModelReady: return .now(Self.reply(200, .object([("name", .string(name)), ("ready", .bool(true))])))
             case .v2ModelConfig: return .now(Self.reply(200, v2Config(entry)))
             case .v2ModelStats: return .now(Self.reply(200, .object([("model_stats", .array([v2Statistics(entry)]))])))
-            default: return try v2Infer(request, entry, registry)
+            default: return try v2Infer(request, entry)
             }
         } catch {
             return .now(Self.reply(error, .v2))
@@ -47,9 +42,10 @@ extension Service {
         .object([("name", .string(t.name)), ("datatype", .string(t.datatype)), ("shape", .array(t.shape.map { .int($0) }))])
     }
 
-    func v2Metadata(_ entry: ModelRegistry.Entry) -> JSON {
+    func v2Metadata(_ entry: ModelRegistry.Entry, _ registry: ModelRegistry) -> JSON {
         let s = entry.signature
-        return .object([("name", .string(entry.model.name)), ("versions", .array([.string(Self.v2Version)])), ("platform", .string("lstm-serve")),
+        let versions = (registry.versions[entry.model.name] ?? [entry]).map { JSON.string(String($0.version)) }
+        return .object([("name", .string(entry.model.name)), ("versions", .array(versions)), ("platform", .string("lstm-serve")),
                         ("inputs", .array(s.inputs.map(Self.tensorJSON))), ("outputs", .array(s.outputs.map(Self.tensorJSON)))])
     }
 
@@ -64,7 +60,7 @@ extension Service {
         }
         var members: [(String, JSON)] = [
             ("name", .string(entry.model.name)), ("platform", .string("lstm-serve")), ("backend", .string("lstm-serve")),
-            ("version_policy", .object([("latest", .object([("num_versions", .int(1))]))])),
+            ("version_policy", v2VersionPolicy(entry.model.name)),
             ("max_batch_size", .int(configuration.maxBatch)),
             ("input", .array(s.inputs.map(tensor))), ("output", .array(s.outputs.map(tensor))),
         ]
@@ -76,6 +72,15 @@ extension Service {
         return .object(members)
     }
 
+    /// The served policy in Triton's words: `latest {num_versions}`, `all {}`, `specific {versions}`.
+    func v2VersionPolicy(_ name: String) -> JSON {
+        switch registry?.repository?.policy.rule(for: name) ?? .latest(1) {
+        case let .latest(n): return .object([("latest", .object([("num_versions", .int(n))]))])
+        case .all: return .object([("all", .object([]))])
+        case let .specific(v): return .object([("specific", .object([("versions", .array(v.map { .int($0) }))]))])
+        }
+    }
+
     func v2Statistics(_ entry: ModelRegistry.Entry) -> JSON {
         let st = entry.statistics
         func duration(_ d: InferenceStatistics.Duration) -> JSON {
@@ -84,7 +89,7 @@ extension Service {
         }
         let zero = JSON.object([("count", .int(0)), ("ns", .int(0))])
         return .object([
-            ("name", .string(entry.model.name)), ("version", .string(Self.v2Version)),
+            ("name", .string(entry.model.name)), ("version", .string(String(entry.version))),
             ("last_inference", .int(st.lastInferenceMilliseconds)),
             ("inference_count", .int(st.inferenceCount)), ("execution_count", .int(st.executionCount)),
             ("inference_stats", .object([

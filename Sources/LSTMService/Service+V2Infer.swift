@@ -6,7 +6,7 @@ import RecurrentCore
 /// `POST /v2/models/{name}/infer`: a batch of windows through predict's path, or, with a
 /// `sequence_id`, timesteps through a server-held session (Triton's sequence extension).
 extension Service {
-    func v2Infer(_ request: HTTPRequest, _ entry: ModelRegistry.Entry, _ registry: ModelRegistry) throws(APIError) -> HTTPHandlerResult {
+    func v2Infer(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPHandlerResult {
         let start = InferenceStatistics.now()
         let stats = entry.statistics
         do throws(APIError) {
@@ -19,14 +19,14 @@ extension Service {
             let answers = v2Answers(entry)
             let selected = try v2Selected(parsed, answers)
             if let id = parsed.sequenceID {
-                return try v2Sequence(parsed, id, entry, registry, x: x, batch: batch, steps: steps, answers: answers, selected: selected, start: start)
+                return try v2Sequence(parsed, id, entry, x: x, batch: batch, steps: steps, answers: answers, selected: selected, start: start)
             }
             guard batch <= configuration.maxBatch else {
                 throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(configuration.maxBatch) per request")
             }
             let decoded = InferenceStatistics.now()
             let predict = PredictRequest(inputs: x, batchSize: batch, sequenceLength: steps, isBatch: true)
-            let result = registry.withWorkspace(entry, batchSize: batch) { entry.predictor.run(predict, workspace: $0) }
+            let result = ModelRegistry.withWorkspace(entry, batchSize: batch) { entry.predictor.run(predict, workspace: $0) }
             let ran = InferenceStatistics.now()
             let y = entry.predictor.outputs(of: result, request: predict)
             let every = entry.predictor.sequenceOutputs(of: result, request: predict)
@@ -124,7 +124,9 @@ extension Service {
 
     /// Steps the sequence's session by the request's timesteps: started (or reset) first on
     /// `sequence_start`, released after on `sequence_end`.
-    private func v2Sequence(_ r: V2InferRequest, _ id: V2InferRequest.SequenceID, _ entry: ModelRegistry.Entry, _ registry: ModelRegistry,
+    /// A sequence stays on the version it started on: a request naming another version (or
+    /// none, after a reload) steps it there, and is answered in that version's tensors.
+    private func v2Sequence(_ r: V2InferRequest, _ id: V2InferRequest.SequenceID, _ entry: ModelRegistry.Entry,
                             x: [Float], batch: Int, steps: Int, answers: V2Answers, selected: [(Int, Bool)], start: Int) throws(APIError) -> HTTPHandlerResult {
         let net = entry.model.pipeline, name = entry.model.name
         if let layer = net.firstNonCausalLayer {
@@ -134,25 +136,33 @@ extension Service {
         let key = Self.sequenceKey(name, id)
         let width = net.inputSize
         let rows = (0..<steps).map { Array(x[$0 * width..<($0 + 1) * width]) }
-        let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { _ throws(APIError) in rows }
+        let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { pinned throws(APIError) in
+            guard pinned === entry || pinned.model.pipeline.inputSize == width else {
+                throw APIError(.badRequest, "sequence \(id.text) runs on version \(pinned.version) of '\(name)', which takes \(pinned.model.pipeline.inputSize) values per timestep, not \(width)")
+            }
+            return rows
+        }
         let stats = entry.statistics
         let decoded = InferenceStatistics.now()
         @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) throws(APIError) -> HTTPResponse {
             let ran = InferenceStatistics.now()
             let outputs: [[Float]]
+            var (answers, selected) = (answers, selected)
             switch done {
-            case let .success((_, _, o)): outputs = o
+            case let .success((_, pinned, o)):
+                outputs = o
+                if pinned !== entry { answers = v2Answers(pinned); selected = try v2Selected(r, answers) }
             case let .failure(e) where e.kind == .notFound && !r.sequenceStart:
                 throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(e.message)); start it with sequence_start")
             case let .failure(e): throw e
             }
-            let every = net.outputShape.isSequence ? outputs.flatMap { $0 } : nil
+            let every = answers.entry.model.pipeline.outputShape.isSequence ? outputs.flatMap { $0 } : nil
             let response = try answers.write(r, selected, batch: 1, y: outputs.last ?? [], every: every, length: outputs.count)
             let end = InferenceStatistics.now()
             stats.succeeded(samples: 1, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return response
         }
-        if !r.sequenceStart, !r.sequenceEnd, let done = sessions.stepNow(key, expectedStep: nil, registry: registry, rows: decode) {
+        if !r.sequenceStart, !r.sequenceEnd, let done = sessions.stepNow(key, expectedStep: nil, rows: decode) {
             metrics.sessionStep(direct: true)
             guard case let .success(stepped) = done, let ticket = stepped.0.stored else { return .now(try answer(done)) }
             return .later {
@@ -169,9 +179,9 @@ extension Service {
         let store = sessions, fresh = net.makeState(batchSize: 1)
         return .later {
             do throws(APIError) {
-                if r.sequenceStart { _ = try await store.start(key, model: name, state: fresh) }
+                if r.sequenceStart { _ = try await store.start(key, on: entry, state: fresh) }
                 let queued = InferenceStatistics.now()
-                let done = await store.step(key, expectedStep: nil, registry: registry, rows: decode)
+                let done = await store.step(key, expectedStep: nil, rows: decode)
                 if case let .success(stepped) = done { try await stepped.0.stored?.wait().get() }
                 stats.queued(InferenceStatistics.now() - queued)
                 let response = try answer(done)

@@ -14,7 +14,12 @@ public final class Service: HTTPHandler, Sendable {
     public let sessions: SessionStore
     let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
-    private let v2AnswersBox = Locked<[String: V2Answers]>([:])
+    private let v2AnswersBox = Locked<[ObjectIdentifier: V2Answers]>([:])
+    /// Versions a reload took out of the snapshot, held weakly: they stay in memory (and are
+    /// listed as retiring) while sessions or requests still run on them.
+    let retired = Locked<[Retired]>([])
+    /// Reloads run one at a time.
+    let reloadLock = Locked(0)
     private let draining = Locked(false)
     /// The durable store's sessions, read at start-up, until `install` brings them back.
     private let storedRows = Locked<[SessionJournal.Row]?>(nil)
@@ -45,37 +50,59 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     /// Makes the models available; `/readyz` answers 200 from then on. With a durable store,
-    /// the stored sessions come back first (the first install only), ready to step on.
+    /// the stored sessions come back first (the first install only), ready to step on. A later
+    /// install (a reload) swaps the snapshot: requests under way finish on the one they began
+    /// with, and versions it drops retire until nothing runs on them.
     public func install(_ registry: ModelRegistry) {
-        let answers = registry.entries.mapValues(V2Answers.init)
+        let entries = registry.allEntries
+        for e in entries { watchUnload(e) }
+        let answers = Dictionary(entries.map { (ObjectIdentifier($0), V2Answers($0)) }, uniquingKeysWith: { a, _ in a })
         v2AnswersBox.withLock { $0 = answers }
         if let journal = sessions.journal, registryBox.withLock({ $0 == nil }) {
             openJournal(journal, registry)
         }
-        registryBox.withLock { $0 = registry }
+        let previous = registryBox.withLock { old in defer { old = registry }; return old }
+        if let previous { retire(previous.allEntries.filter { old in !entries.contains { $0 === old } }) }
     }
 
     private func openJournal(_ journal: SessionJournal, _ registry: ModelRegistry) {
         let rows = storedRows.withLock { rows in defer { rows = nil }; return rows ?? [] }
-        let (live, expired, orphaned) = sessions.loadNow(rows, registry: registry)
+        // versions the policy does not serve but stored sessions run on are loaded for them
+        var pinned: [String: ModelRegistry.Entry] = [:]
+        for row in rows {
+            guard let v = Int(row.version), registry[row.model, v] == nil, pinned["\(row.model)#\(v)"] == nil,
+                  let entry = registry.loadPinned(name: row.model, version: v) else { continue }
+            watchUnload(entry)
+            pinned["\(row.model)#\(v)"] = entry
+            log(.info, "model \(row.model) version \(v) loaded for its stored sessions (the version policy serves \(registry.versions[row.model]?.map { String($0.version) }.joined(separator: ", ") ?? "no version"))")
+        }
+        retire(Array(pinned.values))
+        let (live, expired, orphaned) = sessions.loadNow(rows, versions: { [pinned] name, version, fingerprint in
+            Self.pick([registry[name, version], pinned["\(name)#\(version)"]].compactMap { $0 }, fingerprint)
+        })
         log(.info, "session store \(journal.path): \(live) sessions back, \(expired) expired, \(orphaned) of models not served (410)")
         let store = sessions
         journal.restore = { [weak self] rows in
-            Task { await store.restore(rows, registry: self?.registry) }
+            guard let self else { return }
+            Task { await store.restore(rows, versions: self.loadedVersion) }
         }
         journal.committed = { [metrics] changes, failed in metrics.storeCommitted(changes: changes, failed: failed) }
         journal.start()
     }
 
-    /// The V2 answer writer of a model of the installed registry.
+    /// The V2 answer writer of a model version of the installed registry.
     func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers {
-        v2AnswersBox.withLock { $0[entry.model.name] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
+        v2AnswersBox.withLock { $0[ObjectIdentifier(entry)] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
     }
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
 
     /// Returns once every session change made so far is stored (a drain's last step).
     public func flushSessions() { sessions.journal?.flushBlocking() }
+
+    /// Stores every session change made so far and closes the durable store, releasing its
+    /// file (a drain's end, or a server stopped in-process that another will reopen).
+    public func closeSessions() { sessions.journal?.close() }
 
     /// Where `/metrics` reads in-flight requests and open connections (the HTTP server's).
     func attachTransport(_ read: @escaping @Sendable () -> Metrics.Transport) { transportGauges.withLock { $0 = read } }
@@ -154,13 +181,17 @@ public final class Service: HTTPHandler, Sendable {
         do {
             switch route.endpoint {
             case .models: return .now(listModels(registry))
-            case .model: return .now(try modelInfo(registry, parameter))
-            case .predict: return .now(try predict(request, registry, nil))
-            case .modelPredict: return .now(try predict(request, registry, parameter))
+            case .model: return .now(try modelInfo(registry, parameter, version: nil))
+            case .modelVersion: return .now(try modelInfo(registry, parameter, version: route.second))
+            case .predict: return .now(try predict(request, try Self.entry(registry, registry.defaultName)))
+            case .modelPredict: return .now(try predict(request, try Self.entry(registry, parameter)))
+            case .versionPredict: return .now(try predict(request, try Self.entry(registry, parameter, version: route.second)))
+            case .reload: return reloadModel(parameter)
+            case .migrate: return try migrateSession(request, registry, parameter)
             case .sessions: return try createSession(request, registry)
             case .session: return request.method == "DELETE" ? deleteSession(parameter) : getSession(parameter)
             case .step: return try step(request, registry, parameter)
-            case .state: return request.method == "PUT" ? try putState(request, registry, parameter) : getState(registry, parameter)
+            case .state: return request.method == "PUT" ? try putState(request, parameter) : getState(parameter)
             default: return refuse(APIError(.internalError, "unreachable"))
             }
         } catch {
@@ -254,5 +285,16 @@ public final class Service: HTTPHandler, Sendable {
             throw APIError(.notFound, "no model '\(name)' (loaded: \(registry.names.joined(separator: ", ")))")
         }
         return e
+    }
+
+    /// A served version of a model; `version` is the path's or body's text (digits).
+    static func entry(_ registry: ModelRegistry, _ name: String, version: Substring?) throws(APIError) -> ModelRegistry.Entry {
+        let e = try entry(registry, name)
+        guard let version else { return e }
+        guard let v = Int(version), let found = registry[name, v] else {
+            let served = registry.versions[name]!.map { String($0.version) }.joined(separator: ", ")
+            throw APIError(.notFound, "model '\(name)' has no version '\(Log.escaped(String(version)))' served (versions: \(served))")
+        }
+        return found
     }
 }

@@ -20,6 +20,8 @@ final class SessionJournal: @unchecked Sendable {
         let id: String
         let model: String
         let version: String
+        /// `Model.fingerprint` of the version it ran on ("" in a store from before versions).
+        let fingerprint: String
         let step: Int
         let created: Double
         let lastUsed: Double
@@ -36,12 +38,14 @@ final class SessionJournal: @unchecked Sendable {
         /// Moves the WAL into the database file (a drain's last change), so that the file
         /// alone holds every session.
         case checkpoint
+        /// The journal's last change: the committer closes the database and ends.
+        case close(DispatchSemaphore)
 
         var id: String {
             switch self {
             case let .put(row): return row.id
             case let .delete(id), let .cleared(id): return id
-            case .checkpoint: return ""
+            case .checkpoint, .close: return ""
             }
         }
     }
@@ -82,18 +86,30 @@ final class SessionJournal: @unchecked Sendable {
     }
 
     static let applicationID = 0x4C53_544D  // "LSTM"
-    static let schemaVersion = 1
+    /// 2 added `fingerprint`; a version 1 store gains the column when opened.
+    static let schemaVersion = 2
 
     let path: String
     let sync: Sync
     /// Microseconds the committer waits after the first change of a transaction arrives, so
     /// that more join it: fewer, larger transactions for a little latency.
     let window: Int
-    private let database: SQLiteDatabase
-    private let upsert: SQLiteStatement
-    private let remove: SQLiteStatement
-    private let select: SQLiteStatement
-    private let queue = Locked<[(Change, Ticket?)]>([])
+    /// The database and its statements, dropped together by `close` (the statements hold
+    /// the database, so it closes after them, and its lock on the file goes with it).
+    private final class Connection {
+        let database: SQLiteDatabase
+        let upsert: SQLiteStatement, remove: SQLiteStatement, select: SQLiteStatement
+        init(_ database: SQLiteDatabase, upsert: SQLiteStatement, remove: SQLiteStatement, select: SQLiteStatement) {
+            (self.database, self.upsert, self.remove, self.select) = (database, upsert, remove, select)
+        }
+    }
+    private var connection: Connection?
+    private var database: SQLiteDatabase { connection!.database }
+    private var upsert: SQLiteStatement { connection!.upsert }
+    private var remove: SQLiteStatement { connection!.remove }
+    private var select: SQLiteStatement { connection!.select }
+    /// The changes waiting for the committer, and whether more are taken (not once closing).
+    private let queue = Locked<(items: [(Change, Ticket?)], open: Bool)>(([], true))
     private let wake = DispatchSemaphore(value: 0)
     /// Ids whose last transaction failed, until their `cleared` marker (committer thread only).
     private var poisoned: Set<String> = []
@@ -140,7 +156,9 @@ final class SessionJournal: @unchecked Sendable {
                     throw StoreError("the session store '\(path)' is damaged (its sessions table is missing; the file may be cut short); move it aside to start with no sessions")
                 }
                 let version = Int(try db.scalar("PRAGMA user_version") ?? "0") ?? 0
-                guard version == Self.schemaVersion else {
+                if version == 1 {
+                    try db.execute("BEGIN EXCLUSIVE; ALTER TABLE sessions ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''; PRAGMA user_version = 2; COMMIT;")
+                } else if version != Self.schemaVersion {
                     throw StoreError("the session store '\(path)' has schema version \(version); this lstm-serve reads version \(Self.schemaVersion)")
                 }
             }
@@ -150,21 +168,21 @@ final class SessionJournal: @unchecked Sendable {
                 BEGIN EXCLUSIVE;
                 CREATE TABLE IF NOT EXISTS sessions (
                     id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, step INTEGER NOT NULL,
-                    created REAL NOT NULL, last_used REAL NOT NULL, layout TEXT NOT NULL, state BLOB NOT NULL
+                    created REAL NOT NULL, last_used REAL NOT NULL, layout TEXT NOT NULL, state BLOB NOT NULL,
+                    fingerprint TEXT NOT NULL DEFAULT ''
                 ) WITHOUT ROWID;
                 PRAGMA application_id = \(Self.applicationID);
                 PRAGMA user_version = \(Self.schemaVersion);
                 COMMIT;
                 """)
-            database = db
             // an update in place when the row is there (REPLACE would delete and insert it)
-            upsert = try db.prepare("""
-                INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET
+            let upsert = try db.prepare("""
+                INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO UPDATE SET
                 model = excluded.model, version = excluded.version, step = excluded.step, created = excluded.created,
-                last_used = excluded.last_used, layout = excluded.layout, state = excluded.state
+                last_used = excluded.last_used, layout = excluded.layout, state = excluded.state, fingerprint = excluded.fingerprint
                 """)
-            remove = try db.prepare("DELETE FROM sessions WHERE id = ?1")
-            select = try db.prepare("SELECT id, model, version, step, created, last_used, layout, state FROM sessions WHERE id = ?1")
+            connection = Connection(db, upsert: upsert, remove: try db.prepare("DELETE FROM sessions WHERE id = ?1"),
+                                    select: try db.prepare("SELECT id, model, version, step, created, last_used, layout, state, fingerprint FROM sessions WHERE id = ?1"))
         } catch let e as StoreError {
             throw e
         } catch let e as SQLiteError {
@@ -177,7 +195,7 @@ final class SessionJournal: @unchecked Sendable {
     /// Every stored session (before the committer starts).
     func loadAll() throws(StoreError) -> [Row] {
         do {
-            let all = try database.prepare("SELECT id, model, version, step, created, last_used, layout, state FROM sessions")
+            let all = try database.prepare("SELECT id, model, version, step, created, last_used, layout, state, fingerprint FROM sessions")
             var rows: [Row] = []
             while try all.step() { rows.append(Self.row(all)) }
             return rows
@@ -187,7 +205,7 @@ final class SessionJournal: @unchecked Sendable {
     }
 
     private static func row(_ s: SQLiteStatement) -> Row {
-        Row(id: s.text(0), model: s.text(1), version: s.text(2), step: s.int(3), created: s.double(4), lastUsed: s.double(5),
+        Row(id: s.text(0), model: s.text(1), version: s.text(2), fingerprint: s.text(8), step: s.int(3), created: s.double(4), lastUsed: s.double(5),
             layout: s.text(6), state: s.withBytes(7) { Array($0) })
     }
 
@@ -202,12 +220,33 @@ final class SessionJournal: @unchecked Sendable {
     @discardableResult
     func append(_ change: Change, wait: Bool = true) -> Ticket? {
         let ticket = wait ? Ticket() : nil
-        let first = queue.withLock { q -> Bool in
-            q.append((change, ticket))
-            return q.count == 1
+        let first = queue.withLock { q -> Bool? in
+            guard q.open else { return nil }
+            q.items.append((change, ticket))
+            return q.items.count == 1
+        }
+        guard let first else {
+            ticket?.complete(.failure(APIError(.unavailable, "the session store is closed (the server is stopping)")))
+            return ticket
         }
         if first { wake.signal() }
         return ticket
+    }
+
+    /// Writes what is queued, moves the WAL into the file and closes the database, releasing
+    /// the file for another process; changes after this are refused with 503.
+    func close() {
+        flushBlocking()
+        let done = DispatchSemaphore(value: 0)
+        let first = queue.withLock { q -> Bool? in
+            guard q.open else { return nil }
+            q.open = false
+            q.items.append((.close(done), nil))
+            return q.items.count == 1
+        }
+        guard let first else { return }
+        if first { wake.signal() }
+        done.wait()
     }
 
     /// Returns once everything queued so far is written (or failed).
@@ -228,8 +267,14 @@ final class SessionJournal: @unchecked Sendable {
             wake.wait()
             if window > 0 { usleep(UInt32(window)) }
             batch.removeAll(keepingCapacity: true)
-            queue.withLock { swap(&$0, &batch) }
+            queue.withLock { swap(&$0.items, &batch) }
             if batch.isEmpty { continue }
+            if case let .close(done) = batch.last!.0 {
+                commit(Array(batch.dropLast()))
+                connection = nil
+                done.signal()
+                return
+            }
             commit(batch)
         }
     }
@@ -243,7 +288,7 @@ final class SessionJournal: @unchecked Sendable {
                 switch change {
                 case let .cleared(id):
                     poisoned.remove(id)
-                case .checkpoint:
+                case .checkpoint, .close:
                     break
                 case let .put(row):
                     if poisoned.contains(row.id) { refused.append(k); continue }
@@ -256,6 +301,7 @@ final class SessionJournal: @unchecked Sendable {
                     try upsert.bind(6, row.lastUsed)
                     try upsert.bind(7, row.layout)
                     try row.state.withUnsafeBytes { try upsert.bind(8, bytes: $0) }
+                    try upsert.bind(9, row.fingerprint)
                     try upsert.step()
                 case let .delete(id):
                     if poisoned.contains(id) { refused.append(k); continue }
@@ -281,7 +327,7 @@ final class SessionJournal: @unchecked Sendable {
             for (change, ticket) in batch {
                 ticket?.complete(.failure(why))
                 switch change {
-                case .cleared, .checkpoint: continue
+                case .cleared, .checkpoint, .close: continue
                 default: break
                 }
                 if !poisoned.contains(change.id) { ids.append(change.id) }

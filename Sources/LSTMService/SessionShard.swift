@@ -18,8 +18,13 @@ actor SessionShard {
     typealias Session = SessionTable.Session
 
     private var table = SessionTable()
-    /// Scratch per model (batch 1), reused by every step in this shard.
-    private var workspaces: [String: Workspace] = [:]
+    /// Scratch per model version (batch 1), reused by every step in this shard. A version's
+    /// scratch is held weakly keyed: it goes when the version does.
+    private var workspaces: [ObjectIdentifier: Scratch] = [:]
+    private struct Scratch {
+        weak var entry: ModelRegistry.Entry?
+        let workspace: Workspace
+    }
     /// The normalized row being stepped (its buffer kept from step to step).
     private var normalized: [Float] = []
     /// The state before a step, to put back if the step's outputs are not finite.
@@ -35,7 +40,6 @@ actor SessionShard {
     /// Stored sessions that cannot run (their model or its state layout is not served now):
     /// id → why, answered 410. They stay stored, so a restart with the model brings them back.
     private var orphans: [String: String] = [:]
-    private var layouts: [String: String] = [:]
 
     init(clock: any ServiceClock, ttl: Double, journal: SessionJournal?, expired: @escaping @Sendable () -> Void) {
         self.clock = clock
@@ -49,16 +53,8 @@ actor SessionShard {
     /// The row the journal stores for slot i.
     private func row(_ i: Int) -> SessionJournal.Row {
         let s = table[i]
-        return SessionJournal.Row(id: s.id, model: s.model, version: Service.v2Version, step: s.step, created: s.created, lastUsed: s.lastUsed,
-                                  layout: layout(of: s), state: s.state.serializedBytes)
-    }
-
-    /// A session's state layout, worked out once per model (every state of a model has one).
-    private func layout(of s: Session) -> String {
-        if let known = layouts[s.model] { return known }
-        let layout = s.state.layout
-        layouts[s.model] = layout
-        return layout
+        return SessionJournal.Row(id: s.id, model: s.model, version: String(s.entry.version), fingerprint: s.entry.model.fingerprint,
+                                  step: s.step, created: s.created, lastUsed: s.lastUsed, layout: s.entry.stateLayout, state: s.state.serializedBytes)
     }
 
     /// Hands slot i's new contents to the journal.
@@ -126,6 +122,7 @@ actor SessionShard {
     /// What a step answers besides the outputs.
     struct Stepped: Sendable {
         let model: String
+        let version: Int
         let step: Int
         /// The journal's ticket for the step: the answer waits for it (nil: memory store).
         var stored: SessionJournal.Ticket? = nil
@@ -135,7 +132,7 @@ actor SessionShard {
     /// Returns the step count after and the output after each step, in real units.
     /// `rows` turns the request into raw inputs for the session's model; it runs here, so
     /// one actor call finds the session, decodes and steps.
-    func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+    func step(_ id: String, expectedStep: Int?,
               rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
         let now = clock.now()
         let i: Int
@@ -143,10 +140,7 @@ actor SessionShard {
         case let .success(slot): i = slot
         case let .failure(e): return .failure(e)
         }
-        let model = table[i].model, current = table[i].step
-        guard let entry = registry[model] else {
-            return .failure(APIError(.notFound, "session '\(id)' runs model '\(model)', which is not loaded"))
-        }
+        let entry = table[i].entry, current = table[i].step
         let rows: [[Float]]
         do { rows = try makeRows(entry) } catch { return .failure(error) }
         if let expectedStep, expectedStep != current {
@@ -156,7 +150,7 @@ actor SessionShard {
             return .failure(APIError(.unprocessable, "session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
         }
         let net = entry.model.pipeline
-        let ws = workspace(model, net)
+        let ws = workspace(entry)
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
         var finite = true
@@ -180,24 +174,55 @@ actor SessionShard {
         }
         table[i].step = current + rows.count
         table.touch(i, at: now)
-        return .success((Stepped(model: model, step: current + rows.count, stored: store(i)), entry, outputs))
+        return .success((Stepped(model: entry.model.name, version: entry.version, step: current + rows.count, stored: store(i)), entry, outputs))
     }
 
-    /// This shard's batch-1 scratch for `model`, made on first use.
-    private func workspace(_ model: String, _ net: Pipeline) -> Workspace {
-        if let ws = workspaces[model] { return ws }
-        let ws = Workspace(pipeline: net, batchSize: 1)
-        workspaces[model] = ws
+    /// This shard's batch-1 scratch for a model version, made on first use (when the scratch
+    /// of versions that are gone is dropped too).
+    private func workspace(_ entry: ModelRegistry.Entry) -> Workspace {
+        let key = ObjectIdentifier(entry)
+        if let s = workspaces[key], s.entry === entry { return s.workspace }
+        workspaces = workspaces.filter { $0.value.entry != nil && $0.key != key }
+        let ws = Workspace(pipeline: entry.model.pipeline, batchSize: 1)
+        workspaces[key] = Scratch(entry: entry, workspace: ws)
         return ws
     }
 
-    func replaceState(_ id: String, state: RecurrentState, step: Int?) -> Result<(Session, SessionJournal.Ticket?), APIError> {
+    /// Moves a live session to `entry`, another version of its model, when their states have
+    /// one layout; 409 saying how they differ otherwise.
+    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) -> Result<(Session, SessionJournal.Ticket?), APIError> {
         let now = clock.now()
-        return live(id, now: now).map { slot in
+        return live(id, now: now).flatMap { slot in
+            let s = table[slot]
+            guard s.model == entry.model.name else {
+                return .failure(APIError(.conflict, "session '\(id)' runs model '\(s.model)'; it cannot move to model '\(entry.model.name)'"))
+            }
+            if let expectedStep, expectedStep != s.step {
+                return .failure(APIError(.conflict, "session '\(id)' is at step \(s.step) but the request expected step \(expectedStep); nothing was changed"))
+            }
+            guard s.entry.stateLayout == entry.stateLayout else {
+                return .failure(APIError(.conflict, "session '\(id)' cannot move from version \(s.entry.version) to \(entry.version) of '\(s.model)': their states differ (version \(s.entry.version): \(s.entry.stateLayout); version \(entry.version): \(entry.stateLayout)); it stays on version \(s.entry.version)"))
+            }
+            table.move(slot, to: entry)
+            table.touch(slot, at: now)
+            return .success((table[slot], store(slot)))
+        }
+    }
+
+    /// Sets a live session's state (and step); with `entry`, it also moves to that version
+    /// (a sequence started afresh). A state of another layout than the version's is refused.
+    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) -> Result<(Session, SessionJournal.Ticket?), APIError> {
+        let now = clock.now()
+        return live(id, now: now).flatMap { slot in
+            let target = entry ?? table[slot].entry
+            guard state.layout == target.stateLayout else {
+                return .failure(APIError(.conflict, "session '\(id)' runs on version \(table[slot].entry.version) of '\(table[slot].model)', whose state is (\(target.stateLayout)), not (\(state.layout)); nothing was changed"))
+            }
+            if let entry, entry !== table[slot].entry { table.move(slot, to: entry) }
             table[slot].state = state
             if let step { table[slot].step = step }
             table.touch(slot, at: now)
-            return (table[slot], store(slot))
+            return .success((table[slot], store(slot)))
         }
     }
 

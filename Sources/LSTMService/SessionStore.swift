@@ -58,10 +58,10 @@ public final class SessionStore: Sendable {
         if removed > 0 { count.value.subtract(removed, ordering: .relaxed) }
     }
 
-    func create(model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+    func create(on entry: ModelRegistry.Entry, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
         try await reserve()
         let now = clock.now()
-        let session = SessionShard.Session(id: Self.newID(), model: model, state: state, step: 0, created: now, lastUsed: now)
+        let session = SessionShard.Session(id: Self.newID(), entry: entry, state: state, step: 0, created: now, lastUsed: now)
         try await stored(await shard(session.id).insert(session))
         metrics.sessionCreated()
         return session
@@ -75,18 +75,18 @@ public final class SessionStore: Sendable {
     /// A session under an id the client chose (an Open Inference sequence): started afresh
     /// from `state`, or reset to it at step 0 when it is live. Client ids are made so that
     /// they never equal a server-made one (`Service.sequenceKey`).
-    func start(_ id: String, model: String, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
-        if case let .success((reset, ticket)) = await shard(id).replaceState(id, state: state, step: 0) {
+    func start(_ id: String, on entry: ModelRegistry.Entry, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+        if case let .success((reset, ticket)) = await shard(id).replaceState(id, state: state, step: 0, entry: entry) {
             try await stored(ticket)
             return reset
         }
         try await reserve()
         let now = clock.now()
-        let session = SessionShard.Session(id: id, model: model, state: state, step: 0, created: now, lastUsed: now)
+        let session = SessionShard.Session(id: id, entry: entry, state: state, step: 0, created: now, lastUsed: now)
         let (inserted, ticket) = await shard(id).insertIfAbsent(session)
         guard inserted else {
             forget(1)  // another start of the same id got there first and made it
-            return try await replaceState(id, state: state, step: 0).get()
+            return try await replaceState(id, state: state, step: 0, entry: entry).get()
         }
         try await stored(ticket)
         metrics.sessionCreated()
@@ -117,19 +117,30 @@ public final class SessionStore: Sendable {
     }
 
     /// `step` on this thread if the session's shard is idle; nil if it is busy.
-    func stepNow(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+    func stepNow(_ id: String, expectedStep: Int?,
                  rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>? {
-        shard(id).now { $0.step(id, expectedStep: expectedStep, registry: registry, rows: rows) }
+        shard(id).now { $0.step(id, expectedStep: expectedStep, rows: rows) }
     }
 
-    func step(_ id: String, expectedStep: Int?, registry: ModelRegistry,
+    func step(_ id: String, expectedStep: Int?,
               rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
-        await shard(id).step(id, expectedStep: expectedStep, registry: registry, rows: rows)
+        await shard(id).step(id, expectedStep: expectedStep, rows: rows)
     }
 
-    func replaceState(_ id: String, state: RecurrentState, step: Int?) async -> Result<SessionShard.Session, APIError> {
+    /// Moves a session to another version of its model (409 when their states differ).
+    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) async -> Result<SessionShard.Session, APIError> {
         do throws(APIError) {
-            let (session, ticket) = try await shard(id).replaceState(id, state: state, step: step).get()
+            let (session, ticket) = try await shard(id).migrate(id, to: entry, expectedStep: expectedStep).get()
+            try await stored(ticket)
+            return .success(session)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) async -> Result<SessionShard.Session, APIError> {
+        do throws(APIError) {
+            let (session, ticket) = try await shard(id).replaceState(id, state: state, step: step, entry: entry).get()
             try await stored(ticket)
             return .success(session)
         } catch {
@@ -151,23 +162,31 @@ public final class SessionStore: Sendable {
         }
     }
 
-    /// A stored session as the shard holds it, or why it cannot run with `registry`'s models.
-    static func session(_ row: SessionJournal.Row, _ registry: ModelRegistry?) -> Result<SessionShard.Session, APIError> {
-        guard let entry = registry?[row.model] else {
+    /// Finds the loaded model version a stored session ran on: (model, version) → entry.
+    /// (model, version, fingerprint) → the entry, preferring one with that fingerprint.
+    typealias Versions = @Sendable (String, Int, String) -> ModelRegistry.Entry?
+
+    /// A stored session as the shard holds it, or why it cannot run on the versions loaded:
+    /// its version must be there with the very weights and config it ran on.
+    static func session(_ row: SessionJournal.Row, _ versions: Versions) -> Result<SessionShard.Session, APIError> {
+        guard let version = Int(row.version), let entry = versions(row.model, version, row.fingerprint) else {
             return .failure(APIError(.gone, "session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
         }
-        var state = entry.model.pipeline.makeState(batchSize: 1)
-        guard state.layout == row.layout, row.state.withUnsafeBytes({ state.load(serialized: $0) }) else {
-            return .failure(APIError(.gone, "session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' as served now has (\(state.layout))"))
+        guard row.fingerprint.isEmpty || row.fingerprint == entry.model.fingerprint else {
+            return .failure(APIError(.gone, "session '\(row.id)' ran on other files of model '\(row.model)' version \(row.version) than are served now (the weights or config changed); publish changed models as a new version to keep sessions"))
         }
-        return .success(SessionShard.Session(id: row.id, model: row.model, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
+        var state = entry.model.pipeline.makeState(batchSize: 1)
+        guard entry.stateLayout == row.layout, row.state.withUnsafeBytes({ state.load(serialized: $0) }) else {
+            return .failure(APIError(.gone, "session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' version \(row.version) as served now has (\(entry.stateLayout))"))
+        }
+        return .success(SessionShard.Session(id: row.id, entry: entry, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
     }
 
     /// Brings back the journal's sessions at start-up: live ones into their shards (counted
     /// against max_sessions only as far as it goes), expired ones deleted, ones whose model is
     /// not served kept aside to answer 410. Returns (live, expired, orphaned).
     /// Runs on the calling thread: at start-up every shard is idle.
-    func loadNow(_ rows: [SessionJournal.Row], registry: ModelRegistry?) -> (Int, Int, Int) {
+    func loadNow(_ rows: [SessionJournal.Row], versions: Versions) -> (Int, Int, Int) {
         let now = clock.now()
         var (live, expired, orphaned) = (0, 0, 0)
         for row in rows {
@@ -177,7 +196,7 @@ public final class SessionStore: Sendable {
                 continue
             }
             let done: Void?
-            switch Self.session(row, registry) {
+            switch Self.session(row, versions) {
             case let .success(session):
                 done = shard(row.id).now { $0.load(session) }
                 live += 1
@@ -193,9 +212,9 @@ public final class SessionStore: Sendable {
     }
 
     /// After a failed write: each id back to what the journal holds.
-    func restore(_ rows: [(String, SessionJournal.Row?)], registry: ModelRegistry?) async {
+    func restore(_ rows: [(String, SessionJournal.Row?)], versions: Versions) async {
         for (id, row) in rows {
-            let session = row.flatMap { try? Self.session($0, registry).get() }
+            let session = row.flatMap { try? Self.session($0, versions).get() }
             let change = await shard(id).restore(id, session)
             if change > 0 { count.value.add(change, ordering: .relaxed) } else if change < 0 { forget(-change) }
         }

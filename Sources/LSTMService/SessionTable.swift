@@ -1,4 +1,6 @@
+import ModelRuntime
 import RecurrentCore
+import Synchronization
 
 /// The most steps a session counts: a state import may not set more, and a step that would
 /// pass it is refused (2^53 − 1, the largest integer every JSON client reads exactly).
@@ -11,11 +13,15 @@ let maxSessionStep = (1 << 53) - 1
 struct SessionTable {
     struct Session {
         let id: String
-        let model: String
+        /// The model version it runs on: it stays pinned there through reloads (and holds the
+        /// version in memory) until it ends or migrates.
+        var entry: ModelRegistry.Entry
         var state: RecurrentState
         var step: Int
         let created: Double
         var lastUsed: Double
+
+        var model: String { entry.model.name }
     }
 
     private var index: [String: Int] = [:]
@@ -45,10 +51,20 @@ struct SessionTable {
         _modify { yield &slots[slot]! }
     }
 
+    /// Moves a session to another version of its model (their state layouts are equal).
+    mutating func move(_ slot: Int, to entry: ModelRegistry.Entry) {
+        entry.sessionCount.add(1, ordering: .relaxed)
+        slots[slot]!.entry.sessionCount.subtract(1, ordering: .relaxed)
+        slots[slot]!.entry = entry
+    }
+
     func whyGone(_ id: String) -> Gone? { gone[id] }
 
     /// Adds a session as the most recently used.
-    mutating func insert(_ session: Session) {
+    mutating func insert(_ session: Session) { insert(session, counting: true) }
+
+    private mutating func insert(_ session: Session, counting: Bool) {
+        if counting { session.entry.sessionCount.add(1, ordering: .relaxed) }
         let s: Int
         if let reused = free.popLast() {
             s = reused
@@ -75,6 +91,7 @@ struct SessionTable {
     @discardableResult
     mutating func remove(_ slot: Int, _ why: Gone) -> Session {
         let session = slots[slot]!
+        session.entry.sessionCount.subtract(1, ordering: .relaxed)
         unlink(slot)
         slots[slot] = nil
         free.append(slot)
@@ -94,7 +111,7 @@ struct SessionTable {
         fresh.index.reserveCapacity(index.count)
         var s = head
         while s >= 0 {
-            fresh.insert(slots[s]!)
+            fresh.insert(slots[s]!, counting: false)
             s = following[s]
         }
         (fresh.gone, fresh.goneRing, fresh.goneNext) = (gone, goneRing, goneNext)

@@ -42,7 +42,7 @@ final class V2Answers: Sendable {
                       ("shape", .array(shapes[k]!.map { .int($0) })), extra])
         }
         func top(_ tensors: [JSON]) -> JSON {
-            .object([("model_name", .string(entry.model.name)), ("model_version", .string(Service.v2Version)), ("outputs", .array(tensors))])
+            .object([("model_name", .string(entry.model.name)), ("model_version", .string(String(entry.version))), ("outputs", .array(tensors))])
         }
         var slots: [[String]] = []
         var tensors: [JSON] = []
@@ -114,7 +114,7 @@ final class V2Answers: Sendable {
             }
             tensors.append(.object(members))
         }
-        var top: [(String, JSON)] = [("model_name", .string(entry.model.name)), ("model_version", .string(Service.v2Version))]
+        var top: [(String, JSON)] = [("model_name", .string(entry.model.name)), ("model_version", .string(String(entry.version)))]
         if let id = r.id { top.append(("id", .string(id))) }
         top.append(("outputs", .array(tensors)))
         let header: [UInt8]

@@ -14,23 +14,29 @@ public struct Model: Sendable {
     public let weightsPath: String
     public let weightsSHA256: String
     public let weightsByteCount: Int
+    /// SHA-256 over the weights and the config: what a stored session checks, so that it never
+    /// resumes on other weights or another normalization under the same name and version.
+    public let fingerprint: String
 
     /// File name of the weights inside a model directory.
     public static let weightsFileName = "model.safetensors"
     public static let configFileName = "config.json"
 
     public init(name: String, pipeline: Pipeline, config: ModelConfig,
-                weightsPath: String, weightsSHA256: String, weightsByteCount: Int) {
+                weightsPath: String, weightsSHA256: String, weightsByteCount: Int, fingerprint: String? = nil) {
         self.name = name
         self.pipeline = pipeline
         self.config = config
         self.weightsPath = weightsPath
         self.weightsSHA256 = weightsSHA256
         self.weightsByteCount = weightsByteCount
+        self.fingerprint = fingerprint ?? weightsSHA256
     }
 
-    /// Loads a model directory or a bare `.safetensors` file.
-    public static func load(path: String) throws(ModelError) -> Model {
+    /// Loads a model directory or a bare `.safetensors` file. `name`, when given, is the
+    /// model's name (a version directory's model is named by its parent), and a config.json
+    /// naming another model is refused.
+    public static func load(path: String, name: String? = nil) throws(ModelError) -> Model {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw .unreadable(path: path, reason: "no such file or directory")
@@ -44,8 +50,12 @@ public struct Model: Sendable {
         let stem = url.deletingPathExtension().lastPathComponent
         let fallbackName = isDirectory.boolValue ? url.lastPathComponent
             : stem == "model" ? url.deletingLastPathComponent().lastPathComponent : stem
-        return try decode(weights: bytes, config: configBytes, name: fallbackName, weightsPath: weightsURL.path,
-                          configPath: configURL?.path ?? "config.json")
+        let model = try decode(weights: bytes, config: configBytes, name: name ?? fallbackName, weightsPath: weightsURL.path,
+                               configPath: configURL?.path ?? "config.json")
+        if let name, model.name != name {
+            throw .invalidConfig("\(configURL?.path ?? path) names the model '\(model.name)', but it is a version of '\(name)'; drop the name or make it '\(name)'")
+        }
+        return model
     }
 
     /// A model from the bytes of its weights file and, optionally, its `config.json`: every
@@ -67,8 +77,10 @@ public struct Model: Sendable {
         var builder = NetworkBuilder(file: file, config: config)
         let pipeline = try builder.build()
         try config.validate(against: pipeline)
+        let weightsSHA = SHA256.hex(bytes)
         return Model(name: config.name ?? fallbackName, pipeline: pipeline, config: config,
-                     weightsPath: weightsPath, weightsSHA256: SHA256.hex(bytes), weightsByteCount: bytes.count)
+                     weightsPath: weightsPath, weightsSHA256: weightsSHA, weightsByteCount: bytes.count,
+                     fingerprint: configBytes.map { SHA256.hex(Array(weightsSHA.utf8) + $0) } ?? weightsSHA)
     }
 
     private static func read(_ url: URL) throws(ModelError) -> [UInt8] {

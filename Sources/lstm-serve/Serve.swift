@@ -17,6 +17,8 @@ struct Serve: ParsableCommand {
     var models: [String] = []
     @Option(help: h("models_directory", "Directory whose model directories are served when no --model is given.")) var modelsDirectory: String?
     @Option(help: h("default_model", "The model /v1/predict and new sessions use (empty: temperature if loaded, else the first).")) var defaultModel: String?
+    @Option(help: h("model_version_policy", "Versions served of each model: latest, latest:N, all or specific:V,V (per model: '; name=rule').")) var modelVersionPolicy: String?
+    @Option(help: h("model_poll_seconds", "Seconds between looks at the model repository for new or changed versions (0: off).")) var modelPollSeconds: String?
     @Option(help: h("threads", "HTTP worker threads (0: one per core).")) var threads: String?
     @Option(help: h("max_body_bytes", "Largest request body in bytes.")) var maxBodyBytes: String?
     @Option(help: h("connection_timeout_seconds", "Seconds an idle connection is kept.")) var connectionTimeoutSeconds: String?
@@ -59,7 +61,7 @@ struct Serve: ParsableCommand {
         }
         try c.load(environment: ProcessInfo.processInfo.environment)
         let flags: [(String, String?)] = [
-            ("host", host), ("port", port), ("models_directory", modelsDirectory), ("default_model", defaultModel),
+            ("host", host), ("port", port), ("models_directory", modelsDirectory), ("default_model", defaultModel), ("model_version_policy", modelVersionPolicy), ("model_poll_seconds", modelPollSeconds),
             ("threads", threads), ("max_body_bytes", maxBodyBytes), ("connection_timeout_seconds", connectionTimeoutSeconds),
             ("request_deadline_seconds", requestDeadlineSeconds), ("connection_limit", connectionLimit),
             ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
@@ -86,18 +88,17 @@ struct Serve: ParsableCommand {
         do { port = try server.start() } catch { fail(error.description) }
         let registry: ModelRegistry
         do {
-            registry = try ModelRegistry.load(paths: configuration.models, modelsDirectory: configuration.modelsDirectory,
-                                              defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
+            registry = try ModelRegistry.load(configuration.repository, defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
         } catch {
             server.stop(drainTimeout: 0)
             fail(error.description)
         }
-        for name in registry.names {
-            let m = registry[name]!.model
-            print("lstm-serve: model \(name) loaded in \(Int((registry.loadSeconds[name] ?? 0) * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
+        for e in registry.allEntries {
+            let m = e.model
+            print("lstm-serve: model \(m.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
         }
         for failure in registry.failed {
-            FileHandle.standardError.write(Data("lstm-serve: model \(failure.name) not served: \(Log.escaped(failure.error))\n".utf8))
+            FileHandle.standardError.write(Data("lstm-serve: model \(Log.escaped(failure.description)) (not served)\n".utf8))
         }
         service.install(registry)
         let names = service.registry?.names.joined(separator: ", ") ?? ""
@@ -116,7 +117,8 @@ struct Serve: ParsableCommand {
         }
         // SIGTERM / SIGINT drain: /readyz turns 503 and answers close their connections at
         // once; after a moment for balancers to notice, the listener closes, in-flight requests
-        // finish, the session store is flushed, and the process exits 0. SIGHUP is logged (reload is not implemented yet).
+        // finish, the session store is flushed, and the process exits 0. SIGHUP reloads the
+        // model repository, as `POST /v1/models/{name}/reload` does for one model.
         for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "signals")
         var sources: [DispatchSourceSignal] = []
@@ -124,19 +126,38 @@ struct Serve: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
                 if sig == SIGHUP {
-                    FileHandle.standardError.write(Data("lstm-serve: SIGHUP received; nothing to reload (models load at start)\n".utf8))
+                    _ = try? service.reload()
                     return
                 }
                 FileHandle.standardError.write(Data("lstm-serve: signal \(sig), draining: /readyz is 503, finishing in-flight requests\n".utf8))
                 server.beginDrain()
                 Thread.sleep(forTimeInterval: configuration.drainSeconds)
                 server.stop(drainTimeout: 10)
-                service.flushSessions()
+                service.closeSessions()
                 Foundation.exit(0)
             }
             source.resume()
             sources.append(source)
         }
+        if configuration.modelPollSeconds > 0 { poll(service, every: configuration.modelPollSeconds, repository: configuration.repository) }
         withExtendedLifetime(sources) { dispatchMain() }
+    }
+
+    /// Looks at the repository every `seconds` and reloads when a version appeared, went or
+    /// was rewritten (by sizes and times; nothing is read otherwise). A copy in progress may
+    /// fail to load; the versions before keep serving, and the next change retries.
+    func poll(_ service: Service, every seconds: Double, repository: ModelRepository) {
+        let thread = Thread {
+            var seen = repository.stamp()
+            while true {
+                Thread.sleep(forTimeInterval: seconds)
+                let now = repository.stamp()
+                guard now != seen else { continue }
+                seen = now
+                _ = try? service.reload()
+            }
+        }
+        thread.name = "model-poll"
+        thread.start()
     }
 }

@@ -23,11 +23,14 @@ final class LiveServer: @unchecked Sendable {
         tweak(&c)
         server = try Server(configuration: c, clock: clock)
         let port = try server.start()
-        server.service.install(try ModelRegistry.load(paths: c.models, modelsDirectory: c.modelsDirectory, defaultName: c.defaultModel))
+        server.service.install(try ModelRegistry.load(c.repository, defaultName: c.defaultModel))
         client = HTTPClient(port: port)
     }
 
-    deinit { server.stop(drainTimeout: 2) }
+    deinit {
+        server.stop(drainTimeout: 2)
+        server.service.closeSessions()
+    }
 
     func get(_ path: String) throws -> HTTPClient.Response { try client.request("GET", path) }
     func post(_ path: String, _ body: String) throws -> HTTPClient.Response { try client.json("POST", path, body) }

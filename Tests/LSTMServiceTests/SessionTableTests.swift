@@ -13,7 +13,7 @@ import Testing
     static let state: RecurrentStateFactory = RecurrentStateFactory()
 
     func session(_ id: String, at t: Double) -> SessionTable.Session {
-        SessionTable.Session(id: id, model: "m", state: Self.state.make(), step: 0, created: t, lastUsed: t)
+        SessionTable.Session(id: id, entry: Self.state.entry, state: Self.state.make(), step: 0, created: t, lastUsed: t)
     }
 
     func order(_ table: SessionTable) -> [String] {
@@ -60,8 +60,8 @@ import Testing
 
 /// A recurrent state for a one-layer LSTM of hidden 3 (the table does not look inside it).
 struct RecurrentStateFactory: Sendable {
-    let network = try! Model.load(path: TestModels.write(TestModels.lstm())).pipeline
-    func make() -> RecurrentState { network.makeState(batchSize: 1) }
+    let entry = ModelRegistry.Entry(model: try! Model.load(path: TestModels.write(TestModels.lstm())))
+    func make() -> RecurrentState { entry.model.pipeline.makeState(batchSize: 1) }
 }
 
 /// Refused requests change nothing, whatever a client sends.
