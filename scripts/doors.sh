@@ -26,6 +26,8 @@ expect "wrong token: 401" 401 "$(status -H 'Authorization: Bearer infer-token-01
 expect "a prefix of a token: 401" 401 "$(status -H 'Authorization: Bearer infer-token' "$base/v1/models")"
 expect "infer token: predict 200" 200 "$(status -H 'Authorization: Bearer infer-token-0123456789' --json @examples/week.json "$base/v1/predict")"
 expect "admin token: 200" 200 "$(status -H 'Authorization: bearer admin-token-0123456789' "$base/v1/models")"
+expect "infer token: reload 403 (admin scope)" 403 "$(status -X POST -H 'Authorization: Bearer infer-token-0123456789' "$base/v1/models/temperature/reload")"
+expect "admin token: reload 200" 200 "$(status -X POST -H 'Authorization: Bearer admin-token-0123456789' "$base/v1/models/temperature/reload")"
 expect "health stays open" 200 "$(status "$base/healthz")"
 expect "metrics stay open" 200 "$(status "$base/metrics")"
 kill "$pid"

@@ -28,6 +28,10 @@ sid=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["se
 xs=$(python3 -c 'import json; print(json.dumps({"xs": json.load(open("examples/week.json"))["window"]}))')
 check session-step 200 "$base/v1/sessions/$sid/step" --json "$xs"
 stepped=$(echo "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["forecast"]["temp_max"])')
+# a reload with nothing new changes nothing; the session steps on
+check reload 200 -X POST "$base/v1/models/temperature/reload"
+echo "$body" | grep -q '"changed":false' || { echo "FAIL reload: $body"; fails=$((fails + 1)); }
+check session-after-reload 200 "$base/v1/sessions/$sid"
 if [ "$stepped" = "$forecast" ]; then echo "ok   step equals predict ($stepped)"; passes=$((passes + 1)); else echo "FAIL step $stepped != predict $forecast"; fails=$((fails + 1)); fi
 check session-info 200 "$base/v1/sessions/$sid"
 check session-state 200 "$base/v1/sessions/$sid/state"
@@ -60,7 +64,7 @@ set +e; msg=$("$bin" inspect "$bad" 2>&1); code=$?; set -e
 if [ "$code" = 1 ] && [ "$(echo "$msg" | wc -l)" = 1 ] && echo "$msg" | grep -qF 'weight_ih_l0\n\x1B[2Jx'; then
   echo "ok   cli control bytes in a tensor name: escaped, one line"; passes=$((passes + 1)); else echo "FAIL cli control bytes: exit $code: $msg"; fails=$((fails + 1)); fi
 rm -rf "$bad"
-# SIGHUP is logged, not fatal
+# SIGHUP reloads the models (nothing changed here), and the server serves on
 kill -HUP $pid
 sleep 0.2
 check sighup-survived 200 "$base/healthz"

@@ -16,6 +16,7 @@ scripts/doors.sh
 scripts/build.sh
 python3 scripts/models_e2e.py .build/install/lstm-serve
 python3 scripts/crash.py .build/install/lstm-serve
+python3 scripts/reload.py .build/install/lstm-serve
 python3 scripts/hostile_store.py .build/install/lstm-serve
 LSTM_SERVE_BINARY=.build/install/lstm-serve python3 -m pytest -q Tests/protocol
 scripts/burst.sh .build/install/lstm-serve

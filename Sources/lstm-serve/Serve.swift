@@ -86,21 +86,9 @@ struct Serve: ParsableCommand {
         // Listen first (readyz says 503 while loading), then load the models.
         let port: Int
         do { port = try server.start() } catch { fail(error.description) }
-        let registry: ModelRegistry
-        do {
-            registry = try ModelRegistry.load(configuration.repository, defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
-        } catch {
-            server.stop(drainTimeout: 0)
-            fail(error.description)
-        }
-        for e in registry.allEntries {
-            let m = e.model
-            print("lstm-serve: model \(m.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
-        }
-        for failure in registry.failed {
-            FileHandle.standardError.write(Data("lstm-serve: model \(Log.escaped(failure.description)) (not served)\n".utf8))
-        }
-        service.install(registry)
+        // loaded in a function of its own: a local here would hold the first snapshot (and
+        // every version in it) for the life of the process, so no reload could unload them
+        service.install(loadModels(configuration, server))
         let names = service.registry?.names.joined(separator: ", ") ?? ""
         let scheme = configuration.tlsCert.isEmpty ? "http" : "https"
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
@@ -141,6 +129,24 @@ struct Serve: ParsableCommand {
         }
         if configuration.modelPollSeconds > 0 { poll(service, every: configuration.modelPollSeconds, repository: configuration.repository) }
         withExtendedLifetime(sources) { dispatchMain() }
+    }
+
+    func loadModels(_ configuration: Configuration, _ server: Server) -> ModelRegistry {
+        let registry: ModelRegistry
+        do {
+            registry = try ModelRegistry.load(configuration.repository, defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
+        } catch {
+            server.stop(drainTimeout: 0)
+            fail(error.description)
+        }
+        for e in registry.allEntries {
+            let m = e.model
+            print("lstm-serve: model \(m.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
+        }
+        for failure in registry.failed {
+            FileHandle.standardError.write(Data("lstm-serve: model \(Log.escaped(failure.description)) (not served)\n".utf8))
+        }
+        return registry
     }
 
     /// Looks at the repository every `seconds` and reloads when a version appeared, went or
