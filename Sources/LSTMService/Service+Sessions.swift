@@ -147,10 +147,10 @@ extension Service {
 
     func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let s = try await sessions.info(id).get()
+            let (s, state) = try await sessions.export(id).get()
             let pipeline = s.entry.model.pipeline
             return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
-                                            ("state", StateInput(s.state, sample: 0).json(for: pipeline))]))
+                                            ("state", StateInput(state, sample: 0).json(for: pipeline))]))
         }
     }
 

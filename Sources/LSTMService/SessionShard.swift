@@ -15,20 +15,49 @@ actor SessionShard {
         executor.runIfIdle { assumeIsolated { body($0) } }
     }
 
-    typealias Session = SessionTable.Session
+    /// A session as callers see it (its state stays here, in its version's block).
+    struct Session: Sendable {
+        let id: String
+        let entry: ModelRegistry.Entry
+        let step: Int
+        let created: Double
+        let lastUsed: Double
+
+        var model: String { entry.model.name }
+    }
+
+    /// A session to add: made, started or read back from the store, with its state.
+    struct New: Sendable {
+        let id: String
+        let entry: ModelRegistry.Entry
+        let state: RecurrentState
+        var step = 0
+        let created: Double
+        let lastUsed: Double
+    }
 
     private var table = SessionTable()
-    /// Scratch per model version (batch 1), reused by every step in this shard. A version's
-    /// scratch is held weakly keyed: it goes when the version does.
-    private var workspaces: [ObjectIdentifier: Scratch] = [:]
-    private struct Scratch {
+    /// What this shard keeps per model version: the block of its sessions' states, and the
+    /// scratch a step uses (batch 1). Held with the version weakly: it goes when the version
+    /// does (its sessions hold the version, so by then its block is empty).
+    private var versions: [ObjectIdentifier: Version] = [:]
+    private final class Version {
         weak var entry: ModelRegistry.Entry?
         let workspace: Workspace
+        /// The state being stepped: a session's row is copied in, stepped, and copied back
+        /// only when the step is kept, so a refused step leaves the row as it was.
+        var state: RecurrentState
+        var block: StateBlock
+
+        init(_ entry: ModelRegistry.Entry) {
+            self.entry = entry
+            workspace = Workspace(pipeline: entry.model.pipeline, batchSize: 1)
+            state = entry.model.pipeline.makeState(batchSize: 1)
+            block = StateBlock(width: state.valueCount)
+        }
     }
     /// The normalized row being stepped (its buffer kept from step to step).
     private var normalized: [Float] = []
-    /// The state before a step, to put back if the step's outputs are not finite.
-    private var saved = RecurrentState.Saved()
     let clock: any ServiceClock
     let ttl: Double
     /// Told of every session that expires here, as it goes (the store's count and metrics),
@@ -40,6 +69,8 @@ actor SessionShard {
     /// Stored sessions that cannot run (their model or its state layout is not served now):
     /// id → why, answered 410. They stay stored, so a restart with the model brings them back.
     private var orphans: [String: String] = [:]
+    /// The ids clients chose (V2 sequences), by key; a server-made id is its key's hex.
+    private var names: [SessionKey: String] = [:]
 
     init(clock: any ServiceClock, ttl: Double, journal: SessionJournal?, expired: @escaping @Sendable () -> Void) {
         self.clock = clock
@@ -50,30 +81,61 @@ actor SessionShard {
 
     var count: Int { table.count }
 
+    /// This shard's block and scratch of a model version, made on first use (when those of
+    /// versions that are gone are dropped).
+    private func version(_ entry: ModelRegistry.Entry) -> Version {
+        let key = ObjectIdentifier(entry)
+        if let v = versions[key], v.entry === entry { return v }
+        versions = versions.filter { $0.value.entry != nil && $0.key != key }
+        let v = Version(entry)
+        versions[key] = v
+        return v
+    }
+
+    private func idText(_ key: SessionKey) -> String { names[key] ?? key.hex }
+
+    private func view(_ i: Int) -> Session {
+        let s = table[i]
+        return Session(id: idText(s.id), entry: s.entry, step: s.step, created: s.created, lastUsed: s.lastUsed)
+    }
+
     /// The row the journal stores for slot i.
     private func row(_ i: Int) -> SessionJournal.Row {
         let s = table[i]
-        return SessionJournal.Row(id: s.id, model: s.model, version: String(s.entry.version), fingerprint: s.entry.model.fingerprint,
-                                  step: s.step, created: s.created, lastUsed: s.lastUsed, layout: s.entry.stateLayout, state: s.state.serializedBytes)
+        return SessionJournal.Row(id: idText(s.id), model: s.model, version: String(s.entry.version), fingerprint: s.entry.model.fingerprint,
+                                  step: s.step, created: s.created, lastUsed: s.lastUsed, layout: s.entry.stateLayout,
+                                  state: version(s.entry).block.bytes(s.row))
     }
 
     /// Hands slot i's new contents to the journal.
     private func store(_ i: Int) -> SessionJournal.Ticket? { journal?.append(.put(row(i))) }
 
-    func insert(_ session: Session) -> SessionJournal.Ticket? {
-        table.insert(session)
-        return store(table.slot(session.id)!)
+    /// Adds a session without telling the journal; its slot.
+    @discardableResult
+    private func add(_ new: New) -> Int {
+        let block = version(new.entry).block
+        let row = block.allocate()
+        new.state.store(into: block.pointer(row))
+        let key = SessionKey(new.id)
+        if !SessionKey.isServerMade(new.id) { names[key] = new.id }
+        table.insert(SessionTable.Session(id: key, entry: new.entry, step: new.step, created: new.created, lastUsed: new.lastUsed, row: row))
+        return table.slot(key)!
     }
 
-    /// Inserts `session` unless a live one has its id; whether it did (`live` drops an
+    func insert(_ new: New) -> (Session, SessionJournal.Ticket?) {
+        let slot = add(new)
+        return (view(slot), store(slot))
+    }
+
+    /// Inserts `new` unless a live session has its id; whether it did (`live` drops an
     /// expired one under the id), and the journal's ticket.
-    func insertIfAbsent(_ session: Session) -> (Bool, SessionJournal.Ticket?) {
-        if case .success = live(session.id, now: clock.now()) { return (false, nil) }
-        return (true, insert(session))
+    func insertIfAbsent(_ new: New) -> (Session?, SessionJournal.Ticket?) {
+        if case .success = live(new.id, now: clock.now()) { return (nil, nil) }
+        return insert(new)
     }
 
     /// A session read back from the journal at start-up (nothing is written).
-    func load(_ session: Session) { table.insert(session) }
+    func load(_ new: New) { add(new) }
 
     /// A stored session that cannot run now.
     func loadOrphan(_ id: String, why: String) { orphans[id] = why }
@@ -81,14 +143,14 @@ actor SessionShard {
     /// Puts back what the journal holds for `id` after a failed write (nil: nothing stored),
     /// then tells the journal that its later changes count again.
     /// Returns the change in the number of sessions held.
-    func restore(_ id: String, _ session: Session?) -> Int {
+    func restore(_ id: String, _ session: New?) -> Int {
         var change = 0
-        if let slot = table.slot(id) {
-            table.remove(slot, .deleted)
+        if let slot = table.slot(SessionKey(id)) {
+            drop(slot, .deleted)
             change -= 1
         }
         if let session {
-            table.insert(session)
+            add(session)
             change += 1
         }
         journal?.append(.cleared(id), wait: false)
@@ -97,12 +159,13 @@ actor SessionShard {
 
     /// The live session's slot, or the reason it is gone. An expired one is dropped here.
     private func live(_ id: String, now: Double) -> Result<Int, APIError> {
-        if let slot = table.slot(id) {
+        let key = SessionKey(id)
+        if let slot = table.slot(key) {
             if now - table[slot].lastUsed <= ttl { return .success(slot) }
             remove(slot, .expired)
         }
         if let why = orphans[id] { return .failure(APIError(.gone, why)) }
-        switch table.whyGone(id) {
+        switch table.whyGone(key) {
         case .expired?: return .failure(APIError(.notFound, "session '\(id)' expired after \(Int(ttl)) s idle"))
         case .evicted?: return .failure(APIError(.notFound, "session '\(id)' was evicted (least recently used) to make room"))
         case .deleted?: return .failure(APIError(.notFound, "session '\(id)' was deleted"))
@@ -110,14 +173,31 @@ actor SessionShard {
         }
     }
 
+    /// Takes a session out of the table and its row out of its block.
+    private func drop(_ slot: Int, _ why: SessionTable.Gone) -> String {
+        let s = table.remove(slot, why)
+        version(s.entry).block.release(s.row)
+        return names.removeValue(forKey: s.id) ?? s.id.hex
+    }
+
     @discardableResult
     private func remove(_ slot: Int, _ why: SessionTable.Gone) -> SessionJournal.Ticket? {
-        let id = table.remove(slot, why).id
+        let id = drop(slot, why)
         if why == .expired { expired() }
         return journal?.append(.delete(id), wait: why != .expired)
     }
 
-    func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()).map { table[$0] } }
+    func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()).map(view) }
+
+    /// A live session with a copy of its state.
+    func export(_ id: String) -> Result<(Session, RecurrentState), APIError> {
+        live(id, now: clock.now()).map { i in
+            let s = table[i]
+            var state = s.entry.model.pipeline.makeState(batchSize: 1)
+            state.take(from: version(s.entry).block.pointer(s.row))
+            return (view(i), state)
+        }
+    }
 
     /// What a step answers besides the outputs.
     struct Stepped: Sendable {
@@ -150,42 +230,44 @@ actor SessionShard {
             return .failure(APIError(.unprocessable, "session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
         }
         let net = entry.model.pipeline
-        let ws = workspace(entry)
+        let v = version(entry)
+        let ws = v.workspace
         var outputs: [[Float]] = []
         outputs.reserveCapacity(rows.count)
         var finite = true
-        // Stepped in place through the slot (a copy would share the state's buffers and copy
-        // them on the first write); the state is kept aside first, to be put back when an
-        // output is not finite, so a refused step changes nothing.
-        table[i].state.save(&saved)
+        // Stepped in the shard's scratch state: the row is written back only when every
+        // output is finite, so a refused step changes nothing.
+        let stored = v.block.pointer(table[i].row)
+        v.state.take(from: stored)
         for row in rows {
             normalized.removeAll(keepingCapacity: true)
             normalized.append(contentsOf: row)
             entry.predictor.normalize(&normalized)
-            net.step(normalized, state: &table[i].state, workspace: ws)
+            net.step(normalized, state: &v.state, workspace: ws)
             var y = ws.output
             entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
             finite = finite && y.allSatisfy(\.isFinite)
             outputs.append(y)
         }
-        guard finite, table[i].state.isFinite else {
-            table[i].state.restore(saved)
+        guard finite, v.state.isFinite else {
             return .failure(APIError(.unprocessable, "the model's output is not a finite number for this input; the session was not changed (still at step \(current))"))
         }
+        v.state.store(into: stored)
         table[i].step = current + rows.count
         table.touch(i, at: now)
         return .success((Stepped(model: entry.model.name, version: entry.version, step: current + rows.count, stored: store(i)), entry, outputs))
     }
 
-    /// This shard's batch-1 scratch for a model version, made on first use (when the scratch
-    /// of versions that are gone is dropped too).
-    private func workspace(_ entry: ModelRegistry.Entry) -> Workspace {
-        let key = ObjectIdentifier(entry)
-        if let s = workspaces[key], s.entry === entry { return s.workspace }
-        workspaces = workspaces.filter { $0.value.entry != nil && $0.key != key }
-        let ws = Workspace(pipeline: entry.model.pipeline, batchSize: 1)
-        workspaces[key] = Scratch(entry: entry, workspace: ws)
-        return ws
+    /// Moves slot i's state to a row of `entry`'s block (a version of one layout).
+    private func move(_ i: Int, to entry: ModelRegistry.Entry) {
+        let s = table[i]
+        guard s.entry !== entry else { return }
+        let (from, to) = (version(s.entry).block, version(entry).block)
+        let row = to.allocate()
+        to.pointer(row).update(from: from.pointer(s.row), count: to.width)
+        from.release(s.row)
+        table.move(i, to: entry)
+        table[i].row = row
     }
 
     /// Moves a live session to `entry`, another version of its model, when their states have
@@ -203,9 +285,9 @@ actor SessionShard {
             guard s.entry.stateLayout == entry.stateLayout else {
                 return .failure(APIError(.conflict, "session '\(id)' cannot move from version \(s.entry.version) to \(entry.version) of '\(s.model)': their states differ (version \(s.entry.version): \(s.entry.stateLayout); version \(entry.version): \(entry.stateLayout)); it stays on version \(s.entry.version)"))
             }
-            table.move(slot, to: entry)
+            move(slot, to: entry)
             table.touch(slot, at: now)
-            return .success((table[slot], store(slot)))
+            return .success((view(slot), store(slot)))
         }
     }
 
@@ -218,23 +300,23 @@ actor SessionShard {
             guard state.layout == target.stateLayout else {
                 return .failure(APIError(.conflict, "session '\(id)' runs on version \(table[slot].entry.version) of '\(table[slot].model)', whose state is (\(target.stateLayout)), not (\(state.layout)); nothing was changed"))
             }
-            if let entry, entry !== table[slot].entry { table.move(slot, to: entry) }
-            table[slot].state = state
+            if let entry { move(slot, to: entry) }
+            state.store(into: version(target).block.pointer(table[slot].row))
             if let step { table[slot].step = step }
             table.touch(slot, at: now)
-            return .success((table[slot], store(slot)))
+            return .success((view(slot), store(slot)))
         }
     }
 
     /// Deletes a live session (`counted`: it was one of the store's), or a stored one that
     /// cannot run (an orphan).
     func delete(_ id: String) -> Result<(ticket: SessionJournal.Ticket?, counted: Bool), APIError> {
-        if table.slot(id) == nil, orphans.removeValue(forKey: id) != nil { return .success((journal?.append(.delete(id)), false)) }
+        if table.slot(SessionKey(id)) == nil, orphans.removeValue(forKey: id) != nil { return .success((journal?.append(.delete(id)), false)) }
         return live(id, now: clock.now()).map { (remove($0, .deleted), true) }
     }
 
     func evict(_ id: String) -> (evicted: Bool, ticket: SessionJournal.Ticket?) {
-        guard let slot = table.slot(id) else { return (false, nil) }
+        guard let slot = table.slot(SessionKey(id)) else { return (false, nil) }
         return (true, remove(slot, .evicted))
     }
 
@@ -247,12 +329,30 @@ actor SessionShard {
             remove(slot, .expired)
             n += 1
         }
-        if n > 0 { table.compactIfSparse() }
+        if n > 0 {
+            table.compactIfSparse()
+            compactBlocks()
+        }
         return n
+    }
+
+    /// Builds anew the blocks that are mostly free (after a mass expiry), so their memory
+    /// goes back: each live session's row moves to a fresh, dense block.
+    private func compactBlocks() {
+        for v in versions.values where v.block.isSparse {
+            let fresh = StateBlock(width: v.block.width)
+            for i in table.liveSlots where table[i].entry === v.entry {
+                let row = fresh.allocate()
+                fresh.pointer(row).update(from: v.block.pointer(table[i].row), count: fresh.width)
+                table[i].row = row
+            }
+            v.block = fresh
+        }
+        versions = versions.filter { $0.value.entry != nil }
     }
 
     /// The least recently used session, for eviction, and the soonest expiry.
     func oldest() -> (id: String, lastUsed: Double)? {
-        table.oldest.map { (table[$0].id, table[$0].lastUsed) }
+        table.oldest.map { (idText(table[$0].id), table[$0].lastUsed) }
     }
 }

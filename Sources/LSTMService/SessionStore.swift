@@ -61,8 +61,9 @@ public final class SessionStore: Sendable {
     func create(on entry: ModelRegistry.Entry, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
         try await reserve()
         let now = clock.now()
-        let session = SessionShard.Session(id: Self.newID(), entry: entry, state: state, step: 0, created: now, lastUsed: now)
-        try await stored(await shard(session.id).insert(session))
+        let new = SessionShard.New(id: Self.newID(), entry: entry, state: state, created: now, lastUsed: now)
+        let (session, ticket) = await shard(new.id).insert(new)
+        try await stored(ticket)
         metrics.sessionCreated()
         return session
     }
@@ -82,9 +83,9 @@ public final class SessionStore: Sendable {
         }
         try await reserve()
         let now = clock.now()
-        let session = SessionShard.Session(id: id, entry: entry, state: state, step: 0, created: now, lastUsed: now)
-        let (inserted, ticket) = await shard(id).insertIfAbsent(session)
-        guard inserted else {
+        let new = SessionShard.New(id: id, entry: entry, state: state, created: now, lastUsed: now)
+        let (inserted, ticket) = await shard(id).insertIfAbsent(new)
+        guard let session = inserted else {
             forget(1)  // another start of the same id got there first and made it
             return try await replaceState(id, state: state, step: 0, entry: entry).get()
         }
@@ -114,6 +115,11 @@ public final class SessionStore: Sendable {
 
     func info(_ id: String) async -> Result<SessionShard.Session, APIError> {
         await shard(id).info(id)
+    }
+
+    /// A session with a copy of its state.
+    func export(_ id: String) async -> Result<(SessionShard.Session, RecurrentState), APIError> {
+        await shard(id).export(id)
     }
 
     /// `step` on this thread if the session's shard is idle; nil if it is busy.
@@ -168,7 +174,7 @@ public final class SessionStore: Sendable {
 
     /// A stored session as the shard holds it, or why it cannot run on the versions loaded:
     /// its version must be there with the very weights and config it ran on.
-    static func session(_ row: SessionJournal.Row, _ versions: Versions) -> Result<SessionShard.Session, APIError> {
+    static func session(_ row: SessionJournal.Row, _ versions: Versions) -> Result<SessionShard.New, APIError> {
         guard let version = Int(row.version), let entry = versions(row.model, version, row.fingerprint) else {
             return .failure(APIError(.gone, "session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
         }
@@ -179,7 +185,7 @@ public final class SessionStore: Sendable {
         guard entry.stateLayout == row.layout, row.state.withUnsafeBytes({ state.load(serialized: $0) }) else {
             return .failure(APIError(.gone, "session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' version \(row.version) as served now has (\(entry.stateLayout))"))
         }
-        return .success(SessionShard.Session(id: row.id, entry: entry, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
+        return .success(SessionShard.New(id: row.id, entry: entry, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
     }
 
     /// Brings back the journal's sessions at start-up: live ones into their shards (counted

@@ -1,3 +1,4 @@
+import ModelFormat
 import ModelRuntime
 import RecurrentCore
 import Synchronization
@@ -6,25 +7,75 @@ import Synchronization
 /// pass it is refused (2^53 − 1, the largest integer every JSON client reads exactly).
 let maxSessionStep = (1 << 53) - 1
 
+/// A session's id as the table keys it, 16 bytes inline: a server-made id's 128 bits, read
+/// from its 32 lowercase hex digits, or for a name a client chose (an Open Inference sequence)
+/// the first 128 bits of the name's SHA-256 (its shard keeps the name). Keyed by the id as a
+/// String, every session held a heap block of 80 bytes for its 32 characters.
+struct SessionKey: Hashable, Sendable {
+    let hi: UInt64
+    let lo: UInt64
+
+    /// The key of an id; `isServerMade` tells which kind it was.
+    init(_ id: String) {
+        if let (hi, lo) = Self.parse(id) {
+            (self.hi, self.lo) = (hi, lo)
+        } else {
+            let digest = SHA256.hex(Array(id.utf8))
+            (hi, lo) = Self.parse(String(digest.prefix(32)))!
+        }
+    }
+
+    init(hi: UInt64, lo: UInt64) { (self.hi, self.lo) = (hi, lo) }
+
+    /// Whether `id` is a server-made id (32 lowercase hex digits).
+    static func isServerMade(_ id: String) -> Bool { parse(id) != nil }
+
+    private static func parse(_ id: String) -> (UInt64, UInt64)? {
+        let utf8 = id.utf8
+        guard utf8.count == 32 else { return nil }
+        var hi: UInt64 = 0, lo: UInt64 = 0
+        var k = 0
+        for b in utf8 {
+            let v: UInt64
+            switch b {
+            case 48...57: v = UInt64(b - 48)
+            case 97...102: v = UInt64(b - 87)
+            default: return nil
+            }
+            if k < 16 { hi = hi << 4 | v } else { lo = lo << 4 | v }
+            k += 1
+        }
+        return (hi, lo)
+    }
+
+    /// The server-made id these bits spell.
+    var hex: String {
+        func part(_ v: UInt64) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 16 - s.count) + s }
+        return part(hi) + part(lo)
+    }
+}
+
 /// One shard's sessions, kept in order of last use through a linked list over slots: the
 /// least recently used is the head, so expiry and eviction look at the head alone instead of
 /// scanning every session. Touching a session moves it to the tail; nothing is allocated per
 /// touch. Removed ids leave a bounded record of why they went (for a 404 that says so).
 struct SessionTable {
     struct Session {
-        let id: String
+        let id: SessionKey
         /// The model version it runs on: it stays pinned there through reloads (and holds the
         /// version in memory) until it ends or migrates.
         var entry: ModelRegistry.Entry
-        var state: RecurrentState
         var step: Int
         let created: Double
         var lastUsed: Double
+        /// Its state's row in its version's block (the shard's `StateBlock`); last, so that
+        /// the struct packs into 56 bytes.
+        var row: Int32
 
         var model: String { entry.model.name }
     }
 
-    private var index: [String: Int] = [:]
+    private var index: [SessionKey: Int] = [:]
     private var slots: [Session?] = []
     private var previous: [Int] = []
     private var following: [Int] = []
@@ -33,8 +84,8 @@ struct SessionTable {
     private var tail = -1
 
     /// Why recently removed ids are gone, the newest `goneCapacity` of them.
-    private var gone: [String: Gone] = [:]
-    private var goneRing: [String] = []
+    private var gone: [SessionKey: Gone] = [:]
+    private var goneRing: [SessionKey] = []
     private var goneNext = 0
     let goneCapacity: Int
 
@@ -44,7 +95,7 @@ struct SessionTable {
 
     var count: Int { index.count }
 
-    func slot(_ id: String) -> Int? { index[id] }
+    func slot(_ id: SessionKey) -> Int? { index[id] }
 
     subscript(slot: Int) -> Session {
         get { slots[slot]! }
@@ -58,7 +109,7 @@ struct SessionTable {
         slots[slot]!.entry = entry
     }
 
-    func whyGone(_ id: String) -> Gone? { gone[id] }
+    func whyGone(_ id: SessionKey) -> Gone? { gone[id] }
 
     /// Adds a session as the most recently used.
     mutating func insert(_ session: Session) { insert(session, counting: true) }
@@ -77,6 +128,18 @@ struct SessionTable {
         }
         index[session.id] = s
         link(s)
+    }
+
+    /// The slots of every session, least recently used first.
+    var liveSlots: [Int] {
+        var out: [Int] = []
+        out.reserveCapacity(count)
+        var s = head
+        while s >= 0 {
+            out.append(s)
+            s = following[s]
+        }
+        return out
     }
 
     /// Marks a session used now: it moves to the tail.
@@ -118,7 +181,7 @@ struct SessionTable {
         self = fresh
     }
 
-    private mutating func remember(_ id: String, _ why: Gone) {
+    private mutating func remember(_ id: SessionKey, _ why: Gone) {
         if goneRing.count < goneCapacity {
             goneRing.append(id)
         } else {

@@ -114,6 +114,24 @@ public struct RecurrentState: Sendable, Equatable {
         return true
     }
 
+    /// Floats in h, c and history together: the width of a state stored as one row.
+    public var valueCount: Int { h.count + c.count + history.count }
+
+    /// Copies the values, h then c then history (`serializedBytes`' order), to `row`.
+    public func store(into row: UnsafeMutablePointer<Float>) {
+        h.withUnsafeBufferPointer { if let base = $0.baseAddress { row.update(from: base, count: $0.count) } }
+        c.withUnsafeBufferPointer { if let base = $0.baseAddress { (row + h.count).update(from: base, count: $0.count) } }
+        history.withUnsafeBufferPointer { if let base = $0.baseAddress { (row + h.count + c.count).update(from: base, count: $0.count) } }
+    }
+
+    /// Takes the values `store` wrote to `row`, in place.
+    public mutating func take(from row: UnsafePointer<Float>) {
+        let (hn, cn) = (h.count, c.count)
+        h.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { base.update(from: row, count: hn) } }
+        c.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { base.update(from: row + hn, count: cn) } }
+        history.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { base.update(from: row + hn + cn, count: $0.count) } }
+    }
+
     /// Whether every value is finite.
     public var isFinite: Bool { h.allSatisfy(\.isFinite) && c.allSatisfy(\.isFinite) && history.allSatisfy(\.isFinite) }
 

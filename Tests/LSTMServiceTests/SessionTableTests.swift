@@ -13,25 +13,36 @@ import Testing
     static let state: RecurrentStateFactory = RecurrentStateFactory()
 
     func session(_ id: String, at t: Double) -> SessionTable.Session {
-        SessionTable.Session(id: id, entry: Self.state.entry, state: Self.state.make(), step: 0, created: t, lastUsed: t)
+        SessionTable.Session(id: SessionKey(id), entry: Self.state.entry, step: 0, created: t, lastUsed: t, row: 0)
     }
 
-    func order(_ table: SessionTable) -> [String] {
-        var copy = table, ids: [String] = []
+    func order(_ table: SessionTable) -> [SessionKey] {
+        var copy = table, ids: [SessionKey] = []
         while let s = copy.oldest { ids.append(copy[s].id); copy.remove(s, .deleted) }
         return ids
+    }
+
+    func keys(_ ids: String...) -> [SessionKey] { ids.map(SessionKey.init) }
+
+    @Test func serverMadeIdsAreTheirBitsAndOtherNamesAreHashed() {
+        let id = SessionStore.newID()
+        #expect(SessionKey.isServerMade(id) && SessionKey(id).hex == id)
+        #expect(!SessionKey.isServerMade(id.uppercased()) && SessionKey(id.uppercased()) != SessionKey(id))
+        #expect(!SessionKey.isServerMade("seq:11:temperature:n1") && SessionKey("seq:11:temperature:n1") == SessionKey("seq:11:temperature:n1"))
+        #expect(SessionKey("seq:11:temperature:n1") != SessionKey("seq:11:temperature:n2"))
+        #expect(!SessionKey.isServerMade(String(id.dropLast()) + "g"))
     }
 
     @Test func theHeadIsAlwaysTheLeastRecentlyUsed() {
         var t = SessionTable()
         for (k, id) in ["a", "b", "c", "d"].enumerated() { t.insert(session(id, at: Double(k))) }
-        #expect(order(t) == ["a", "b", "c", "d"])
+        #expect(order(t) == keys("a", "b", "c", "d"))
         t.touch(t.slot("b")!, at: 10)
         t.touch(t.slot("a")!, at: 11)
-        #expect(order(t) == ["c", "d", "b", "a"])
+        #expect(order(t) == keys("c", "d", "b", "a"))
         t.remove(t.slot("d")!, .evicted)
         t.insert(session("e", at: 12))  // reuses d's slot
-        #expect(order(t) == ["c", "b", "a", "e"] && t.count == 4)
+        #expect(order(t) == keys("c", "b", "a", "e") && t.count == 4)
         #expect(t[t.oldest!].lastUsed == 2 && t.whyGone("d") == .evicted && t.whyGone("a") == nil)
     }
 
@@ -54,7 +65,7 @@ import Testing
         t.compactIfSparse()
         #expect(t.count == 100 && t.whyGone("s4899") == .expired)
         let ids = order(t)
-        #expect(ids.first == "s4900" && ids.last == "s4950" && ids.count == 100)
+        #expect(ids.first == SessionKey("s4900") && ids.last == SessionKey("s4950") && ids.count == 100)
     }
 }
 
@@ -144,4 +155,9 @@ struct RecurrentStateFactory: Sendable {
             _ = try ModelRegistry.load(paths: [dir + "/empty"], modelsDirectory: dir, defaultName: "")
         }
     }
+}
+
+extension SessionTable {
+    func slot(_ id: String) -> Int? { slot(SessionKey(id)) }
+    func whyGone(_ id: String) -> Gone? { whyGone(SessionKey(id)) }
 }

@@ -37,7 +37,7 @@ ts = [threading.Thread(target=run, args=(k,)) for k in range(8)]
 [t.start() for t in ts]
 [t.join() for t in ts]
 PY
-hidden=$("$bin" inspect models/temperature | awk '$3 == "lstm" {print $4; exit}')
+hidden=$("$bin" inspect models/temperature | awk '$4 == "lstm" {print $5; exit}')
 echo "temperature model: one LSTM of $hidden, a state of h and c: $((2 * hidden * 4)) bytes"
 printf "%-8s %9s %10s %10s %14s %16s\n" store sessions "RSS empty" "RSS full" "bytes/session" "after churn"
 for n in "${sizes[@]}"; do
