@@ -168,8 +168,8 @@ public final class SessionStore: Sendable {
         }
     }
 
-    /// Finds the loaded model version a stored session ran on: (model, version) → entry.
-    /// (model, version, fingerprint) → the entry, preferring one with that fingerprint.
+    /// Finds the loaded model version a stored session ran on: (model, version, fingerprint)
+    /// → the entry, preferring one with that fingerprint.
     typealias Versions = @Sendable (String, Int, String) -> ModelRegistry.Entry?
 
     /// A stored session as the shard holds it, or why it cannot run on the versions loaded:
