@@ -112,7 +112,8 @@ def main():
     env = dict(os.environ, SESSIONS=f"{work}/sessions.txt", BODY=f"{work}/week.json")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "mixed.lua")
     wrk = subprocess.Popen(["wrk", "-t2", f"-c{a.connections}", f"-d{a.seconds}s", "-s", script, f"http://127.0.0.1:{port}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                           cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     started = time.time()
     time.sleep(1)
     step("A", 3)
