@@ -3,10 +3,11 @@
 
 Round after round on one store: threads step SESSIONS sessions as fast as they go, each step
 with its expected_step; at a random moment the server gets SIGKILL; it is started again on the
-same file. Then every session must stand at its last acknowledged step (or one past it, when a
-step was written but its answer was cut off), and its state must equal, bit for bit, a replay
-of exactly those steps on a second server that keeps sessions in memory. The next round goes
-on from there.
+same file (in every other round with an 8 KiB session_checkpoint_bytes, so that the step log
+is moved into the database every few dozen steps and the restart meets both). Then every
+session must stand at its last acknowledged step (or one past it, when a step was written but
+its answer was cut off), and its state must equal, bit for bit, a replay of exactly those steps
+on a second server that keeps sessions in memory. The next round goes on from there.
 
     python3 scripts/crash.py BINARY [--rounds 20] [--sessions 1000] [--threads 16] [--sync process]
 """
@@ -110,6 +111,9 @@ def main():
     rng = random.Random(a.seed)
     work = tempfile.mkdtemp(prefix="lstm-crash-")
     store = ["--session-store", f"sqlite:{work}/sessions.db", "--session-sync", a.sync, "--max-sessions", str(2 * a.sessions)]
+
+    def store_for(round_):
+        return store + (["--session-checkpoint-bytes", "8192"] if round_ % 2 == 0 else [])
     reference, ref_port = start(a.binary, "--session-store", "memory", "--max-sessions", str(2 * a.sessions))
     server, port = start(a.binary, *store)
     ids, refs = [None] * a.sessions, [None] * a.sessions
@@ -160,7 +164,7 @@ def main():
             t.join()
         if failures:
             sys.exit(f"crash: round {round_}: a step was refused before the kill: {failures[0]}")
-        server, port = start(a.binary, *store)
+        server, port = start(a.binary, *store_for(round_ + 1))
         stored = [0] * a.sessions
 
         def check(c, i):

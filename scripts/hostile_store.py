@@ -2,7 +2,10 @@
 """The durable session store against hostile files and a full disk.
 
 - A truncated, a corrupted, a foreign SQLite and a non-database file each stop start-up with
-  one clear line (exit 1), and the file is left as it was: never a silent wipe.
+  one clear line (exit 1), and the file is left as it was: never a silent wipe. So do a step
+  log beside the store with a damaged record, and a file there that is no step log.
+- A step log whose last record was cut short (a write the kill interrupted): the record is
+  dropped with a warning and every acknowledged step is back.
 - A second server on a store another one holds is refused the same way.
 - A session whose model is not served after a restart answers 410 saying so.
 - A full disk (a small tmpfs): steps answer 503 with the reason, the session stays at its last
@@ -38,7 +41,7 @@ def fail(what):
     sys.exit(f"FAIL {what}")
 
 
-def start(store, *flags, expect_failure=False):
+def start(store, *flags, expect_failure=False, output=None):
     p = subprocess.Popen([BINARY, "serve", "--port", "0", "--log-level", "warning", "--session-store", f"sqlite:{store}", *flags],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -46,6 +49,8 @@ def start(store, *flags, expect_failure=False):
         lines.append(line)
         m = re.search(r"listening on http://[^:]+:(\d+)", line)
         if m:
+            if output is not None:
+                output.extend(lines)
             if expect_failure:
                 p.kill()
                 fail(f"a server started on {store}: {''.join(lines)}")
@@ -88,14 +93,14 @@ def digest(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-def refused(path, text, what):
-    before = digest(path)
+def refused(path, text, what, log=None):
+    before = digest(path), log and digest(log)
     code, out = start(path, expect_failure=True)
     lines = [l for l in out.splitlines() if l.strip() and not l.startswith("lstm-serve: model ")]
     if code != 1 or len(lines) != 1 or text not in lines[0]:
         fail(f"{what}: expected exit 1 and one line with '{text}', got exit {code}: {out!r}")
-    if digest(path) != before:
-        fail(f"{what}: the refused file was changed")
+    if (digest(path), log and digest(log)) != before:
+        fail(f"{what}: the refused files were changed")
     ok(f"{what}: exit 1, one line: {lines[0][:150]}")
 
 
@@ -142,6 +147,8 @@ def main():
     open(text, "w").write("these are my notes, not a database\n" * 200)
     refused(text, "is not an lstm-serve session store", "a file that is not a database")
 
+    step_logs(work, good)
+
     # one store, one server
     p, port = start(good)
     refused(good, "held by another process", "a second server on a store in use")
@@ -162,6 +169,48 @@ def main():
     full_disk(work)
     shutil.rmtree(work, ignore_errors=True)
     print(f"hostile_store: {checks} checks passed")
+
+
+def step_logs(work, good):
+    """The step log beside a store: damaged, foreign, and cut short by a kill."""
+    header = b"LSTMSTEP\x01" + b"\x00" * 7
+    damaged = os.path.join(work, "damaged-log.db")
+    shutil.copy(good, damaged)
+    record = b"\x10\x00\x00\x00" + os.urandom(8) + os.urandom(16)  # a checksum that fails
+    open(damaged + "-steps", "wb").write(header + record + record)
+    refused(damaged, "step log", "a step log with a damaged record", log=damaged + "-steps")
+    foreign = os.path.join(work, "foreign-log.db")
+    shutil.copy(good, foreign)
+    open(foreign + "-steps", "wb").write(b"my own notes, not a step log\n" * 10)
+    refused(foreign, "is not an lstm-serve step log", "a file in the step log's place that is no step log", log=foreign + "-steps")
+
+    torn = os.path.join(work, "torn.db")
+    p, port = start(torn)
+    sids = []
+    for _ in range(3):
+        s, body = call(port, "POST", "/v1/sessions", {})
+        sids.append(body["session_id"])
+        for t in range(4):
+            s, body = call(port, "POST", f"/v1/sessions/{sids[-1]}/step", {"x": day(t)})
+            assert s == 200, body
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    data = open(torn + "-steps", "rb").read()
+    if len(data) <= len(header):
+        fail(f"the killed server left no steps in its log ({len(data)} bytes)")
+    open(torn + "-steps", "ab").write(data[len(header):len(header) + 40])  # the start of a record, no more
+    lines = []
+    p, port = start(torn, output=lines)
+    warned = [l for l in lines if "cut short" in l]
+    if not warned:
+        fail(f"a step log cut short: no warning in {lines}")
+    for sid in sids:
+        s, body = call(port, "GET", f"/v1/sessions/{sid}")
+        if s != 200 or body["step"] != 4:
+            fail(f"a step log cut short: session {sid} is {s} {body}")
+    ok(f"a step log cut short: its last 40 bytes dropped ({warned[0].strip()[:120]}), all 12 steps back")
+    p.send_signal(signal.SIGTERM)
+    p.wait()
 
 
 def full_disk(work):

@@ -44,6 +44,8 @@ public struct Configuration: Sendable, Equatable {
     public var sessionSync = "process"
     /// With a durable store: microseconds a commit waits for more changes to join it.
     public var sessionCommitWindowMicroseconds = 0
+    /// With sqlite: the step log's size at which it is moved into the database.
+    public var sessionCheckpointBytes = SessionJournal.defaultCheckpointBytes
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"
@@ -73,7 +75,7 @@ public struct Configuration: Sendable, Equatable {
     public static let keys: [(key: String, env: String, flag: String)] = [
         "host", "port", "threads", "models", "models_directory", "default_model", "model_version_policy", "model_poll_seconds", "max_body_bytes",
         "connection_timeout_seconds", "request_deadline_seconds", "connection_limit", "per_ip_connection_limit", "connection_memory_limit",
-        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "session_commit_window_us", "max_batch", "log_level", "log_format",
+        "session_ttl_seconds", "max_sessions", "session_full_policy", "session_shards", "session_store", "session_sync", "session_commit_window_us", "session_checkpoint_bytes", "max_batch", "log_level", "log_format",
         "require_all_models", "drain_seconds", "tls_cert", "tls_key",
         "auth_token_file", "auth_health_and_metrics", "allowed_hosts", "allowed_origins",
     ].map { key in
@@ -134,6 +136,7 @@ public struct Configuration: Sendable, Equatable {
             guard text == "process" || text == "full" else { throw .invalid("\(source): session_sync must be 'process' or 'full', got '\(shown)'") }
             sessionSync = text
         case "session_commit_window_us": sessionCommitWindowMicroseconds = try int(0, 100_000)
+        case "session_checkpoint_bytes": sessionCheckpointBytes = try int(4096, 1 << 30)
         case "max_batch": maxBatch = try int(1, 1 << 20)
         case "log_level":
             guard LogLevel(rawValue: text) != nil else { throw .invalid("\(source): log_level must be debug, info, warning or error, got '\(shown)'") }
@@ -198,6 +201,7 @@ public struct Configuration: Sendable, Equatable {
         case "session_store": return sessionStore
         case "session_sync": return sessionSync
         case "session_commit_window_us": return String(sessionCommitWindowMicroseconds)
+        case "session_checkpoint_bytes": return String(sessionCheckpointBytes)
         case "max_batch": return String(maxBatch)
         case "log_level": return logLevel
         case "log_format": return logFormat

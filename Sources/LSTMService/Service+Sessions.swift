@@ -103,7 +103,12 @@ extension Service {
             let stepped = try done.get()
             let response = stepResponse(id, stepped, isMany: isMany)
             guard let ticket = stepped.0.stored else { return .now(response) }
-            // the answer is made here; the journal's thread only sends it once stored
+            switch ticket.outcome {
+            case .success: return .now(response)  // written on this thread
+            case let .failure(error): throw error
+            case nil: break
+            }
+            // the answer is made here; the journal's writer only sends it once stored
             return .deferred { answer in
                 ticket.onComplete { stored in
                     switch stored {

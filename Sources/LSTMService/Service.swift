@@ -37,7 +37,7 @@ public final class Service: HTTPHandler, Sendable {
         if configuration.sessionStore.hasPrefix("sqlite:") {
             do {
                 let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process,
-                                             window: configuration.sessionCommitWindowMicroseconds)
+                                             window: configuration.sessionCommitWindowMicroseconds, checkpointBytes: configuration.sessionCheckpointBytes)
                 try storedRows.withLock { $0 = try opened.loadAll() }
                 journal = opened
             } catch {

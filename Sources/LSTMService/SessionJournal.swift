@@ -3,17 +3,23 @@ import Foundation
 import Locking
 import SQLite
 
-/// The durable copy of the session store: one SQLite database in WAL mode, written by one
-/// thread with group commit. The shards keep the sessions in memory and hand every change
-/// here in the order they made it; the committer takes whatever has queued up since its last
-/// transaction, writes it all in one transaction, and only then completes each change's
-/// ticket, so an answer that waits for its ticket reports a stored step.
+/// The durable copy of the session store, with group commit. The shards keep the sessions in
+/// memory and hand every change here in the order they made it; a writer takes whatever has
+/// queued up since the last write, appends it all to the step log (`StepLog`) in one write,
+/// and only then completes each change's ticket, so an answer that waits for its ticket
+/// reports a stored step. A checkpoint thread moves the log into an SQLite database in WAL
+/// mode (one transaction per log, each session's last change only) and starts a new log; at
+/// start-up what the logs hold goes into the database before the sessions are read.
 ///
-/// A transaction that fails (a full disk, an I/O error) stores none of its changes. The
-/// sessions it touched are then out of step with the database, so they are *poisoned*: later
-/// changes to them fail too, until their shard has put back what the database holds
-/// (`restore`) and said so with a `cleared` marker that queues behind those changes. A client
-/// therefore never gets an acknowledgement for a state built on a step that was not stored.
+/// The writer is the committer thread or, for steps with `process` sync and no commit window
+/// (`drive`), the step's own request thread: handing a step to another thread and resuming
+/// its connection from there cost more CPU than the write itself.
+///
+/// A write that fails (a full disk, an I/O error) stores none of its changes. The sessions it
+/// touched are then out of step with the store, so they are *poisoned*: later changes to them
+/// fail too, until their shard has put back what the store holds (`restore`) and said so with
+/// a `cleared` marker that queues behind those changes. A client therefore never gets an
+/// acknowledgement for a state built on a step that was not stored.
 final class SessionJournal: @unchecked Sendable {
     /// A session as stored: everything needed to bring it back after a restart.
     struct Row: Sendable {
@@ -28,15 +34,22 @@ final class SessionJournal: @unchecked Sendable {
         /// `RecurrentState.layout` of the state the bytes are.
         let layout: String
         let state: [UInt8]
+
+        func stepped(step: Int, lastUsed: Double, state: [UInt8]) -> Row {
+            Row(id: id, model: model, version: version, fingerprint: fingerprint, step: step, created: created, lastUsed: lastUsed, layout: layout, state: state)
+        }
     }
 
     enum Change: Sendable {
         case put(Row)
+        /// A step of a session put before, as its log record (`StepLog.stepRecord`), made by
+        /// the shard straight from the state's bytes.
+        case step(id: String, record: [UInt8])
         case delete(String)
         /// The shard has restored this id from the database: its changes count again.
         case cleared(String)
-        /// Moves the WAL into the database file (a drain's last change), so that the file
-        /// alone holds every session.
+        /// Moves the log and the WAL into the database file (a drain's last change), so that
+        /// the file alone holds every session.
         case checkpoint
         /// The journal's last change: the committer closes the database and ends.
         case close(DispatchSemaphore)
@@ -44,7 +57,7 @@ final class SessionJournal: @unchecked Sendable {
         var id: String {
             switch self {
             case let .put(row): return row.id
-            case let .delete(id), let .cleared(id): return id
+            case let .step(id, _), let .delete(id), let .cleared(id): return id
             case .checkpoint, .close: return ""
             }
         }
@@ -68,7 +81,9 @@ final class SessionJournal: @unchecked Sendable {
             then?(result)
         }
 
-        var isDone: Bool { state.withLock { $0.result != nil } }
+        /// The outcome, nil while the change waits to be written.
+        var outcome: Outcome? { state.withLock { $0.result } }
+        var isDone: Bool { outcome != nil }
 
         /// Calls `then` with the outcome: at once when it is known, else on the committer's
         /// thread as it completes (so `then` should be short). One `then` per ticket.
@@ -88,137 +103,95 @@ final class SessionJournal: @unchecked Sendable {
     static let applicationID = 0x4C53_544D  // "LSTM"
     /// 2 added `fingerprint`; a version 1 store gains the column when opened.
     static let schemaVersion = 2
+    static let defaultCheckpointBytes = 16 << 20
 
     let path: String
     let sync: Sync
     /// Microseconds the committer waits after the first change of a transaction arrives, so
     /// that more join it: fewer, larger transactions for a little latency.
     let window: Int
-    /// The database and its statements, dropped together by `close` (the statements hold
-    /// the database, so it closes after them, and its lock on the file goes with it).
-    private final class Connection {
-        let database: SQLiteDatabase
-        let upsert: SQLiteStatement, remove: SQLiteStatement, select: SQLiteStatement
-        init(_ database: SQLiteDatabase, upsert: SQLiteStatement, remove: SQLiteStatement, select: SQLiteStatement) {
-            (self.database, self.upsert, self.remove, self.select) = (database, upsert, remove, select)
-        }
-    }
-    private var connection: Connection?
-    private var database: SQLiteDatabase { connection!.database }
-    private var upsert: SQLiteStatement { connection!.upsert }
-    private var remove: SQLiteStatement { connection!.remove }
-    private var select: SQLiteStatement { connection!.select }
-    /// The changes waiting for the committer, and whether more are taken (not once closing).
+    /// A log this large is moved into the database and a new one begun.
+    let checkpointBytes: Int
+    /// Whether a step's own thread writes its change (`drive`).
+    let drivenCommits: Bool
+    var logPath: String { path + "-steps" }
+    var oldLogPath: String { path + "-steps.old" }  // both named again in init
+
+    /// Held by whoever writes to the log: `log`, `batch`, `poisoned` and `buffer` are touched
+    /// only so.
+    private let writing = Locked(())
+    private var log: StepLog?
+    /// The changes a writer has taken from the queue, and the bytes it writes for them.
+    private var batch: [(Change, Ticket?)] = []
+    private var buffer: [UInt8] = []
+    /// Ids whose last write failed, until their `cleared` marker.
+    private var poisoned: Set<String> = []
+    /// The database, touched only holding this lock (after `writing`, when both are held).
+    let database: Locked<Database?>
+    /// The changes waiting for a writer, and whether more are taken (not once closing).
     private let queue = Locked<(items: [(Change, Ticket?)], open: Bool)>(([], true))
     private let wake = DispatchSemaphore(value: 0)
-    /// Ids whose last transaction failed, until their `cleared` marker (committer thread only).
-    private var poisoned: Set<String> = []
-    /// Called on the committer thread with the ids of a failed transaction and what the
-    /// database holds for each (nil: no row): the store puts that back in memory.
+    private let checkpointWake = DispatchSemaphore(value: 0)
+    /// A checkpoint is wanted or under way (set by the writer that passes `checkpointBytes`).
+    private let checkpointPending = Locked(false)
+    /// Called on the writer's thread with the ids of a failed write and what the store holds
+    /// for each (nil: no row): the store puts that back in memory.
     var restore: (@Sendable ([(String, Row?)]) -> Void)?
-    /// Called after each transaction: changes, then whether it failed.
+    /// Called after each write: changes, then whether it failed.
     var committed: (@Sendable (Int, Bool) -> Void)?
-    private(set) var lastError: String?
 
-    /// Opens (or makes) the store at `path`, taking it for this process alone. Throws one
-    /// clear error for a file that is not a session store, a damaged one, one another process
-    /// holds, or one that cannot be written.
-    init(path: String, sync: Sync, window: Int = 0) throws(StoreError) {
+    /// Opens (or makes) the store at `path`, taking it for this process alone, and moves
+    /// what its step logs hold into it. Throws one clear error for a file that is not a
+    /// session store, a damaged one or a damaged log, one another process holds, or one that
+    /// cannot be written.
+    init(path: String, sync: Sync, window: Int = 0, checkpointBytes: Int = defaultCheckpointBytes) throws(StoreError) {
         self.path = path
         self.sync = sync
         self.window = window
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw StoreError("cannot make the session store's directory '\(directory)': \(error.localizedDescription)")
-            }
-        }
-        func fail(_ e: SQLiteError) -> StoreError {
-            if e.isCorrupt { return StoreError("'\(path)' is damaged or is not an lstm-serve session store (\(e.message)); move it aside to start with no sessions") }
-            if e.isBusy { return StoreError("'\(path)' is held by another process (another lstm-serve?); each server needs a session store of its own") }
-            return StoreError("cannot open the session store '\(path)': \(e.message)")
-        }
-        do {
-            let db = try SQLiteDatabase(path: path)
-            try db.execute("PRAGMA locking_mode = EXCLUSIVE")
-            let app = Int(try db.scalar("PRAGMA application_id") ?? "0") ?? 0
-            let tables = Int(try db.scalar("SELECT count(*) FROM sqlite_master") ?? "0") ?? 0
-            if app != Self.applicationID, tables > 0 || app != 0 {
-                throw StoreError("'\(path)' is an SQLite database of something else (application_id \(app), \(tables) schema objects), not an lstm-serve session store; give session_store another path")
-            }
-            let check = try db.scalar("PRAGMA quick_check") ?? ""
-            guard check == "ok" else { throw StoreError("the session store '\(path)' is damaged (\(check.prefix(200))); move it aside to start with no sessions") }
-            if app == Self.applicationID {
-                // ours, but its table is gone: a file cut short (never made anew over it)
-                guard try db.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'sessions'") == "1" else {
-                    throw StoreError("the session store '\(path)' is damaged (its sessions table is missing; the file may be cut short); move it aside to start with no sessions")
+        self.checkpointBytes = checkpointBytes
+        drivenCommits = sync == .process && window == 0
+        // the logs are read (and a damaged one refused) before the database is written
+        var logs: [(String, [StepLog.Entry])] = []
+        let opened = try Database(path: path, sync: sync) { () throws(StoreError) in
+            for file in [path + "-steps.old", path + "-steps"] {
+                guard let (entries, dropped) = try StepLog.read(file) else { continue }
+                if dropped > 0 {
+                    FileHandle.standardError.write(Data("lstm-serve: the session store's step log '\(file)' ends in a record cut short (\(dropped) bytes, never acknowledged); dropped\n".utf8))
                 }
-                let version = Int(try db.scalar("PRAGMA user_version") ?? "0") ?? 0
-                if version == 1 {
-                    try db.execute("BEGIN EXCLUSIVE; ALTER TABLE sessions ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''; PRAGMA user_version = 2; COMMIT;")
-                } else if version != Self.schemaVersion {
-                    throw StoreError("the session store '\(path)' has schema version \(version); this lstm-serve reads version \(Self.schemaVersion)")
-                }
+                logs.append((file, entries))
             }
-            try db.execute("PRAGMA journal_mode = WAL")
-            try db.execute("PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
-            try db.execute("""
-                BEGIN EXCLUSIVE;
-                CREATE TABLE IF NOT EXISTS sessions (
-                    id TEXT PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, step INTEGER NOT NULL,
-                    created REAL NOT NULL, last_used REAL NOT NULL, layout TEXT NOT NULL, state BLOB NOT NULL,
-                    fingerprint TEXT NOT NULL DEFAULT ''
-                ) WITHOUT ROWID;
-                PRAGMA application_id = \(Self.applicationID);
-                PRAGMA user_version = \(Self.schemaVersion);
-                COMMIT;
-                """)
-            // an update in place when the row is there (REPLACE would delete and insert it)
-            let upsert = try db.prepare("""
-                INSERT INTO sessions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO UPDATE SET
-                model = excluded.model, version = excluded.version, step = excluded.step, created = excluded.created,
-                last_used = excluded.last_used, layout = excluded.layout, state = excluded.state, fingerprint = excluded.fingerprint
-                """)
-            connection = Connection(db, upsert: upsert, remove: try db.prepare("DELETE FROM sessions WHERE id = ?1"),
-                                    select: try db.prepare("SELECT id, model, version, step, created, last_used, layout, state, fingerprint FROM sessions WHERE id = ?1"))
-        } catch let e as StoreError {
-            throw e
-        } catch let e as SQLiteError {
-            throw fail(e)
-        } catch {
-            throw StoreError("cannot open the session store '\(path)': \(error)")
         }
+        database = Locked(opened)
+        for (file, entries) in logs { try opened.apply(entries, file: file) }
+        log = try StepLog(creating: logPath, sync: sync == .full)
+        try? FileManager.default.removeItem(atPath: oldLogPath)
     }
 
     /// Every stored session (before the committer starts).
     func loadAll() throws(StoreError) -> [Row] {
-        do {
-            let all = try database.prepare("SELECT id, model, version, step, created, last_used, layout, state, fingerprint FROM sessions")
-            var rows: [Row] = []
-            while try all.step() { rows.append(Self.row(all)) }
-            return rows
-        } catch {
-            throw StoreError("cannot read the session store '\(path)': \(error.message)")
-        }
+        try database.withLock { db throws(StoreError) in try db!.loadAll() }
     }
 
-    private static func row(_ s: SQLiteStatement) -> Row {
-        Row(id: s.text(0), model: s.text(1), version: s.text(2), fingerprint: s.text(8), step: s.int(3), created: s.double(4), lastUsed: s.double(5),
-            layout: s.text(6), state: s.withBytes(7) { Array($0) })
-    }
-
-    /// Starts the committer thread.
+    /// Starts the committer and checkpoint threads.
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "session-journal"
-        thread.start()
+        let committer = Thread { [self] in run() }
+        committer.name = "session-journal"
+        committer.start()
+        let checkpointer = Thread { [self] in
+            while true {
+                checkpointWake.wait()
+                guard database.withLock({ $0 != nil }) else { return }
+                if !checkpoint() { sleep(1) }  // a full disk: try again, but not at every write
+            }
+        }
+        checkpointer.name = "session-checkpoint"
+        checkpointer.start()
     }
 
-    /// Queues a change; its ticket completes once it is stored (nil: nobody waits).
+    /// Queues a change; its ticket completes once it is stored (nil: nobody waits). `driven`:
+    /// the caller calls `drive` next, so the committer thread is not woken for it.
     @discardableResult
-    func append(_ change: Change, wait: Bool = true) -> Ticket? {
+    func append(_ change: Change, wait: Bool = true, driven: Bool = false) -> Ticket? {
         let ticket = wait ? Ticket() : nil
         let first = queue.withLock { q -> Bool? in
             guard q.open else { return nil }
@@ -229,12 +202,22 @@ final class SessionJournal: @unchecked Sendable {
             ticket?.complete(.failure(APIError(.unavailable, "the session store is closed (the server is stopping)")))
             return ticket
         }
-        if first { wake.signal() }
+        if first, !(driven && drivenCommits) { wake.signal() }
         return ticket
     }
 
-    /// Writes what is queued, moves the WAL into the file and closes the database, releasing
-    /// the file for another process; changes after this are refused with 503.
+    /// Writes `ticket`'s change on this thread unless a writer has written it meanwhile:
+    /// waiting for a writer that holds `writing`, then writing everything queued since (the
+    /// group commit, as a follower in a leader's group).
+    func drive(_ ticket: Ticket) {
+        guard drivenCommits else { return }
+        writing.withLock { _ in
+            if !ticket.isDone { writeQueued() }
+        }
+    }
+
+    /// Writes what is queued, moves the log and the WAL into the database file and closes
+    /// it, releasing the file for another process; changes after this are refused with 503.
     func close() {
         flushBlocking()
         let done = DispatchSemaphore(value: 0)
@@ -254,108 +237,183 @@ final class SessionJournal: @unchecked Sendable {
         if let ticket = append(.cleared("")) { _ = await ticket.wait() }
     }
 
-    /// The same, blocking the calling thread, and the WAL moved into the database file (a
-    /// drain, after the listener has stopped).
+    /// The same, blocking the calling thread, with the log and the WAL moved into the
+    /// database file (a drain, after the listener has stopped).
     func flushBlocking() {
         guard let ticket = append(.checkpoint) else { return }
         while !ticket.isDone { usleep(1000) }
     }
 
     private func run() {
-        var batch: [(Change, Ticket?)] = []
         while true {
             wake.wait()
             if window > 0 { usleep(UInt32(window)) }
-            batch.removeAll(keepingCapacity: true)
-            queue.withLock { swap(&$0.items, &batch) }
-            if batch.isEmpty { continue }
-            if case let .close(done) = batch.last!.0 {
-                commit(Array(batch.dropLast()))
-                connection = nil
-                done.signal()
-                return
+            let open = writing.withLock { _ -> Bool in
+                guard log != nil else { return false }
+                writeQueued()
+                return log != nil
             }
-            commit(batch)
+            guard open else { return }
         }
     }
 
-    private func commit(_ batch: [(Change, Ticket?)]) {
-        var refused: [Int] = []  // changes of poisoned sessions: not written
-        var failure: SQLiteError?
-        do {
-            try database.execute("BEGIN")
-            for (k, (change, _)) in batch.enumerated() {
-                switch change {
-                case let .cleared(id):
-                    poisoned.remove(id)
-                case .checkpoint, .close:
-                    break
-                case let .put(row):
-                    if poisoned.contains(row.id) { refused.append(k); continue }
-                    upsert.reset()
-                    try upsert.bind(1, row.id)
-                    try upsert.bind(2, row.model)
-                    try upsert.bind(3, row.version)
-                    try upsert.bind(4, row.step)
-                    try upsert.bind(5, row.created)
-                    try upsert.bind(6, row.lastUsed)
-                    try upsert.bind(7, row.layout)
-                    try row.state.withUnsafeBytes { try upsert.bind(8, bytes: $0) }
-                    try upsert.bind(9, row.fingerprint)
-                    try upsert.step()
-                case let .delete(id):
-                    if poisoned.contains(id) { refused.append(k); continue }
-                    remove.reset()
-                    try remove.bind(1, id)
-                    try remove.step()
-                }
-            }
-            try database.execute("COMMIT")
-            if batch.contains(where: { if case .checkpoint = $0.0 { return true } else { return false } }) {
-                try database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            }
-        } catch let e as SQLiteError {
-            failure = e
-            try? database.execute("ROLLBACK")
-        } catch {
-            failure = SQLiteError(code: 1, message: "\(error)")
+    /// Takes the queue and writes it (holding `writing`). A close at its end closes the log
+    /// and the database; the committer and checkpoint threads then see them gone and end.
+    private func writeQueued() {
+        queue.withLock { swap(&$0.items, &batch) }
+        defer { batch.removeAll(keepingCapacity: true) }  // the queue's next buffer
+        guard let last = batch.last else { return }
+        if case let .close(done) = last.0 {
+            batch.removeLast()
+            write()
+            checkpoint(final: true)
+            log?.close()
+            log = nil
+            try? FileManager.default.removeItem(atPath: logPath)
+            database.withLock { $0 = nil }
+            wake.signal()
+            checkpointWake.signal()
+            done.signal()
+            return
         }
-        if let failure {
-            lastError = failure.message
-            let why = APIError(.unavailable, "the session store could not write this change (\(failure.message)); the session is as it was before it")
-            var ids: [String] = []
-            for (change, ticket) in batch {
-                ticket?.complete(.failure(why))
-                switch change {
-                case .cleared, .checkpoint, .close: continue
-                default: break
-                }
-                if !poisoned.contains(change.id) { ids.append(change.id) }
-                poisoned.insert(change.id)
+        write()
+    }
+
+    /// Appends the batch's changes to the log in one write, then completes their tickets.
+    private func write() {
+        guard !batch.isEmpty, log != nil else { return }
+        var refused: [Int] = []  // changes of poisoned sessions: not written
+        var wantsCheckpoint = false
+        buffer.removeAll(keepingCapacity: true)
+        for (k, (change, _)) in batch.enumerated() {
+            switch change {
+            case let .cleared(id): poisoned.remove(id)
+            case .checkpoint: wantsCheckpoint = true
+            case .close: break
+            case .put, .step, .delete:
+                if poisoned.contains(change.id) { refused.append(k) } else { StepLog.encode(change, into: &buffer) }
             }
-            // an id whose row cannot be read stays poisoned: refused, never restored wrongly
-            restore?(ids.compactMap { id in (try? stored(id)).map { (id, $0) } })
-        } else {
-            lastError = nil
+        }
+        if buffer.isEmpty || log!.append(&buffer, sync: sync == .full) {
             let stale = APIError(.unavailable, "the session store failed to write an earlier change of this session; it has been put back to its stored state, so retry")
             var r = 0
             for (k, (_, ticket)) in batch.enumerated() {
                 if r < refused.count, refused[r] == k {
                     ticket?.complete(.failure(stale))
                     r += 1
+                } else if case .checkpoint = batch[k].0 {
+                    continue  // completed once the checkpoint is done
                 } else {
                     ticket?.complete(.success(()))
                 }
             }
+            committed?(batch.count, false)
+            if wantsCheckpoint {
+                let ok = checkpoint(final: true)
+                for case let (.checkpoint, ticket) in batch { ticket?.complete(ok ? .success(()) : .failure(APIError(.unavailable, "the session store could not move its step log into the database"))) }
+            } else if log!.size >= checkpointBytes, checkpointPending.withLock({ p in defer { p = true }; return !p }) {
+                checkpointWake.signal()
+            }
+            return
         }
-        committed?(batch.count, failure != nil)
+        let message = String(cString: strerror(errno))
+        let why = APIError(.unavailable, "the session store could not write this change (\(message)); the session is as it was before it")
+        var ids: [String] = []
+        for (change, ticket) in batch {
+            ticket?.complete(.failure(why))
+            switch change {
+            case .cleared, .checkpoint, .close: continue
+            default: break
+            }
+            if !poisoned.contains(change.id) { ids.append(change.id) }
+            poisoned.insert(change.id)
+        }
+        committed?(batch.count, true)
+        // an id whose stored row cannot be read stays poisoned: refused, never restored wrongly
+        restore?(stored(ids))
     }
 
-    /// The stored row of `id`, nil when there is none.
-    private func stored(_ id: String) throws(SQLiteError) -> Row? {
-        select.reset()
-        try select.bind(1, id)
-        return try select.step() ? Self.row(select) : nil
+    /// What the store holds for each id: its last changes in the logs over its row in the
+    /// database (holding `writing`). Ids that cannot be read are left out.
+    private func stored(_ ids: [String]) -> [(String, Row?)] {
+        let wanted = Set(ids)
+        var entries: [StepLog.Entry] = []
+        for file in [oldLogPath, logPath] {
+            do {
+                entries += try StepLog.read(file)?.entries ?? []
+            } catch {
+                return []  // unreadable: every id stays poisoned
+            }
+        }
+        let folded = StepLog.fold(entries, only: wanted)
+        return database.withLock { db in
+            ids.compactMap { id -> (String, Row?)? in
+                switch folded[id] {
+                case let .put(row)?: return (id, row)
+                case .delete?: return (id, nil)
+                case let .step(step, lastUsed, state)?:
+                    guard let row = try? db?.stored(id) else { return nil }
+                    return (id, row.stepped(step: step, lastUsed: lastUsed, state: state))
+                case nil:
+                    return (try? db?.stored(id)).map { (id, $0) }
+                }
+            }
+        }
+    }
+
+    /// Moves the log into the database: the current log becomes the old one and a new log is
+    /// begun (holding `writing`, briefly), then the old one is applied in one transaction and
+    /// removed. An old log that cannot be applied (a full disk) stays and is tried again
+    /// next time; until then the current log grows. `final`: the caller holds `writing`
+    /// (a drain), and the WAL is moved into the database file too. True when it all worked.
+    @discardableResult
+    private func checkpoint(final: Bool = false) -> Bool {
+        defer { checkpointPending.withLock { $0 = false } }
+        let rotate = { [self] () -> Bool in
+            guard log != nil else { return false }
+            if FileManager.default.fileExists(atPath: oldLogPath) || log!.isEmpty { return true }
+            guard rename(logPath, oldLogPath) == 0 else { return false }
+            log!.close()
+            do {
+                log = try StepLog(creating: logPath, sync: sync == .full)
+            } catch {
+                // no new log: put the old one back and keep writing to it
+                _ = rename(oldLogPath, logPath)
+                log = try? StepLog(reopening: logPath)
+                return false
+            }
+            return true
+        }
+        // a drain passes twice when a checkpoint under way had the old log: the second
+        // takes what the current one holds
+        for _ in 0..<(final ? 2 : 1) {
+            guard final ? rotate() : writing.withLock({ _ in rotate() }) else { return false }
+            guard apply() else { return false }
+            if final, log?.isEmpty ?? true { break }
+        }
+        if final {
+            do { try database.withLock { db throws(StoreError) in try db?.truncateWAL() } } catch {
+                FileHandle.standardError.write(Data("lstm-serve: \(error)\n".utf8))
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Applies the old log to the database and removes it (holding the database's lock).
+    private func apply() -> Bool {
+        database.withLock { db -> Bool in
+            guard let db else { return false }
+            do {
+                if let (entries, _) = try StepLog.read(oldLogPath) { try db.apply(entries, file: oldLogPath) }
+            } catch {
+                FileHandle.standardError.write(Data("lstm-serve: the session store's checkpoint failed (\(error)); the step log is kept and tried again\n".utf8))
+                return false
+            }
+            try? FileManager.default.removeItem(atPath: oldLogPath)
+            if sync == .full { StepLog.syncDirectory(of: oldLogPath) }
+            return true
+        }
     }
 }
 

@@ -110,6 +110,18 @@ actor SessionShard {
     /// Hands slot i's new contents to the journal.
     private func store(_ i: Int) -> SessionJournal.Ticket? { journal?.append(.put(row(i))) }
 
+    /// Hands slot i's step to the journal: the record's bytes only, which the step's own
+    /// thread writes (`SessionStore.drive`).
+    private func storeStep(_ i: Int) -> SessionJournal.Ticket? {
+        guard let journal else { return nil }
+        let s = table[i]
+        let block = version(s.entry).block
+        let id = idText(s.id)
+        let record = StepLog.stepRecord(id: id, step: s.step, lastUsed: s.lastUsed,
+                                        state: UnsafeRawBufferPointer(start: block.pointer(s.row), count: block.width * MemoryLayout<Float>.stride))
+        return journal.append(.step(id: id, record: record), driven: true)
+    }
+
     /// Adds a session without telling the journal; its slot.
     @discardableResult
     private func add(_ new: New) -> Int {
@@ -255,7 +267,7 @@ actor SessionShard {
         v.state.store(into: stored)
         table[i].step = current + rows.count
         table.touch(i, at: now)
-        return .success((Stepped(model: entry.model.name, version: entry.version, step: current + rows.count, stored: store(i)), entry, outputs))
+        return .success((Stepped(model: entry.model.name, version: entry.version, step: current + rows.count, stored: storeStep(i)), entry, outputs))
     }
 
     /// Moves slot i's state to a row of `entry`'s block (a version of one layout).

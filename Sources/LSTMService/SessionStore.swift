@@ -122,15 +122,23 @@ public final class SessionStore: Sendable {
         await shard(id).export(id)
     }
 
-    /// `step` on this thread if the session's shard is idle; nil if it is busy.
+    /// `step` on this thread if the session's shard is idle; nil if it is busy. A durable
+    /// step is written on this thread too when the journal is free (its ticket is then done).
     func stepNow(_ id: String, expectedStep: Int?,
                  rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>? {
-        shard(id).now { $0.step(id, expectedStep: expectedStep, rows: rows) }
+        shard(id).now { $0.step(id, expectedStep: expectedStep, rows: rows) }.map(drive)
+    }
+
+    /// The shard queues a step's change as driven: this thread writes it (or waits for the
+    /// writer that does), so its answer need not wait for the committer thread.
+    private func drive(_ stepped: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
+        if case let .success((s, _, _)) = stepped, let ticket = s.stored { journal?.drive(ticket) }
+        return stepped
     }
 
     func step(_ id: String, expectedStep: Int?,
               rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
-        await shard(id).step(id, expectedStep: expectedStep, rows: rows)
+        drive(await shard(id).step(id, expectedStep: expectedStep, rows: rows))
     }
 
     /// Moves a session to another version of its model (409 when their states differ).

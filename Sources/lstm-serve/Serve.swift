@@ -34,6 +34,7 @@ struct Serve: ParsableCommand {
     @Option(help: h("session_store", "memory, or sqlite:PATH for sessions that survive restarts and crashes.")) var sessionStore: String?
     @Option(help: h("session_sync", "With sqlite: process (a stored step survives kill -9) or full (power loss too: fsync per commit).")) var sessionSync: String?
     @Option(help: h("session_commit_window_us", "With sqlite: microseconds a commit waits for more steps to join it.")) var sessionCommitWindowUs: String?
+    @Option(help: h("session_checkpoint_bytes", "With sqlite: the step log's size at which it is moved into the database.")) var sessionCheckpointBytes: String?
     @Option(help: h("max_batch", "Most windows in one predict request.")) var maxBatch: String?
     @Option(help: h("log_level", "debug, info (a line per request), warning or error.")) var logLevel: String?
     @Option(help: h("log_format", "text or json (one object per line).")) var logFormat: String?
@@ -66,7 +67,7 @@ struct Serve: ParsableCommand {
             ("request_deadline_seconds", requestDeadlineSeconds), ("connection_limit", connectionLimit),
             ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
             ("session_ttl_seconds", sessionTtlSeconds), ("max_sessions", maxSessions), ("session_full_policy", sessionFullPolicy),
-            ("session_shards", sessionShards), ("session_store", sessionStore), ("session_sync", sessionSync), ("session_commit_window_us", sessionCommitWindowUs), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
+            ("session_shards", sessionShards), ("session_store", sessionStore), ("session_sync", sessionSync), ("session_commit_window_us", sessionCommitWindowUs), ("session_checkpoint_bytes", sessionCheckpointBytes), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
             ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey), ("auth_token_file", authTokenFile),
             ("allowed_hosts", allowedHosts), ("allowed_origins", allowedOrigins),
         ]

@@ -19,7 +19,7 @@ import TestSupport
         var shipped = Configuration()
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
-        #expect(Configuration.keys.count == 32)
+        #expect(Configuration.keys.count == 33)
         // every key reads back what it was set to
         var round = Configuration()
         for (key, _, _) in Configuration.keys where key != "models" { try round.set(key, Configuration().text(key), source: "test") }
