@@ -29,7 +29,7 @@ public final class Metrics: Sendable {
         var sessionsCreated = 0, sessionsExpired = 0, sessionsEvicted = 0, sessionsDeleted = 0
         var stepsDirect = 0, stepsQueued = 0
         /// The durable store's transactions, the changes they held, and the ones that failed.
-        var storeCommits = 0, storeChanges = 0, storeFailures = 0
+        var storeCommits = 0, storeChanges = 0, storeFailures = 0, checkpoints = 0, checkpointFailures = 0
         var reloadsOK = 0, reloadsFailed = 0, versionsUnloaded = 0
     }
 
@@ -77,6 +77,10 @@ public final class Metrics: Sendable {
     /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
     func modelReload(ok: Bool) { state.withLock { if ok { $0.reloadsOK += 1 } else { $0.reloadsFailed += 1 } } }
     func modelUnloaded() { state.withLock { $0.versionsUnloaded += 1 } }
+
+    func storeCheckpointed(ok: Bool) {
+        state.withLock { if ok { $0.checkpoints += 1 } else { $0.checkpointFailures += 1 } }
+    }
 
     func storeCommitted(changes: Int, failed: Bool) {
         state.withLock {
@@ -129,11 +133,13 @@ public final class Metrics: Sendable {
         }
         out += "# HELP lstm_serve_session_steps_total Step requests by how they reached the session: direct (its shard was idle) or queued (behind the shard's actor).\n# TYPE lstm_serve_session_steps_total counter\n"
         out += "lstm_serve_session_steps_total{path=\"direct\"} \(s.stepsDirect)\nlstm_serve_session_steps_total{path=\"queued\"} \(s.stepsQueued)\n"
-        for (name, help, v) in [("commits", "Transactions of the durable session store (a group commit each).", s.storeCommits),
-                                ("changes", "Session changes those transactions held.", s.storeChanges),
-                                ("failures", "Transactions that failed (their changes were refused with 503).", s.storeFailures)] {
+        for (name, help, v) in [("commits", "Writes to the durable session store's step log (a group commit each).", s.storeCommits),
+                                ("changes", "Session changes those writes held.", s.storeChanges),
+                                ("failures", "Writes that failed (their changes were refused with 503).", s.storeFailures)] {
             out += "# HELP lstm_serve_session_store_\(name)_total \(help)\n# TYPE lstm_serve_session_store_\(name)_total counter\nlstm_serve_session_store_\(name)_total \(v)\n"
         }
+        out += "# HELP lstm_serve_session_store_checkpoints_total Step logs moved into the database, by result (a failed one is kept and tried again).\n# TYPE lstm_serve_session_store_checkpoints_total counter\n"
+        out += "lstm_serve_session_store_checkpoints_total{result=\"ok\"} \(s.checkpoints)\nlstm_serve_session_store_checkpoints_total{result=\"failed\"} \(s.checkpointFailures)\n"
         out += "# HELP lstm_serve_requests_in_flight Requests begun and not yet answered.\n# TYPE lstm_serve_requests_in_flight gauge\n"
         out += "lstm_serve_requests_in_flight \(transport.requestsInFlight)\n"
         out += "# HELP lstm_serve_connections_open Connections open now.\n# TYPE lstm_serve_connections_open gauge\nlstm_serve_connections_open \(transport.connectionsOpen)\n"

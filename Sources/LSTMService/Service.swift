@@ -87,6 +87,7 @@ public final class Service: HTTPHandler, Sendable {
             Task { await store.restore(rows, versions: self.loadedVersion) }
         }
         journal.committed = { [metrics] changes, failed in metrics.storeCommitted(changes: changes, failed: failed) }
+        journal.checkpointed = { [metrics] ok in metrics.storeCheckpointed(ok: ok) }
         journal.start()
     }
 

@@ -139,6 +139,8 @@ final class SessionJournal: @unchecked Sendable {
     var restore: (@Sendable ([(String, Row?)]) -> Void)?
     /// Called after each write: changes, then whether it failed.
     var committed: (@Sendable (Int, Bool) -> Void)?
+    /// Called after each checkpoint that had a log to move: whether it worked.
+    var checkpointed: (@Sendable (Bool) -> Void)?
 
     /// Opens (or makes) the store at `path`, taking it for this process alone, and moves
     /// what its step logs hold into it. Throws one clear error for a file that is not a
@@ -402,7 +404,8 @@ final class SessionJournal: @unchecked Sendable {
 
     /// Applies the old log to the database and removes it (holding the database's lock).
     private func apply() -> Bool {
-        database.withLock { db -> Bool in
+        guard FileManager.default.fileExists(atPath: oldLogPath) else { return true }
+        let ok = database.withLock { db -> Bool in
             guard let db else { return false }
             do {
                 if let (entries, _) = try StepLog.read(oldLogPath) { try db.apply(entries, file: oldLogPath) }
@@ -414,6 +417,8 @@ final class SessionJournal: @unchecked Sendable {
             if sync == .full { StepLog.syncDirectory(of: oldLogPath) }
             return true
         }
+        checkpointed?(ok)
+        return ok
     }
 }
 

@@ -135,4 +135,27 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: path + "-steps.old"), "killed \(kill): the old log is gone once applied")
         }
     }
+
+    /// Through the HTTP server: steps answered from the log, checkpoints counted in /metrics,
+    /// and a restart on the same store finding each session at its step.
+    @Test func aServerStepsThroughItsLogAndCountsItsCheckpoints() throws {
+        let store = "sqlite:" + directory + "/live.db"
+        var ids: [String] = []
+        do {
+            let s = try LiveServer { $0.sessionStore = store; $0.sessionCheckpointBytes = 4096 }
+            for _ in 0..<3 { ids.append(try s.createSession()) }
+            for (k, row) in Week.rows.enumerated() {
+                for id in ids { #expect(try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(k)}"#).status == 200) }
+            }
+            let metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
+            func value(_ name: String) -> Double? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+            }
+            #expect((value("lstm_serve_session_store_changes_total") ?? 0) >= 3 + 3 * Double(Week.rows.count))
+            #expect((value(#"lstm_serve_session_store_checkpoints_total{result="ok"}"#) ?? 0) >= 1, "\(metrics)")
+            #expect(value(#"lstm_serve_session_store_checkpoints_total{result="failed"}"#) == 0)
+        }
+        let s = try LiveServer { $0.sessionStore = store }
+        for id in ids { #expect(try s.get("/v1/sessions/\(id)").json["step"]?.int == Week.rows.count) }
+    }
 }
