@@ -195,10 +195,14 @@ def step_logs(work, good):
             assert s == 200, body
     p.send_signal(signal.SIGKILL)
     p.wait()
-    data = open(torn + "-steps", "rb").read()
-    if len(data) <= len(header):
+    data = bytearray(open(torn + "-steps", "rb").read())
+    end = len(header)  # the records end where a length of 0 stands (zeros fill the rest)
+    while end + 4 <= len(data) and int.from_bytes(data[end:end + 4], "little"):
+        end += 12 + int.from_bytes(data[end:end + 4], "little")
+    if end == len(header):
         fail(f"the killed server left no steps in its log ({len(data)} bytes)")
-    open(torn + "-steps", "ab").write(data[len(header):len(header) + 40])  # the start of a record, no more
+    data[end:end + 40] = data[len(header):len(header) + 40]  # the start of a record, no more, as a power cut leaves it
+    open(torn + "-steps", "wb").write(data)
     lines = []
     p, port = start(torn, output=lines)
     warned = [l for l in lines if "cut short" in l]

@@ -375,13 +375,12 @@ final class SessionJournal: @unchecked Sendable {
             guard log != nil else { return false }
             if FileManager.default.fileExists(atPath: oldLogPath) || log!.isEmpty { return true }
             guard rename(logPath, oldLogPath) == 0 else { return false }
-            log!.close()
             do {
-                log = try StepLog(creating: logPath, sync: sync == .full)
+                let next = try StepLog(creating: logPath, sync: sync == .full)
+                log!.close()
+                log = next
             } catch {
-                // no new log: put the old one back and keep writing to it
-                _ = rename(oldLogPath, logPath)
-                log = try? StepLog(reopening: logPath)
+                _ = rename(oldLogPath, logPath)  // no new log: the open one keeps its name and goes on
                 return false
             }
             return true

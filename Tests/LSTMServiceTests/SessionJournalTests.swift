@@ -22,12 +22,15 @@ import Testing
         return state.withUnsafeBytes { StepLog.stepRecord(id: id, step: step, lastUsed: 2.5 + Double(step), state: $0) }
     }
 
-    func write(_ path: String, _ changes: [SessionJournal.Change]) throws {
+    /// Writes a log of `changes`; where its records end (zeros follow, to the allocated size).
+    @discardableResult
+    func write(_ path: String, _ changes: [SessionJournal.Change]) throws -> Int {
         var log = try StepLog(creating: path, sync: false)
         var bytes: [UInt8] = []
         for change in changes { StepLog.encode(change, into: &bytes) }
         #expect(log.append(&bytes, sync: false))
         log.close()
+        return StepLog.header.count + bytes.count
     }
 
     func described(_ entries: [StepLog.Entry]) -> [String] {
@@ -42,7 +45,7 @@ import Testing
 
     @Test func aLogReadsBackWhatWasWrittenAndDropsOnlyARecordCutShortAtItsEnd() throws {
         let path = directory + "/a-steps"
-        try write(path, [.put(Self.row("a", step: 0, fill: 1)), .step(id: "a", record: Self.stepRecord("a", step: 1, fill: 2)),
+        let end = try write(path, [.put(Self.row("a", step: 0, fill: 1)), .step(id: "a", record: Self.stepRecord("a", step: 1, fill: 2)),
                          .put(Self.row("b", step: 0, fill: 3)), .delete("b")])
         let (entries, dropped) = try #require(try StepLog.read(path))
         #expect(described(entries) == ["put a 0 1", "step a 1 3.5 2", "put b 0 3", "delete b"])
@@ -51,16 +54,26 @@ import Testing
         #expect(folded.step == 1 && folded.state == [UInt8](repeating: 2, count: 16) && folded.created == 1.5)
         if case .delete? = StepLog.fold(entries)["b"] {} else { Issue.record("b folds to a delete") }
 
-        // a write cut short by a crash: the last record loses its end
-        var data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let whole = data.count
-        data.append(contentsOf: Self.stepRecord("a", step: 2, fill: 4).prefix(20))
+        let clean = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(clean.count == StepLog.chunk && clean[end...].allSatisfy { $0 == 0 })
+
+        // a write cut short by a power cut: the last record loses its end (18 bytes, the
+        // last of them the id's), zeros after it
+        var data = clean
+        data.replaceSubrange(end..<(end + 18), with: Self.stepRecord("a", step: 2, fill: 4).prefix(18))
         try data.write(to: URL(fileURLWithPath: path))
         let torn = try #require(try StepLog.read(path))
-        #expect(torn.entries.count == 4 && torn.dropped == 20)
+        #expect(torn.entries.count == 4 && torn.dropped == 18)
+
+        // a group whose copy a kill interrupted: all but its first length (stored last)
+        data = clean
+        data.replaceSubrange((end + 4)..<(end + 18), with: Self.stepRecord("a", step: 2, fill: 4)[4..<18])
+        try data.write(to: URL(fileURLWithPath: path))
+        let unfinished = try #require(try StepLog.read(path))
+        #expect(unfinished.entries.count == 4 && unfinished.dropped == 18)
 
         // a bad byte in a record with more after it is damage, said, not skipped
-        data = try Data(contentsOf: URL(fileURLWithPath: path)).prefix(whole)
+        data = clean
         data[StepLog.header.count + StepLog.recordHead + 3] ^= 0xFF
         try data.write(to: URL(fileURLWithPath: path))
         #expect { try StepLog.read(path) } throws: { "\($0)".contains("is damaged (a bad record at byte 16") }
@@ -147,7 +160,13 @@ import Testing
             for (k, row) in Week.rows.enumerated() {
                 for id in ids { #expect(try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(k)}"#).status == 200) }
             }
-            let metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
+            // the checkpoint thread runs on its own: give it a moment
+            var metrics = ""
+            for _ in 0..<100 {
+                metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
+                if !metrics.contains(#"checkpoints_total{result="ok"} 0"#) { break }
+                usleep(20_000)
+            }
             func value(_ name: String) -> Double? {
                 metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
             }
