@@ -109,31 +109,26 @@ extension SessionJournal {
             return try select.step() ? Self.row(select) : nil
         }
 
-        /// Writes a log's entries in one transaction: each session's last word only.
-        func apply(_ entries: [StepLog.Entry], file: String) throws(StoreError) {
+        /// Writes a log in one transaction: each session's last word only, decoded one at a
+        /// time.
+        func apply(_ log: StepLog.Mapped, file: String) throws(StoreError) {
             do {
                 try db.execute("BEGIN")
-                for (id, last) in StepLog.fold(entries) {
-                    switch last {
+                for (id, p) in StepLog.plan(log) {
+                    switch log.entry(p.last) {
                     case let .put(row):
-                        upsert.reset()
-                        try upsert.bind(1, row.id)
-                        try upsert.bind(2, row.model)
-                        try upsert.bind(3, row.version)
-                        try upsert.bind(4, row.step)
-                        try upsert.bind(5, row.created)
-                        try upsert.bind(6, row.lastUsed)
-                        try upsert.bind(7, row.layout)
-                        try row.state.withUnsafeBytes { try upsert.bind(8, bytes: $0) }
-                        try upsert.bind(9, row.fingerprint)
-                        try upsert.step()
-                    case let .step(step, lastUsed, state):
-                        update.reset()
-                        try update.bind(1, id)
-                        try update.bind(2, step)
-                        try update.bind(3, lastUsed)
-                        try state.withUnsafeBytes { try update.bind(4, bytes: $0) }
-                        try update.step()
+                        try put(row)
+                    case let .step(_, step, lastUsed, state):
+                        if let made = p.put, case let .put(row) = log.entry(made) {
+                            try put(row.stepped(step: step, lastUsed: lastUsed, state: state))
+                        } else {
+                            update.reset()
+                            try update.bind(1, id)
+                            try update.bind(2, step)
+                            try update.bind(3, lastUsed)
+                            try state.withUnsafeBytes { try update.bind(4, bytes: $0) }
+                            try update.step()
+                        }
                     case .delete:
                         remove.reset()
                         try remove.bind(1, id)
@@ -145,6 +140,20 @@ extension SessionJournal {
                 try? db.execute("ROLLBACK")
                 throw StoreError("cannot move the step log '\(file)' into the session store '\(path)': \(error)")
             }
+        }
+
+        private func put(_ row: Row) throws {
+            upsert.reset()
+            try upsert.bind(1, row.id)
+            try upsert.bind(2, row.model)
+            try upsert.bind(3, row.version)
+            try upsert.bind(4, row.step)
+            try upsert.bind(5, row.created)
+            try upsert.bind(6, row.lastUsed)
+            try upsert.bind(7, row.layout)
+            try row.state.withUnsafeBytes { try upsert.bind(8, bytes: $0) }
+            try upsert.bind(9, row.fingerprint)
+            try upsert.step()
         }
 
         /// Moves the WAL into the database file.

@@ -153,18 +153,18 @@ final class SessionJournal: @unchecked Sendable {
         self.checkpointBytes = checkpointBytes
         drivenCommits = sync == .process && window == 0
         // the logs are read (and a damaged one refused) before the database is written
-        var logs: [(String, [StepLog.Entry])] = []
+        var logs: [(String, StepLog.Mapped)] = []
         let opened = try Database(path: path, sync: sync) { () throws(StoreError) in
             for file in [path + "-steps.old", path + "-steps"] {
-                guard let (entries, dropped) = try StepLog.read(file) else { continue }
-                if dropped > 0 {
-                    FileHandle.standardError.write(Data("lstm-serve: the session store's step log '\(file)' ends in a record cut short (\(dropped) bytes, never acknowledged); dropped\n".utf8))
+                guard let log = try StepLog.Mapped(file) else { continue }
+                if log.dropped > 0 {
+                    FileHandle.standardError.write(Data("lstm-serve: the session store's step log '\(file)' ends in a record cut short (\(log.dropped) bytes, never acknowledged); dropped\n".utf8))
                 }
-                logs.append((file, entries))
+                logs.append((file, log))
             }
         }
         database = Locked(opened)
-        for (file, entries) in logs { try opened.apply(entries, file: file) }
+        for (file, log) in logs { try opened.apply(log, file: file) }
         log = try StepLog(creating: logPath, sync: sync == .full)
         try? FileManager.default.removeItem(atPath: oldLogPath)
     }
@@ -407,7 +407,7 @@ final class SessionJournal: @unchecked Sendable {
         let ok = database.withLock { db -> Bool in
             guard let db else { return false }
             do {
-                if let (entries, _) = try StepLog.read(oldLogPath) { try db.apply(entries, file: oldLogPath) }
+                if let log = try StepLog.Mapped(oldLogPath) { try db.apply(log, file: oldLogPath) }
             } catch {
                 FileHandle.standardError.write(Data("lstm-serve: the session store's checkpoint failed (\(error)); the step log is kept and tried again\n".utf8))
                 return false

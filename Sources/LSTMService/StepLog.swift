@@ -160,46 +160,103 @@ struct StepLog {
         }
     }
 
-    /// The changes in the log at `path`, in order (nil when there is no such file), and how
-    /// many bytes of a record cut short at its end were dropped.
+    /// The entries in the log at `path`, in order (nil when there is no such file), and how
+    /// many bytes of a write cut short at its end were dropped.
     static func read(_ path: String) throws(StoreError) -> (entries: [Entry], dropped: Int)? {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            if FileManager.default.fileExists(atPath: path) { throw StoreError("cannot read the session store's step log '\(path)'") }
-            return nil
-        }
-        let bytes = [UInt8](data)
-        guard bytes.count >= header.count, Array(bytes[0..<header.count]) == header else {
-            // a header cut short is a log made as the process died, before any record
-            if bytes.count < header.count, header.starts(with: bytes) { return ([], bytes.count) }
-            throw StoreError("'\(path)' is not an lstm-serve step log (its header is wrong); move it aside to start without the steps it may hold")
-        }
-        var changes: [Entry] = []
-        var at = header.count
-        func zeros(from k: Int) -> Bool { bytes[min(k, bytes.count)...].allSatisfy { $0 == 0 } }
-        func nonzero(from k: Int) -> Int { bytes[k...].lastIndex { $0 != 0 }.map { $0 + 1 - k } ?? 0 }
-        while at < bytes.count {
-            guard bytes.count - at >= recordHead else { return (changes, nonzero(from: at)) }
-            let length = Int(UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
-            if length == 0 {  // the end; past it the file holds zeros, or a write never finished
-                return zeros(from: at) ? (changes, 0) : (changes, nonzero(from: at))
-            }
-            let end = at + recordHead + length
-            guard end <= bytes.count else { return (changes, nonzero(from: at)) }
-            var sum: UInt64 = 0
-            for k in 0..<8 { sum |= UInt64(bytes[at + 4 + k]) << (8 * k) }
-            let payload = bytes[(at + recordHead)..<end]
-            let good = payload.withUnsafeBufferPointer { checksum($0) } == sum
-            guard good, let change = decode(payload) else {
-                if zeros(from: end) { return (changes, nonzero(from: at)) }  // the last write, torn
-                throw StoreError("the session store's step log '\(path)' is damaged (a bad record at byte \(at) of \(bytes.count)); move it aside to start without the steps it holds")
-            }
-            changes.append(change)
-            at = end
-        }
-        return (changes, 0)
+        guard let log = try Mapped(path) else { return nil }
+        return (log.payloads.indices.map(log.entry), log.dropped)
     }
 
-    private static func decode(_ payload: ArraySlice<UInt8>) -> Entry? {
+    /// A log file mapped read-only, its records checked: where their payloads lie, and how
+    /// many bytes at its end were dropped. A checkpoint decodes one record at a time from it,
+    /// so moving a log costs no memory near its size.
+    final class Mapped {
+        private let base: UnsafeMutableRawPointer?
+        let bytes: UnsafeBufferPointer<UInt8>
+        private(set) var payloads: [Range<Int>] = []
+        private(set) var dropped = 0
+
+        init?(_ path: String) throws(StoreError) {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                if errno == ENOENT { return nil }
+                throw StoreError("cannot read the session store's step log '\(path)': \(String(cString: strerror(errno)))")
+            }
+            defer { Foundation.close(fd) }
+            let count = Int(lseek(fd, 0, SEEK_END))
+            if count > 0 {
+                let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+                guard let p, p != MAP_FAILED else { throw StoreError("cannot read the session store's step log '\(path)': \(String(cString: strerror(errno)))") }
+                base = p
+                bytes = UnsafeBufferPointer(start: p.assumingMemoryBound(to: UInt8.self), count: count)
+            } else {
+                base = nil
+                bytes = UnsafeBufferPointer(start: nil, count: 0)
+            }
+            try check(path)
+        }
+
+        deinit { if let base { munmap(base, bytes.count) } }
+
+        func entry(_ k: Int) -> Entry { decode(bytes[payloads[k]])! }  // decoded once in `check`
+
+        /// The session a record is of, and its kind (1 put, 2 delete, 3 step).
+        func id(_ k: Int) -> (String, UInt8) {
+            var r = Reader(bytes: bytes[payloads[k]])
+            let kind = r.byte()!
+            return (r.string()!, kind)
+        }
+
+        private func check(_ path: String) throws(StoreError) {
+            let header = StepLog.header
+            guard bytes.count >= header.count, header.elementsEqual(bytes[0..<header.count]) else {
+                // a header cut short is a log made as the process died, before any record
+                if bytes.count < header.count, header.starts(with: bytes) { dropped = bytes.count; return }
+                throw StoreError("'\(path)' is not an lstm-serve step log (its header is wrong); move it aside to start without the steps it may hold")
+            }
+            let bytes = self.bytes
+            var at = header.count
+            func zeros(from k: Int) -> Bool { bytes[min(k, bytes.count)...].allSatisfy { $0 == 0 } }
+            func nonzero(from k: Int) -> Int { bytes[k...].lastIndex { $0 != 0 }.map { $0 + 1 - k } ?? 0 }
+            while at < bytes.count {
+                guard bytes.count - at >= recordHead else { dropped = nonzero(from: at); return }
+                let length = Int(UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24)
+                if length == 0 {  // the end; past it the file holds zeros, or a write never finished
+                    dropped = nonzero(from: at)
+                    return
+                }
+                let end = at + recordHead + length
+                guard end <= bytes.count else { dropped = nonzero(from: at); return }
+                var sum: UInt64 = 0
+                for k in 0..<8 { sum |= UInt64(bytes[at + 4 + k]) << (8 * k) }
+                let payload = (at + recordHead)..<end
+                let good = checksum(UnsafeBufferPointer(rebasing: bytes[payload])) == sum
+                guard good, decode(bytes[payload]) != nil else {
+                    if zeros(from: end) { dropped = nonzero(from: at); return }  // the last write, torn
+                    throw StoreError("the session store's step log '\(path)' is damaged (a bad record at byte \(at) of \(bytes.count)); move it aside to start without the steps it holds")
+                }
+                payloads.append(payload)
+                at = end
+            }
+        }
+    }
+
+    /// What a checkpoint writes for each session of a log: the record of its last word, and
+    /// the put it builds on when that is a step of a session made in the same log.
+    static func plan(_ log: Mapped) -> [String: (put: Int?, last: Int)] {
+        var plan: [String: (put: Int?, last: Int)] = [:]
+        for k in log.payloads.indices {
+            let (id, kind) = log.id(k)
+            switch kind {
+            case 1: plan[id] = (k, k)
+            case 2: plan[id] = (nil, k)
+            default: plan[id] = (plan[id]?.put, k)
+            }
+        }
+        return plan
+    }
+
+    private static func decode(_ payload: Slice<UnsafeBufferPointer<UInt8>>) -> Entry? {
         var r = Reader(bytes: payload)
         switch r.byte() {
         case 1:
@@ -245,11 +302,11 @@ struct StepLog {
     }
 
     private struct Reader {
-        let bytes: ArraySlice<UInt8>
+        let bytes: Slice<UnsafeBufferPointer<UInt8>>
         var at: Int
-        init(bytes: ArraySlice<UInt8>) { (self.bytes, at) = (bytes, bytes.startIndex) }
+        init(bytes: Slice<UnsafeBufferPointer<UInt8>>) { (self.bytes, at) = (bytes, bytes.startIndex) }
         var atEnd: Bool { at == bytes.endIndex }
-        mutating func take(_ n: Int) -> ArraySlice<UInt8>? {
+        mutating func take(_ n: Int) -> Slice<UnsafeBufferPointer<UInt8>>? {
             guard n >= 0, bytes.endIndex - at >= n else { return nil }
             defer { at += n }
             return bytes[at..<(at + n)]

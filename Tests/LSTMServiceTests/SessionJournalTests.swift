@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 @testable import LSTMService
 import Testing
 
@@ -86,6 +87,8 @@ import Testing
     @Test func aStoreCopiedWhileItRunsComesBackWithEveryWrittenStepThroughItsCheckpoints() throws {
         let path = directory + "/sessions.db"
         let journal = try SessionJournal(path: path, sync: .process, checkpointBytes: 4096)
+        let checkpoints = Locked(0)
+        journal.checkpointed = { ok in if ok { checkpoints.withLock { $0 += 1 } } }
         journal.start()
         var last: [String: Int] = [:]
         for k in 0..<8 { journal.append(.put(Self.row("s\(k)", step: 0, fill: 0)), wait: false); last["s\(k)"] = 0 }
@@ -102,7 +105,9 @@ import Testing
         // written and checkpointed at least once (each pass writes ~1.3 KB; the log turns at 4 KB)
         let flushed = journal.append(.cleared(""))!
         while !flushed.isDone { usleep(1000) }
-        usleep(200_000)  // a checkpoint under way ends
+        // the checkpoint thread runs on its own: wait for one, and for none to be under way
+        for _ in 0..<500 where checkpoints.withLock({ $0 }) == 0 || FileManager.default.fileExists(atPath: path + "-steps.old") { usleep(10_000) }
+        #expect(checkpoints.withLock { $0 } >= 1)
         let copy = directory + "/copy.db"
         for suffix in ["", "-wal", "-steps", "-steps.old"] where FileManager.default.fileExists(atPath: path + suffix) {
             try FileManager.default.copyItem(atPath: path + suffix, toPath: copy + suffix)
@@ -139,8 +144,8 @@ import Testing
                 try write(path + "-steps", newer)
             }
             if kill == "after the apply" {
-                let read = try #require(try StepLog.read(path + "-steps.old"))
-                try SessionJournal.Database(path: path, sync: .process).apply(read.entries, file: "old")
+                let old = try #require(try StepLog.Mapped(path + "-steps.old"))
+                try SessionJournal.Database(path: path, sync: .process).apply(old, file: "old")
             }
             let back = try SessionJournal(path: path, sync: .process).loadAll()
             #expect(Dictionary(uniqueKeysWithValues: back.map { ($0.id, $0.step) }) == expected, "killed \(kill)")
