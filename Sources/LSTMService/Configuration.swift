@@ -108,7 +108,8 @@ public struct Configuration: Sendable, Equatable {
         case "default_model": defaultModel = text
         case "model_version_policy":
             do { modelVersionPolicy = try VersionPolicy(parsing: text) } catch {
-                throw .invalid("\(source): \(error) (got '\(shown)')")
+                // the parser quotes the rule it refused, as it was
+                throw .invalid("\(source): \(Log.escaped("\(error)")) (got '\(shown)')")
             }
         case "model_poll_seconds":
             guard let v = Double(text), v.isFinite, v >= 0, v <= 86_400 else {
