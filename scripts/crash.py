@@ -43,14 +43,16 @@ def start(binary, *flags):
     p = subprocess.Popen([binary, "serve", "--port", "0", "--log-level", "warning", *flags],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children.append(p)
+    lines = []
     for line in p.stdout:
+        lines.append(line)
         m = re.search(r"listening on http://([^:]+):(\d+)", line)
         if m:
             threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
             return p, int(m.group(2))
         if p.poll() is not None:
             break
-    sys.exit(f"crash: the server did not start: {p.stdout.read() if p.stdout else ''}")
+    sys.exit(f"crash: the server did not start: {''.join(lines)}{p.stdout.read() if p.stdout else ''}")
 
 
 class Client:

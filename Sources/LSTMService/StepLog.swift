@@ -64,7 +64,12 @@ struct StepLog {
             (at + first).copyMemory(from: b.baseAddress! + first, byteCount: b.count - first)
             at.copyMemory(from: b.baseAddress!, byteCount: first)  // the group appears here
         }
-        if sync, fdatasync(fd) != 0 { return false }
+        if sync, fdatasync(fd) != 0 {
+            let saved = errno
+            at.storeBytes(of: 0, as: UInt32.self)  // not stored after all: invisible again
+            errno = saved
+            return false
+        }
         size += bytes.count
         return true
     }
@@ -210,8 +215,13 @@ struct StepLog {
         private func check(_ path: String) throws(StoreError) {
             let header = StepLog.header
             guard bytes.count >= header.count, header.elementsEqual(bytes[0..<header.count]) else {
-                // a header cut short is a log made as the process died, before any record
+                // a log made as the process died, before any record: its header cut short, or
+                // its space allocated and the header's first four bytes (stored last) not yet in
                 if bytes.count < header.count, header.starts(with: bytes) { dropped = bytes.count; return }
+                let unfinished = bytes.count >= header.count && bytes[0..<4].allSatisfy { $0 == 0 }
+                    && (bytes[4..<header.count].allSatisfy { $0 == 0 } || header[4...].elementsEqual(bytes[4..<header.count]))
+                    && bytes[header.count...].allSatisfy { $0 == 0 }
+                if unfinished { dropped = bytes[4..<header.count].contains { $0 != 0 } ? header.count - 4 : 0; return }
                 throw StoreError("'\(path)' is not an lstm-serve step log (its header is wrong); move it aside to start without the steps it may hold")
             }
             let bytes = self.bytes

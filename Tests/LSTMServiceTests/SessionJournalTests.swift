@@ -79,6 +79,17 @@ import Testing
         try data.write(to: URL(fileURLWithPath: path))
         #expect { try StepLog.read(path) } throws: { "\($0)".contains("is damaged (a bad record at byte 16") }
 
+        // a log being made when the kill came: its space allocated, its header not yet whole
+        var making = Data(count: StepLog.chunk)
+        try making.write(to: URL(fileURLWithPath: path))
+        #expect(try StepLog.read(path)?.entries.isEmpty == true)
+        making.replaceSubrange(4..<16, with: StepLog.header[4...])
+        try making.write(to: URL(fileURLWithPath: path))
+        #expect(try StepLog.read(path)?.entries.isEmpty == true)
+        making[100] = 1  // but zeros with something else in them are no log of ours
+        try making.write(to: URL(fileURLWithPath: path))
+        #expect { try StepLog.read(path) } throws: { "\($0)".contains("is not an lstm-serve step log") }
+
         try Data("these are notes, not a step log".utf8).write(to: URL(fileURLWithPath: path))
         #expect { try StepLog.read(path) } throws: { "\($0)".contains("is not an lstm-serve step log") }
         #expect(try StepLog.read(directory + "/none") == nil)
