@@ -14,6 +14,7 @@ python3 -m pytest -q tools/tests
 scripts/e2e.sh
 scripts/doors.sh
 scripts/build.sh
+python3 -m pytest -q Tests/system
 python3 scripts/models_e2e.py .build/install/lstm-serve
 python3 scripts/crash.py .build/install/lstm-serve
 python3 scripts/reload.py .build/install/lstm-serve

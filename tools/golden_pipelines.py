@@ -90,6 +90,10 @@ def keras_models():
         "keras_permute_frames": (seq((3, 6, 5, 2), L.Permute((1, 3, 2, 4)), L.TimeDistributed(L.Conv2D(3, (2, 2), activation="relu")),
                                      L.TimeDistributed(L.Permute((3, 1, 2))), L.TimeDistributed(L.Flatten()), L.LSTM(4), L.Dense(1)),
                                  (3, 6, 5, 2), 2, True, "normal"),
+        # the text classifier: token ids, an Embedding, Conv1D and pooling that halve the time axis, an LSTM, a softmax
+        "keras_embedding_conv_pool_lstm": (seq((20,), L.Embedding(20, 8), L.Conv1D(6, 3, padding="same", activation="relu"),
+                                               L.MaxPooling1D(2), L.LSTM(5), L.Dense(3, activation="softmax")),
+                                           (20,), 3, False, "ids"),
     }
 
 

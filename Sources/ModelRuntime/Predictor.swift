@@ -207,7 +207,8 @@ public struct Predictor: Sendable {
     public func response(to request: PredictRequest, result: ForwardResult) -> JSON {
         let y = outputs(of: result, request: request)
         let n = outputNames.count
-        let W = model.pipeline.sequenceWidth, T = request.sequenceLength
+        // the tapped layer's own length: convolution or pooling over time may have shortened it
+        let W = model.pipeline.sequenceWidth, T = result.sequenceLength
         let every = sequenceOutputs(of: result, request: request), steps = result.outputLength ?? 0
         func sample(_ b: Int) -> [(String, JSON)] {
             var members = forecast(y[b * n..<(b + 1) * n])

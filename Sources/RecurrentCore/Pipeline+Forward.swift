@@ -8,6 +8,9 @@ public struct ForwardResult: Sendable {
     /// (batchSize, sequenceLength, sequenceWidth): the last recurrent layer's every-timestep
     /// output, when asked for; else empty.
     public var sequence: [Float]
+    /// Timesteps in `sequence`: the window's length as that layer saw it, after any
+    /// convolution or pooling over time in front of it.
+    public var sequenceLength: Int = 0
     /// The state after the window.
     public var state: RecurrentState
 
@@ -39,6 +42,7 @@ extension Pipeline {
         let longest = layers.reduce(sequenceLength) { if case let .repeatVector(n) = $1 { return max($0, n) } else { return $0 } }
         ws.reserveSequence(batch * longest * ws.widestRow)
         var tapped: [Float] = []
+        var tappedLength = 0
         var result: (values: [Float], length: Int?) = ([], nil)
         x.withUnsafeBufferPointer { xs in
             var cur = xs.baseAddress!
@@ -59,6 +63,7 @@ extension Pipeline {
                     slot += r.directions.count
                     if keep, returnSequences, k == sequenceTap {
                         tapped = Array(UnsafeBufferPointer(start: out, count: batch * T! * r.outputWidth))
+                        tappedLength = T!
                     }
                     if !r.returnSequences {
                         // the final states, joined; `out` is free again
@@ -120,7 +125,7 @@ extension Pipeline {
             }
             result = (Array(UnsafeBufferPointer(start: cur, count: batch * (T ?? 1) * width)), T)
         }
-        return ForwardResult(output: result.values, outputLength: result.length, sequence: tapped, state: state)
+        return ForwardResult(output: result.values, outputLength: result.length, sequence: tapped, sequenceLength: tappedLength, state: state)
     }
 
     /// A dense or activation layer on `rows` rows of `width` values, cur → out; returns the new width.
