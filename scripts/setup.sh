@@ -15,9 +15,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ "${1:-}" = "--test" ]; then
-  # The export tool's tests: numpy, h5py (.keras) and onnx (.onnx). No torch, no keras.
-  python3 - <<'PY' 2>/dev/null || { echo "setup: installing numpy h5py onnx pytest"; python3 -m pip install -q numpy h5py onnx pytest; }
-import numpy, h5py, onnx, pytest
+  # The export tool's tests: numpy, h5py (.keras), onnx (.onnx) and onnxruntime, which the
+  # exporter compares its .onnx exports with. No torch, no keras.
+  python3 - <<'PY' 2>/dev/null || { echo "setup: installing numpy h5py onnx onnxruntime pytest"; python3 -m pip install -q numpy h5py onnx onnxruntime pytest; }
+import numpy, h5py, onnx, onnxruntime, pytest
 PY
   # The protocol tests: the real Triton client, and schemathesis against /openapi.json.
   python3 - <<'PY' 2>/dev/null || { echo "setup: installing tritonclient[http] schemathesis"; python3 -m pip install -q "tritonclient[http]" schemathesis; }

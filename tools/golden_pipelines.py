@@ -5,9 +5,14 @@ model.safetensors with the config.json its user writes); tools/make_fixtures.py 
 it to Tests/Fixtures/models/<name> with tools/export_model.py, and the Swift tests compare the
 served answer with the framework's.
 
+The ONNX matrix (onnx_matrix) is what torch.onnx.export writes for the modules most code has:
+`self.rnn(x)` with no initial state, batch_first true and false, one and two directions, a
+state drawn with torch.rand in forward(), through both exporters (dynamo, and TorchScript).
+
 case.json: name, framework, framework_version, source (the user's file), config (PyTorch: the
-layers config beside it), x (B, T, ...), h0/c0 (PyTorch: the initial state, (L*D, B, H)),
-expected (the model's output for x), h_n/c_n, streamable (whether a session can step it)."""
+layers config beside it), x (B, T, ...; batch-first even for a time-major module), h0/c0 (the
+initial state, (L*D, B, H), when the module had one; c0 for LSTM only), expected (the model's
+output for x, batch-first), h_n/c_n, streamable (whether a session can step it)."""
 import json
 import os
 
@@ -216,6 +221,43 @@ def torch_models():
                 h, c = self.cell(x[:, t], (h, c))
             return self.linear(h), h[None], c[None]
 
+    class MLPHead(nn.Module):  # nn.Sequential(Linear, ReLU, Linear) on the last timestep: head.1 has no tensors
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 8, batch_first=True)
+            self.head = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+
+        def forward(self, x, state):
+            out, (h, c) = self.lstm(x, state)
+            return self.head(out[:, -1]), h, c
+
+    class FcHead(nn.Module):  # a 2-layer GRU and a Linear named fc: --head-prefix fc
+        hidden_only = True  # a GRU: its state is h alone
+
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(3, 6, num_layers=2, batch_first=True)
+            self.fc = nn.Linear(6, 2)
+
+        def forward(self, x, state):
+            out, h = self.gru(x, state[0])
+            return self.fc(out[:, -1]), h, None
+
+    class GRUCellLoop(nn.Module):  # nn.GRUCell looped over the rows, then a Linear on the last h
+        hidden_only = True  # a GRU: its state is h alone
+        unrolled = True
+
+        def __init__(self):
+            super().__init__()
+            self.cell = nn.GRUCell(4, 7)
+            self.linear = nn.Linear(7, 3)
+
+        def forward(self, x, state):
+            h = state[0][0]
+            for t in range(x.shape[1]):
+                h = self.cell(x[:, t], h)
+            return self.linear(h), h[None], None
+
     return {
         "pt_tutorial_stacked": (Stacked, [{"type": "lstm", "weights": "lstm", "num_layers": 3}], (2, 4, 12), (3, 2, 10), True),
         "pt_bidirectional_flatten": (BiFlatten, [{"type": "lstm", "weights": "lstm", "num_layers": 2, "bidirectional": True},
@@ -235,13 +277,18 @@ def torch_models():
                                         {"type": "permute", "name": "to channels first", "dims": [3, 1, 2]}, {"type": "flatten"},
                                         {"type": "lstm", "weights": "lstm"}, {"type": "last_timestep"}, {"type": "dense", "weights": "fc"}],
                            (2, 3, 2, 9, 8), (1, 2, 6), True),
+        "pt_mlp_head": (MLPHead, [{"type": "lstm", "weights": "lstm"}, {"type": "last_timestep"},
+                                  {"type": "dense", "weights": "head.0"}, {"type": "activation", "activation": "relu"},
+                                  {"type": "dense", "weights": "head.2"}], (3, 6, 4), (1, 3, 8), True),
+        "pt_fc_head": (FcHead, {"head_prefix": "fc"}, (3, 5, 3), (2, 3, 6), True),
+        "pt_grucell_loop": (GRUCellLoop, [{"type": "gru", "weights": "cell", "return_sequences": False},
+                                          {"type": "dense", "weights": "linear"}], (2, 5, 4), (1, 2, 7), True),
     }
 
 
-def torch_case(name, spec, out, seed):
+def seeded(cls, seed):
+    """The module built under `seed`, in eval mode, its biases random (never zero)."""
     import torch
-    from safetensors.torch import save_file
-    cls, layers, shape, state_shape, streamable = spec
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     m = cls().eval()
@@ -249,13 +296,22 @@ def torch_case(name, spec, out, seed):
         for n, p in m.named_parameters():
             if "bias" in n:
                 p.uniform_(-0.5, 0.5)
+    return m
+
+
+def torch_case(name, spec, out, seed):
+    import torch
+    from safetensors.torch import save_file
+    cls, layers, shape, state_shape, streamable = spec
+    gru = getattr(cls, "hidden_only", False)
+    m = seeded(cls, seed)
     x = torch.randn(*shape)
-    state = (torch.rand(*state_shape), torch.rand(*state_shape))  # the tutorial's torch.rand initial state
+    state = (torch.rand(*state_shape),) if gru else (torch.rand(*state_shape), torch.rand(*state_shape))  # the tutorial's torch.rand state
     with torch.no_grad():
         y, hn, cn = m(x, state)
     os.makedirs(out, exist_ok=True)
     save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(out, "model.safetensors"))
-    config = {"layers": layers, "inputs": {"window": shape[1]}}
+    config = dict(layers) if isinstance(layers, dict) else {"layers": layers, "inputs": {"window": shape[1]}}
     if len(shape) > 3:
         config["inputs"]["shape"] = list(shape[2:])  # each row a frame, channels first as the module takes it
     with open(os.path.join(out, "config.json"), "w") as f:
@@ -263,25 +319,93 @@ def torch_case(name, spec, out, seed):
         f.write("\n")
     case = {"format_version": 1, "name": name, "set": "pipeline", "framework": "pytorch", "framework_version": torch.__version__,
             "module": cls.__name__, "seed": seed, "source": "model.safetensors", "config": "config.json", "x": arr(x),
-            "h0": arr(state[0]), "c0": arr(state[1]), "expected": arr(y), "h_n": arr(hn), "c_n": arr(cn),
-            "streamable": streamable,
+            "h0": arr(state[0]), "expected": arr(y), "h_n": arr(hn), "streamable": streamable,
             # counted as Keras and `inspect` count them: BatchNorm's running statistics too
             "parameters": int(sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b.is_floating_point()))}
+    if not gru:
+        case["c0"], case["c_n"] = arr(state[1]), arr(cn)
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(case, f)
-    if cls.__name__ == "CellLoop":
-        return  # an unrolled loop: the importer refuses it (tools/tests), the state_dict serves it
+    if cls.__name__ == "CellLoop" or getattr(cls, "unrolled", False):
+        return  # an unrolled loop: the state_dict and its layers list serve it
     # the same module through both torch.onnx.export paths, as the user's own .onnx file
+    names = (["x", "h0"], ["y", "h_n"]) if gru else (["x", "h0", "c0"], ["y", "h_n", "c_n"])
     for exporter, dynamo in (("dynamo", True), ("torchscript", False)):
         d = os.path.join(os.path.dirname(out), name.replace("pt_", f"onnx_{exporter}_"))
         os.makedirs(d, exist_ok=True)
-        torch.onnx.export(m, (x, state), os.path.join(d, "model.onnx"), input_names=["x", "h0", "c0"],
-                          output_names=["y", "h_n", "c_n"], dynamo=dynamo)
+        torch.onnx.export(m, (x, state), os.path.join(d, "model.onnx"), input_names=names[0], output_names=names[1], dynamo=dynamo)
         onnx_case = dict(case, name=os.path.basename(d), framework="onnx", exporter=f"torch.onnx.export(dynamo={dynamo})",
                          source="model.onnx")
         onnx_case.pop("config")
         with open(os.path.join(d, "case.json"), "w") as f:
             json.dump(onnx_case, f)
+
+
+def onnx_matrix():
+    """name: (cell, bidirectional, batch_first, head, seed). Modules as most PyTorch code writes
+    them: `self.rnn(x)` with no initial state (the exporters build zeros from x's shape), in
+    either layout; `random` draws h0/c0 with torch.rand in forward(); `sequence` answers every
+    timestep through the Linear."""
+    cases = {}
+    k = 0
+    for cell in ("lstm", "gru"):
+        for bi in (False, True):
+            for bf in (True, False):
+                cases[f"{cell}_{'bi' if bi else 'uni'}_{'bf' if bf else 'tm'}"] = (cell, bi, bf, "last", 5000 + k)
+                k += 1
+    cases["rnn_uni_tm"] = ("rnn", False, False, "last", 5100)
+    cases["lstm_random_state"] = ("lstm", False, True, "random", 5101)
+    cases["gru_tm_sequence"] = ("gru", False, False, "sequence", 5102)
+    return cases
+
+
+def onnx_matrix_case(name, spec, root):
+    """One module through both exporters: case.json holds x and the answer batch-first, whatever
+    the module's layout, and h0/c0 when the module drew them."""
+    import torch
+    nn = torch.nn
+    cell, bi, bf, head, seed = spec
+
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+            self.rnn = cls(3, 6, num_layers=2 if cell != "rnn" else 1, bidirectional=bi, batch_first=bf)
+            self.fc = nn.Linear(6 * (2 if bi else 1), 2)
+            self.drawn = None
+
+        def forward(self, x):
+            if head == "random":
+                batch = x.shape[0] if bf else x.shape[1]
+                self.drawn = (torch.rand(2, batch, 6), torch.rand(2, batch, 6))
+                out, _ = self.rnn(x, self.drawn)
+            else:
+                out, _ = self.rnn(x)
+            if head == "sequence":
+                return self.fc(out)
+            return self.fc(out[:, -1] if bf else out[-1])
+
+    m = seeded(Module, seed)
+    x = torch.randn(3, 5, 3)  # (B, T, F); a time-major module takes its transpose
+    xin = x if bf else x.transpose(0, 1).contiguous()
+    with torch.no_grad():
+        y = m(xin)
+    drawn = m.drawn  # export traces forward() again, which draws anew
+    if head == "sequence" and not bf:
+        y = y.transpose(0, 1)
+    for exporter, dynamo in (("dynamo", True), ("torchscript", False)):
+        d = os.path.join(root, f"onnx_{exporter}_{name}")
+        os.makedirs(d, exist_ok=True)
+        torch.onnx.export(m, (xin,), os.path.join(d, "model.onnx"), input_names=["x"], output_names=["y"], dynamo=dynamo)
+        case = {"format_version": 1, "name": os.path.basename(d), "set": "pipeline", "framework": "onnx",
+                "framework_version": torch.__version__, "exporter": f"torch.onnx.export(dynamo={dynamo})",
+                "module": f"nn.{cell.upper()}(batch_first={bf}, bidirectional={bi}) without h0" + (", h0/c0 drawn by torch.rand" if head == "random" else ""),
+                "seed": seed, "source": "model.onnx", "x": arr(x), "expected": arr(y), "streamable": not bi,
+                "parameters": int(sum(p.numel() for p in m.parameters()))}
+        if drawn is not None:
+            case["h0"], case["c0"] = arr(drawn[0]), arr(drawn[1])
+        with open(os.path.join(d, "case.json"), "w") as f:
+            json.dump(case, f)
 
 
 def generate(out, only=None):
@@ -293,3 +417,7 @@ def generate(out, only=None):
         if not only or name in only:
             torch_case(name, spec, os.path.join(out, name), 4000 + k)
             print("generated", name)
+    for name, spec in onnx_matrix().items():
+        if not only or name in only:
+            onnx_matrix_case(name, spec, out)
+            print("generated onnx_*_" + name)

@@ -26,7 +26,9 @@ public enum ModelError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .invalidConfig(message): return "invalid model config: \(message)"
         case .noRecurrentLayers: return "no recurrent layer found (expected tensors named like 'rnn.weight_ih_l0')"
         case let .missingTensor(name): return "missing tensor '\(name)'"
-        case let .unexpectedTensor(name): return "unexpected tensor '\(name)' (not part of a recurrent layer or the head)"
+        case let .unexpectedTensor(name):
+            return "unexpected tensor '\(name)' (not part of a recurrent layer or the head; if its module is the head, "
+                + "set head_prefix in config.json, or describe the model with a 'layers' list)"
         case let .shapeMismatch(tensor, expected, actual):
             return "tensor '\(tensor)' has shape \(actual), expected \(expected)"
         case let .inconsistent(message): return message

@@ -35,7 +35,7 @@ struct NetworkBuilder {
             k += 1
         }
         guard !layers.isEmpty else { throw .noRecurrentLayers }
-        let head = try denseHead(inputWidth: previousWidth!)
+        let (head, headNames) = try denseHead(inputWidth: previousWidth!)
         for name in file.tensors.keys.sorted() where !used.contains(name) {
             throw .unexpectedTensor(name)
         }
@@ -44,7 +44,7 @@ struct NetworkBuilder {
         // direction after one step, not its final state.
         let pipeline: [Layer] = layers.map { .recurrent($0) } + [.lastTimestep] + head.map { .dense($0) }
         let module = prefix.hasSuffix(".") ? String(prefix.dropLast()) + " " : prefix
-        let names = layers.indices.map { "\(module)layer \($0)" } + ["last timestep"] + head.indices.map { "\(config.headPrefix).\($0)" }
+        let names = layers.indices.map { "\(module)layer \($0)" } + ["last timestep"] + headNames
         do {
             return try Pipeline(layers: pipeline, names: names, input: .sequence(layers[0].inputSize, length: config.windowLength))
         } catch { throw .inconsistent(error.description) }
@@ -60,7 +60,7 @@ struct NetworkBuilder {
         guard prefixes.count <= 1 else {
             throw .inconsistent("more than one recurrent module: prefixes \(prefixes.sorted())")
         }
-        guard let prefix = prefixes.first else { throw .noRecurrentLayers }
+        guard let prefix = prefixes.first else { throw cellWithoutLayers() ?? .noRecurrentLayers }
         return prefix
     }
 
@@ -162,7 +162,10 @@ struct NetworkBuilder {
         return DenseLayer(inputSize: w.shape[1], outputSize: w.shape[0], weight: w.values, bias: b?.values, activation: activation)
     }
 
-    private mutating func denseHead(inputWidth: Int) throws(ModelError) -> [DenseLayer] {
+    /// The head's Linear layers and their module names: `<head_prefix>` alone, or numbered
+    /// `<head_prefix>.0`, `.1`, ... with no gap, since a gap is a layer without parameters
+    /// (an activation) that the names cannot say.
+    private mutating func denseHead(inputWidth: Int) throws(ModelError) -> ([DenseLayer], [String]) {
         let p = config.headPrefix
         var names: [String] = []
         if file.tensors["\(p).weight"] != nil {
@@ -171,8 +174,13 @@ struct NetworkBuilder {
             let indexed = file.tensors.keys.compactMap { name -> Int? in
                 guard name.hasPrefix("\(p)."), name.hasSuffix(".weight") else { return nil }
                 return Int(name.dropFirst(p.count + 1).dropLast(".weight".count))
+            }.sorted()
+            names = indexed.map { "\(p).\($0)" }
+            if let gap = (0..<(indexed.last.map { $0 + 1 } ?? 0)).first(where: { !indexed.contains($0) }) {
+                throw .inconsistent("the head \(names.joined(separator: ", ")) skips \(p).\(gap): a layer without parameters "
+                    + "(an activation such as nn.ReLU, or nn.Dropout) sat there, and the tensor names cannot say which; "
+                    + "describe the model with a 'layers' list in config.json (tools/export_model.py suggests one)")
             }
-            names = indexed.sorted().map { "\(p).\($0)" }
         }
         if !config.headActivations.isEmpty, config.headActivations.count != names.count {
             throw .invalidConfig("head_activations has \(config.headActivations.count) entries but the head has \(names.count) layers")
@@ -184,6 +192,19 @@ struct NetworkBuilder {
             head.append(try dense(base, inputWidth: width, activation: activation))
             width = head[k].outputSize
         }
-        return head
+        return (head, names)
+    }
+
+    /// A `*Cell`'s weights (`cell.weight_ih`, no layer index) and no `layers` list: how the
+    /// module loops the cell is in its code, so the config has to say it.
+    private func cellWithoutLayers() -> ModelError? {
+        guard let name = file.tensors.keys.sorted().first(where: { $0.hasSuffix("weight_ih") }) else { return nil }
+        let module = String(name.dropLast("weight_ih".count).dropLast())
+        let shape = file.tensors[module + ".weight_hh"]?.shape ?? []
+        let gates = shape.count == 2 && shape[1] > 0 ? shape[0] / shape[1] : 0
+        let kind = [4: "lstm", 3: "gru", 1: "rnn"][gates] ?? "lstm"
+        return .inconsistent("'\(name)' is a cell (nn.LSTMCell, nn.GRUCell or nn.RNNCell) without a layer index: describe "
+            + "how the model loops it with a 'layers' list in config.json, e.g. [{\"type\": \"\(kind)\", \"weights\": \"\(module)\", "
+            + "\"return_sequences\": false}, {\"type\": \"dense\", \"weights\": \"linear\"}] (tools/export_model.py suggests one)")
     }
 }

@@ -65,6 +65,35 @@ import TestSupport
         #expect(loadError(try Self.write(t)) == .unexpectedTensor("embedding.weight"))
     }
 
+    @Test func aNumberedHeadWithAGapIsRefusedNotServedWithoutTheMissingLayer() throws {
+        // nn.Sequential(Linear, ReLU, Linear): the ReLU has no tensors, so head.1 is missing
+        var t = Self.lstm()
+        t["head.0.weight"] = ([2, 3], [1, 1, 1, 1, 1, 1])
+        t["head.2.weight"] = ([1, 2], [1, 1])
+        guard case .inconsistent(let m)? = loadError(try Self.write(t)) else { Issue.record("expected a refusal"); return }
+        #expect(m.hasPrefix("the head head.0, head.2 skips head.1: a layer without parameters"))
+        #expect(m.contains("'layers' list"))
+        t["head.1.weight"] = ([2, 2], [1, 0, 0, 1])
+        let m3 = try Model.load(path: try Self.write(t))
+        #expect(m3.pipeline.names.suffix(3) == ["head.0", "head.1", "head.2"])
+    }
+
+    @Test func aHeadUnderAnotherNameIsNamedWithTheFix() throws {
+        var t = Self.lstm()
+        t["fc.weight"] = ([1, 3], [1, 1, 1])
+        let message = loadError(try Self.write(t))?.description ?? ""
+        #expect(message.hasPrefix("unexpected tensor 'fc.weight'") && message.contains("head_prefix"))
+        let m = try Model.load(path: try Self.write(t, config: #"{"head_prefix": "fc"}"#))
+        #expect(m.pipeline.names.last == "fc")
+    }
+
+    @Test func aCellWithoutALayersListIsRefusedWithTheEntryToWrite() throws {
+        let t: [String: ([Int], [Float])] = ["cell.weight_ih": ([9, 2], .init(repeating: 0.1, count: 18)),
+                                             "cell.weight_hh": ([9, 3], .init(repeating: 0.1, count: 27))]
+        guard case .inconsistent(let m)? = loadError(try Self.write(t)) else { Issue.record("expected a refusal"); return }
+        #expect(m.contains(#"{"type": "gru", "weights": "cell", "return_sequences": false}"#))
+    }
+
     @Test func aFileWithNoRecurrentLayerIsRejected() throws {
         #expect(loadError(try Self.write(["head.weight": ([1, 1], [1])])) == .noRecurrentLayers)
     }

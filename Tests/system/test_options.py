@@ -45,6 +45,7 @@ def load(name):
     case = json.load(open(os.path.join(PIPELINES, name, "case.json")))
     tensors, _ = st_io.read(os.path.join(MODELS, name, "model.safetensors"))
     config = json.load(open(os.path.join(MODELS, name, "config.json")))
+    config["layers"] = reference.layers_of(tensors, config)
     return case, tensors, config
 
 
@@ -63,13 +64,16 @@ def start_state(case, b):
     """The initial state the framework started sample b from (PyTorch cases), in slot form."""
     if "h0" not in case:
         return None
-    return {"h": [slot[b] for slot in case["h0"]], "c": [slot[b] for slot in case["c0"]]}
+    state = {"h": [slot[b] for slot in case["h0"]]}
+    if "c0" in case:
+        state["c"] = [slot[b] for slot in case["c0"]]
+    return state
 
 
 def slot_arrays(case, b):
     if "h0" not in case:
         return None, None
-    return np.array(case["h0"])[:, b:b + 1], np.array(case["c0"])[:, b:b + 1]
+    return np.array(case["h0"])[:, b:b + 1], np.array(case["c0"])[:, b:b + 1] if "c0" in case else None
 
 
 def tapped(config):
@@ -170,8 +174,7 @@ def test_every_option_is_exact_or_refused(server, name):
             continue
         assert status == 200, (length, answer)
         h0, c0 = slot_arrays(case, 0)
-        if h0 is not None:
-            h0, c0 = np.zeros_like(h0), np.zeros_like(c0)
+        h0, c0 = (None if v is None else np.zeros_like(v) for v in (h0, c0))
         want = reference.forward_layers(tensors, config, x[None].astype(np.float32), h0, c0)[0]
         close(numbers(answer), want, 1e-4)
         seq = reference.forward_layers(tensors, tapped(config), x[None].astype(np.float32), h0, c0)[0]

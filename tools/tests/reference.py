@@ -115,6 +115,22 @@ def conv2d(f, w, b, strides, padding):
     return out
 
 
+def layers_of(tensors, cfg):
+    """The config's layers list, or for a plain state_dict the one the server infers from its
+    names: recurrent layers, the last timestep, the Linear head under head_prefix."""
+    if cfg.get("layers"):
+        return cfg["layers"]
+    head = cfg.get("head_prefix", "head")
+    prefix = next(n[:n.index("weight_ih_l0")] for n in tensors if n.endswith("weight_ih_l0"))
+    rows, hidden = tensors[prefix + "weight_hh_l0"].shape
+    spec = {"type": {4: "lstm", 3: "gru", 1: "rnn"}[rows // hidden], "weights": prefix.rstrip("."),
+            "num_layers": sum(n.startswith(prefix + "weight_ih_l") and not n.endswith("_reverse") for n in tensors),
+            "bidirectional": prefix + "weight_ih_l0_reverse" in tensors}
+    dense = [head] if head + ".weight" in tensors else sorted({n.rsplit(".", 1)[0] for n in tensors if n.startswith(head + ".")},
+                                                                  key=lambda m: int(m.rsplit(".", 1)[1]))
+    return [spec, {"type": "last_timestep"}] + [{"type": "dense", "weights": m} for m in dense]
+
+
 def forward_layers(tensors, cfg, x, h0=None, c0=None):
     """The `layers` list on x (B, T, ...) from the state h0, c0 ((L*D, B, H) per slot, in
     layer order); returns the model's output."""
@@ -131,7 +147,7 @@ def forward_layers(tensors, cfg, x, h0=None, c0=None):
         pick = lambda s: None if s is None else np.asarray(s[k], np.float64)
         return pick(h0), pick(c0)
 
-    for spec in cfg["layers"]:
+    for spec in layers_of(tensors, cfg):
         kind = spec["type"]
         prefix = spec.get("weights", spec.get("name", "")) + "."
         if kind in ("lstm", "gru", "rnn"):

@@ -16,6 +16,7 @@ import export_model  # noqa: E402
 import make_fixtures  # noqa: E402
 import reference  # noqa: E402
 import st_io  # noqa: E402
+import verify_export  # noqa: E402
 
 GOLDEN = os.path.join(ROOT, "Tests", "Fixtures", "golden")
 MODELS = os.path.join(ROOT, "Tests", "Fixtures", "models")
@@ -172,3 +173,58 @@ def test_a_frame_node_lstm_serve_cannot_compute_is_refused_naming_it(tmp_path, c
     assert export_model.main([bad, str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"export_model: {node.op_type} node {node.name}:") and message in err[0], err
+
+
+@pytest.mark.parametrize("case, fix", [("pt_mlp_head", "layers"), ("pt_fc_head", "--head-prefix fc"), ("pt_grucell_loop", "layers")])
+def test_a_state_dict_the_names_cannot_place_is_refused_with_the_fix_and_the_fix_is_exact(case, fix, tmp_path, capsys):
+    """nn.Sequential(Linear, ReLU, Linear) leaves head.1 out of the file, a head named fc is not
+    'head', a GRUCell has no layer index: each is refused at export, naming what to write; with
+    it written, the answer is the framework's."""
+    c = json.load(open(os.path.join(PIPELINES, case, "case.json")))
+    source = os.path.join(PIPELINES, case, "model.safetensors")
+    assert export_model.main([source, str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fix in err[0], err
+    assert not os.path.exists(tmp_path / "refused" / "config.json")
+    if fix == "layers":
+        extra = json.loads(err[0][err[0].index('{"layers"'):])
+        tensors, cfg = export_model.export(source, str(tmp_path / "fixed"), extra=extra)
+    else:
+        tensors, cfg = export_model.export(source, str(tmp_path / "fixed"), head_prefix="fc")
+    y = reference.forward_layers(tensors, cfg, np.array(c["x"], dtype=np.float32), c.get("h0"), c.get("c0"))
+    np.testing.assert_allclose(y, np.array(c["expected"]), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layers_list_that_leaves_a_tensor_out_is_refused(tmp_path):
+    extra = {"layers": [{"type": "lstm", "weights": "lstm"}, {"type": "last_timestep"}, {"type": "dense", "weights": "head.0"}]}
+    with pytest.raises(export_model.ExportError, match="tensor 'head.2.bias' is used by no entry"):
+        export_model.export(os.path.join(PIPELINES, "pt_mlp_head", "model.safetensors"), str(tmp_path), extra=extra)
+
+
+needs_server_and_ort = pytest.mark.skipif(
+    verify_export.find_binary() is None or __import__("importlib").util.find_spec("onnxruntime") is None,
+    reason="needs a built lstm-serve and onnxruntime")
+
+
+@needs_server_and_ort
+@pytest.mark.parametrize("case", [c for c in PIPELINE_CASES if c.startswith("onnx_")])
+def test_the_exporter_loads_what_it_wrote_and_compares_it_with_onnxruntime(case, tmp_path, capsys):
+    c = json.load(open(os.path.join(PIPELINES, case, "case.json")))
+    assert export_model.main([os.path.join(PIPELINES, case, c["source"]), str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "parameters: recurrent" in out  # lstm-serve inspect's table
+    if "h0" in c and "drawn" in c["module"]:
+        assert "not compared with the framework: the graph draws its initial state at random" in out
+    else:
+        worst = float(out.split("(1 + |framework|) = ")[1].split()[0])
+        assert worst <= 1e-5
+
+
+@needs_server_and_ort
+def test_an_export_that_computes_something_else_fails_the_comparison(tmp_path):
+    source = os.path.join(PIPELINES, "onnx_dynamo_gru_uni_tm", "model.onnx")
+    tensors, cfg = export_model.export(source, str(tmp_path))
+    tensors["gru_0.weight_hh_l0"] = tensors["gru_0.weight_hh_l0"] * 1.001
+    st_io.write(os.path.join(tmp_path, "model.safetensors"), tensors)
+    with pytest.raises(verify_export.VerifyError, match="does not compute what the framework computes"):
+        verify_export.compare(source, str(tmp_path), verify_export.find_binary())
