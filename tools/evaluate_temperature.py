@@ -17,7 +17,6 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "tests"))
 import reference  # noqa: E402
 import st_io  # noqa: E402
 import weather  # noqa: E402

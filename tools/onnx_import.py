@@ -13,8 +13,11 @@ r,z,n; B (D, 2GH) splits into bias_ih / bias_hh. Frames (a window of (B, T, C, H
 channels-last in the pipeline: a permute layer turns each row to (H, W, C) after the fold and
 back to (C, H, W) before it is flattened, so the values reach the next layer in PyTorch's order."""
 import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 class OnnxError(Exception):
@@ -71,6 +74,10 @@ def from_onnx(path, warn=None):
         model = onnx.load(path)
     except Exception as e:  # a file that is not an ONNX protobuf, or external data that is missing
         raise OnnxError(f"cannot read {os.path.basename(path)} as an ONNX model: {e}".splitlines()[0])
+    try:  # a graph ONNX itself finds broken (a value nothing makes, shapes that cannot meet) is not read further
+        onnx.checker.check_model(model, full_check=True)
+    except Exception as e:
+        raise OnnxError(f"not a valid ONNX graph: {e}".replace("\n", " ").strip()[:600])
     # The window's layout is what the first recurrent node proves: PyTorch's batch_first=True
     # exports a Transpose in front of it, batch_first=False (the default) feeds it the input.
     notes = []
@@ -83,9 +90,45 @@ def from_onnx(path, warn=None):
         except OnnxError as time_major:
             # the walk that read more of the graph names the node that really stops it
             raise (time_major if getattr(time_major, "progress", 0) > getattr(batch_first, "progress", 0) else batch_first) from None
+    check(model, tensors, cfg)
     for note in dict.fromkeys(notes):
         (warn or (lambda m: None))(note)
     return tensors, cfg
+
+
+def check(model, tensors, cfg, seed=0):
+    """The import computes what the graph computes: a probe window through onnx's own reference
+    evaluator and through the float64 reference of the exported layers. A graph that does not
+    run, or an import that answers otherwise, is refused here rather than served."""
+    from onnx.reference import ReferenceEvaluator
+    import reference
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    dims = [[d.dim_value or 3 for d in i.type.tensor_type.shape.dim] for i in inputs]
+    time_major = cfg["source"].get("layout") == "time-major"
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(dims[0]).astype(np.float32)
+    states = [rng.uniform(-0.5, 0.5, d).astype(np.float32) for d in dims[1:]]
+    try:
+        y = ReferenceEvaluator(model).run([cfg["source"]["output"]], {i.name: v for i, v in zip(inputs, [x] + states)})[0]
+    except Exception as e:
+        raise OnnxError(f"the graph does not run (onnx reference evaluator: {type(e).__name__}: {e})".replace("\n", " ")[:600])
+    if any(n.op_type in RANDOM for n in graph.node):
+        return  # a state drawn at random: no one answer to compare with
+    xb = x.transpose(1, 0, 2) if time_major else x
+    y = np.asarray(y, np.float64)
+    if time_major and y.ndim == 3:
+        y = y.transpose(1, 0, 2)
+    try:
+        got = reference.forward_layers(tensors, cfg, xb, *(states + [None, None])[:2])
+    except Exception as e:
+        raise OnnxError(f"the exported layers do not fit together ({type(e).__name__}: {e})".replace("\n", " ")[:600])
+    if np.size(got) != np.size(y):
+        raise OnnxError(f"the exported layers answer {np.size(got)} values for the probe window, the graph {np.size(y)}")
+    worst = float(np.max(np.abs(np.ravel(got) - np.ravel(y)) / (1 + np.abs(np.ravel(y))))) if y.size else 0.0
+    if not worst <= 1e-4:
+        raise OnnxError(f"the exported layers do not compute what the graph computes (largest difference {worst:.1e} on a probe window)")
 
 
 def walk(model, path, time_major, warn):
@@ -333,13 +376,16 @@ def walk(model, path, time_major, warn):
     except Exception as e:  # a graph the walk did not foresee: one line naming the node, never a traceback
         where = f"{node.op_type} node {node.name or (node.output[0] if node.output else '?')}" if node is not None else "the graph"
         raise OnnxError(f"{where}: cannot be read ({type(e).__name__}: {e})".splitlines()[0])
-    answers = [values.get(o.name) for o in graph.output]
-    answers = [v for v in answers if v is not None and v.kind in ("seq", "vec")]
-    if not answers or max(v.depth for v in answers) != len(layers):
+    answers = [(o.name, values.get(o.name)) for o in graph.output]
+    answers = [(n, v) for n, v in answers if v is not None and v.kind in ("seq", "vec") and v.depth == len(layers)]
+    if not answers:
         raise OnnxError("no output of the graph is the end of its chain of layers")
     if not any(l["type"] in ("lstm", "gru", "rnn", "dense") for l in layers):
         raise OnnxError("no LSTM, GRU, RNN or Gemm node in the ONNX graph")
     cfg = {"source": {"framework": "onnx", "file": os.path.basename(path)}, "layers": layers}
+    if time_major:
+        cfg["source"]["layout"] = "time-major"  # the graph's window was (time, batch, features)
+    cfg["source"]["output"] = answers[0][0]  # the graph output the served answer is
     T = dims[layout.index("T")] if len(dims) >= 3 else 0
     if T > 0 and any(l["type"] == "flatten_sequence" for l in layers):
         cfg["inputs"] = {"window": int(T)}

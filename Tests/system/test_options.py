@@ -20,7 +20,6 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-sys.path.insert(0, os.path.join(ROOT, "tools", "tests"))
 sys.path.insert(0, HERE)
 import reference  # noqa: E402
 import st_io  # noqa: E402

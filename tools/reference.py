@@ -1,6 +1,7 @@
-"""A float64 numpy forward pass over exported model directories (PyTorch layout), to check
-export_model.py independently of the Swift core: the legacy layout (recurrent stack under
-`rnn.`, head under `head`) and config.json's `layers` list."""
+"""A float64 numpy forward pass over exported model directories (PyTorch layout), independent
+of the Swift core: the legacy layout (recurrent stack under `rnn.`, head under `head`) and
+config.json's `layers` list. The ONNX importer checks its work with it, and the tests check
+export_model.py and the server against it."""
 import numpy as np
 
 
