@@ -245,7 +245,6 @@ def torch_models():
 
     class GRUCellLoop(nn.Module):  # nn.GRUCell looped over the rows, then a Linear on the last h
         hidden_only = True  # a GRU: its state is h alone
-        unrolled = True
 
         def __init__(self):
             super().__init__()
@@ -326,8 +325,6 @@ def torch_case(name, spec, out, seed):
         case["c0"], case["c_n"] = arr(state[1]), arr(cn)
     with open(os.path.join(out, "case.json"), "w") as f:
         json.dump(case, f)
-    if cls.__name__ == "CellLoop" or getattr(cls, "unrolled", False):
-        return  # an unrolled loop: the state_dict and its layers list serve it
     # the same module through both torch.onnx.export paths, as the user's own .onnx file
     names = (["x", "h0"], ["y", "h_n"]) if gru else (["x", "h0", "c0"], ["y", "h_n", "c_n"])
     for exporter, dynamo in (("dynamo", True), ("torchscript", False)):

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import onnx_cells  # noqa: E402
 
 
 class OnnxError(Exception):
@@ -80,13 +81,17 @@ def from_onnx(path, warn=None):
         raise OnnxError(f"not a valid ONNX graph: {e}".replace("\n", " ").strip()[:600])
     # The window's layout is what the first recurrent node proves: PyTorch's batch_first=True
     # exports a Transpose in front of it, batch_first=False (the default) feeds it the input.
+    try:
+        graph_to_read = onnx_cells.fold(model)  # an unrolled nn.*Cell loop becomes one recurrent node
+    except onnx_cells.LoopError as e:
+        raise OnnxError(str(e))
     notes = []
     try:
-        tensors, cfg = walk(model, path, time_major=False, warn=notes.append)
+        tensors, cfg = walk(graph_to_read, path, time_major=False, warn=notes.append)
     except OnnxError as batch_first:
         notes.clear()
         try:
-            tensors, cfg = walk(model, path, time_major=True, warn=notes.append)
+            tensors, cfg = walk(graph_to_read, path, time_major=True, warn=notes.append)
         except OnnxError as time_major:
             # the walk that read more of the graph names the node that really stops it
             raise (time_major if getattr(time_major, "progress", 0) > getattr(batch_first, "progress", 0) else batch_first) from None
@@ -165,12 +170,6 @@ def walk(model, path, time_major, warn):
         counts[kind] = n + 1
         return f"{kind}_{n}"
 
-    if not any(n.op_type in ("LSTM", "GRU", "RNN") for n in graph.node) and sum(n.op_type == "Gemm" for n in graph.node) > 2 \
-            and any(n.op_type == "Sigmoid" for n in graph.node):
-        raise OnnxError("the graph has no LSTM, GRU or RNN node but Gemm and Sigmoid nodes per timestep: an unrolled "
-                        "nn.LSTMCell loop. Serve the module's state_dict instead (safetensors.torch.save_file) with a "
-                        "config.json layers list, e.g. [{\"type\": \"lstm\", \"weights\": \"cell\", \"return_sequences\": false}, "
-                        "{\"type\": \"dense\", \"weights\": \"linear\"}] (README: Models)")
     Value.depth_now = 0
     node, done = None, 0
     try:

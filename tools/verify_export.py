@@ -52,7 +52,7 @@ def served(binary, out_dir, window, state):
     return one(answer)
 
 
-def onnx_runs(source, rng):
+def onnx_runs(source, rng, time_major, output):
     """(per-sample windows, per-sample states, per-sample framework answers), or a reason to skip."""
     try:
         import onnxruntime
@@ -72,9 +72,7 @@ def onnx_runs(source, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     states = [rng.uniform(-0.5, 0.5, [d or 3 for d in ds]).astype(np.float32) for ds in dims[1:]]
     feeds = {inputs[0].name: x} | {i.name: s for i, s in zip(inputs[1:], states)}
-    y = session.run(None, feeds)[0]
-    # which axis is the batch: the one the state's second axis (or the output's first) agrees on
-    time_major = len(shape) == 3 and any(n.op_type in ("LSTM", "GRU", "RNN") and n.input[0] == inputs[0].name for n in graph.node)
+    y = session.run([output], feeds)[0]
     B = shape[1] if time_major else shape[0]
     windows = [x[:, b] if time_major else x[b] for b in range(B)]
     per_state = [{"h": [s[b].tolist() for s in states[0]]} | ({"c": [s[b].tolist() for s in states[1]]} if len(states) > 1 else {})
@@ -106,7 +104,10 @@ def compare(source, out_dir, binary, seed=0):
     not compared; VerifyError when it is beyond the golden tolerance."""
     rng = np.random.default_rng(seed)
     ext = os.path.splitext(source)[1].lower()
-    runs = onnx_runs(source, rng) if ext == ".onnx" else keras_runs(source, rng) if ext == ".keras" else None
+    config = json.load(open(os.path.join(out_dir, "config.json")))
+    src = config.get("source", {})
+    runs = onnx_runs(source, rng, src.get("layout") == "time-major", src.get("output")) if ext == ".onnx" \
+        else keras_runs(source, rng) if ext == ".keras" else None
     if runs is None:
         return None
     if isinstance(runs, str):

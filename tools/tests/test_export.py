@@ -137,12 +137,28 @@ def test_an_unsupported_keras_layer_is_refused_naming_it(tmp_path, capsys):
     assert len(err) == 1 and err[0].endswith("(Conv3D) is not supported") and "Keras layer dense" in err[0]
 
 
-def test_an_unrolled_lstmcell_loop_in_onnx_is_refused_pointing_to_the_state_dict(tmp_path, capsys):
-    """torch.onnx.export (TorchScript) of the tutorial's nn.LSTMCell loop: Gemm and Sigmoid per step."""
-    src = os.path.join(ROOT, "Tests", "Fixtures", "generated", "onnx_lstmcell_loop", "model.onnx")
-    assert export_model.main([src, str(tmp_path / "out")]) == 1
+@pytest.mark.parametrize("case, kind", [("onnx_torchscript_lstmcell_loop", "lstm"), ("onnx_dynamo_lstmcell_loop", "lstm"),
+                                        ("onnx_torchscript_grucell_loop", "gru"), ("onnx_dynamo_grucell_loop", "gru"),
+                                        ("onnx_dynamo_rnn_uni_tm", "rnn")])
+def test_an_unrolled_cell_loop_imports_as_one_recurrent_layer(case, kind, tmp_path):
+    """nn.LSTMCell / nn.GRUCell looped in forward(), and an nn.RNN the dynamo exporter unrolls:
+    one block of nodes per timestep, read back as the one layer they are."""
+    _, cfg = export_model.export(os.path.join(PIPELINES, case, "model.onnx"), str(tmp_path))
+    assert [l["type"] for l in cfg["layers"]][:2] == [kind, "last_timestep"]
+
+
+def test_a_loop_that_is_no_cell_is_refused_naming_its_node(tmp_path, capsys):
+    """The same loop with one Sigmoid made a Tanh: the weights are reused at every step, but no
+    cell computes what it does."""
+    import onnx
+    model = onnx.load(os.path.join(PIPELINES, "onnx_torchscript_lstmcell_loop", "model.onnx"))
+    sig = [n for n in model.graph.node if n.op_type == "Sigmoid"][-1]
+    sig.op_type = "Tanh"
+    bad = str(tmp_path / "bad.onnx")
+    onnx.save(model, bad)
+    assert export_model.main([bad, str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unrolled nn.LSTMCell loop" in err[0] and "state_dict" in err[0]
+    assert len(err) == 1 and "like an unrolled nn.LSTMCell, nn.GRUCell or nn.RNNCell loop" in err[0] and " node " in err[0], err
 
 
 def test_every_onnx_node_is_consumed_or_the_export_is_refused_naming_it(tmp_path, capsys):
