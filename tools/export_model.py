@@ -183,6 +183,9 @@ def export(source, out_dir, name=None, cell=None, head_activations=None, extra=N
         cfg["head_prefix"] = head_prefix
     if head_activations:
         cfg["head_activations"] = [ACTIVATIONS[a] for a in head_activations]
+    parent, leaf = os.path.split(os.path.normpath(out_dir))
+    if not name and leaf.isdigit() and parent:
+        name = os.path.basename(parent)  # models/<name>/<version>: the model's name, not the version's
     if name:
         cfg["name"] = name
     if extra:

@@ -381,6 +381,7 @@ def walk(model, path, time_major, warn):
         raise OnnxError("no output of the graph is the end of its chain of layers")
     if not any(l["type"] in ("lstm", "gru", "rnn", "dense") for l in layers):
         raise OnnxError("no LSTM, GRU, RNN or Gemm node in the ONNX graph")
+    name_layers(graph, layers)
     cfg = {"source": {"framework": "onnx", "file": os.path.basename(path)}, "layers": layers}
     if time_major:
         cfg["source"]["layout"] = "time-major"  # the graph's window was (time, batch, features)
@@ -391,6 +392,46 @@ def walk(model, path, time_major, warn):
     if len(dims) == 5:
         cfg.setdefault("inputs", {})["shape"] = [int(d) for d in dims[2:]]  # each row a frame as PyTorch holds it
     return tensors, cfg
+
+
+def module_path(node):
+    """The PyTorch module a node came from ('lstm', 'head.0'), or '' for an op in forward()
+    itself: the dynamo exporter's name scopes, or the TorchScript exporter's '/lstm/LSTM'."""
+    for p in node.metadata_props:
+        if p.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = [s for s in __import__("ast").literal_eval(p.value) if isinstance(s, str)]
+            except (ValueError, SyntaxError):
+                break
+            return next((s for s in reversed(scopes[1:-1]) if s), "")  # the innermost module, already qualified
+    if node.name.startswith("/"):
+        return ".".join(node.name.strip("/").split("/")[:-1])
+    return ""
+
+
+def name_layers(graph, layers):
+    """Layers named after the module that made them, as state and `inspect` show them: a
+    recurrent node 'lstm layer 0', 'lstm layer 1' (as a state_dict's layers are named), others
+    by module ('fc', 'head.0'); an op written in forward() by what it does."""
+    paths = {n.name: module_path(n) for n in graph.node if n.name}
+    recurrent, taken = {}, set()
+    for spec in layers:
+        path = paths.get(spec.get("name"), "")
+        if spec["type"] in ("lstm", "gru", "rnn") and (path or spec.get("name") in paths):
+            module = path or spec["type"]
+            k = recurrent[module] = recurrent.get(module, -1) + 1
+            name = f"{module} layer {k}"
+        elif path:
+            name = path
+        elif spec.get("name") in paths:  # an exporter's own node name: say what the layer does
+            name = spec.get("activation") if spec["type"] == "activation" else spec["type"].replace("_", " ")
+        else:
+            name = spec.get("name") or spec["type"]
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base} {n}", n + 1
+        taken.add(name)
+        spec["name"] = name
 
 
 def over_time(node, op, a, const, fail, layers, tensors, prefix):
@@ -488,7 +529,7 @@ def frames(node, op, a, value, const, fail, layers, tensors, prefix, values):
         row(node, op, a, const, fail, layers, tensors, prefix, values, value)
         return values[node.output[0]]
     if op in ("Reshape", "Flatten"):
-        layers.append({"type": "permute", "name": f"{name} (to C, H, W)", "dims": [3, 1, 2]})  # (H, W, C) → (C, H, W)
+        layers.append({"type": "permute", "name": "to channels first", "dims": [3, 1, 2]})  # (H, W, C) → (C, H, W)
         layers.append({"type": "flatten", "name": name})
         width = C * H * W
         shape = [int(x) for x in const(node.input[1], node)] if op == "Reshape" and values[node.input[1]].kind == "const" else None

@@ -133,7 +133,7 @@ final class V2Answers: Sendable {
             let offsets = entry.signature.outputs[k].name == "lower" ? interval.lower : interval.upper
             return .shifted(y, offsets: offsets)
         case "class": return .ints(classes)
-        case "label": return .strings(classes.map { entry.model.config.labels![$0] })
+        case "label": return .strings(classes.map { entry.predictor.outputNames[$0] })
         case "forecasts": return .floats(every ?? [])
         default: return .floats(y)  // forecast, probabilities
         }

@@ -120,7 +120,7 @@ public struct Predictor: Sendable {
         let top = Self.topClass(y)
         var members: [(String, JSON)] = [("probabilities", .object(zip(outputNames, y).map { ($0, .float($1)) })),
                                          ("class", .int(top))]
-        if let labels = model.config.labels { members.append(("label", .string(labels[top]))) }
+        members.append(("label", .string(outputNames[top])))  // the config's labels, or the class index as text
         return members
     }
 

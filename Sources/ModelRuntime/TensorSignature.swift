@@ -11,8 +11,8 @@ import RecurrentCore
 ///   row is (batch, time); a frame is (batch, time, ...frame)), `INT64` token ids for a model
 ///   that starts with an Embedding.
 /// - Outputs: `forecast` (batch, outputs) with `lower` and `upper` when the model has an
-///   interval; a classifier's `probabilities`, `class` (and `label` when the config names
-///   labels); `forecasts` (batch, time, outputs) for a model that ends in a sequence.
+///   interval; a classifier's `probabilities`, `class` and `label` (the config's labels, or
+///   the class index as text); `forecasts` (batch, time, outputs) for a model that ends in a sequence.
 public struct TensorSignature: Sendable {
     public struct Tensor: Sendable, Equatable {
         public let name: String
@@ -63,7 +63,7 @@ public struct TensorSignature: Sendable {
         if predictor.isClassifier {
             outputs.append(Tensor(name: "probabilities", datatype: "FP32", shape: [-1, n]))
             outputs.append(Tensor(name: "class", datatype: "INT64", shape: [-1]))
-            if config.labels != nil { outputs.append(Tensor(name: "label", datatype: "BYTES", shape: [-1])) }
+            outputs.append(Tensor(name: "label", datatype: "BYTES", shape: [-1]))
         } else {
             outputs.append(Tensor(name: "forecast", datatype: "FP32", shape: [-1, n]))
             if config.interval != nil {

@@ -82,7 +82,7 @@ import TestSupport
         let json = try predictor.response(to: request, result: result).serialized()
         #expect(json.hasPrefix(#"{"model":"weather","forecast":{"a":\#(JSON.float(expected[0]).serializedOrEmpty),"b":"#))
         #expect(json.contains(#""units":{"a":"°C","b":"°C"}"#))
-        #expect(json.contains(#""state":{"layers":{"node_LSTM_56":{"h":["#))
+        #expect(json.contains(#""state":{"layers":{"lstm layer 0":{"h":["#))
     }
 }
 

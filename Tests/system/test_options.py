@@ -108,6 +108,9 @@ def test_every_option_is_exact_or_refused(server, name):
         status, single = server.call("POST", path, body)
         assert status == 200, single
         close(numbers(single), case["expected"][b], 1e-5)
+        if "probabilities" in single:  # a classifier names its top class, labels configured or not
+            probabilities = single["probabilities"]
+            assert single["label"] == list(probabilities)[single["class"]] == max(probabilities, key=probabilities.get)
 
         # return_sequences: the last recurrent layer's every timestep, as long as that layer saw it
         status, answer = server.call("POST", path, body | {"return_sequences": True})
