@@ -86,8 +86,6 @@ def hypotheses(graph, consts, features):
 def fold(model):
     """The model with its unrolled cell loop replaced by one recurrent node, or the model itself
     when it has no loop. LoopError when a loop's reused weights compute no cell it can match."""
-    import onnx
-    from onnx import helper, numpy_helper
     from onnx.reference import ReferenceEvaluator
     graph = model.graph
     if any(n.op_type in ("LSTM", "GRU", "RNN") for n in graph.node):
