@@ -339,7 +339,7 @@ def torch_case(name, spec, out, seed):
 
 
 def onnx_matrix():
-    """name: (cell, bidirectional, batch_first, head, seed). Modules as most PyTorch code writes
+    """name: (cell, bidirectional, batch_first, head, seed, layers). Modules as most PyTorch code writes
     them: `self.rnn(x)` with no initial state (the exporters build zeros from x's shape), in
     either layout; `random` draws h0/c0 with torch.rand in forward(); `sequence` answers every
     timestep through the Linear."""
@@ -348,11 +348,12 @@ def onnx_matrix():
     for cell in ("lstm", "gru"):
         for bi in (False, True):
             for bf in (True, False):
-                cases[f"{cell}_{'bi' if bi else 'uni'}_{'bf' if bf else 'tm'}"] = (cell, bi, bf, "last", 5000 + k)
+                cases[f"{cell}_{'bi' if bi else 'uni'}_{'bf' if bf else 'tm'}"] = (cell, bi, bf, "last", 5000 + k, 2)
                 k += 1
-    cases["rnn_uni_tm"] = ("rnn", False, False, "last", 5100)
-    cases["lstm_random_state"] = ("lstm", False, True, "random", 5101)
-    cases["gru_tm_sequence"] = ("gru", False, False, "sequence", 5102)
+    cases["rnn_uni_tm"] = ("rnn", False, False, "last", 5100, 1)
+    cases["lstm_random_state"] = ("lstm", False, True, "random", 5101, 2)
+    cases["gru_tm_sequence"] = ("gru", False, False, "sequence", 5102, 2)
+    cases["rnn_bi_bf"] = ("rnn", True, True, "last", 5103, 2)  # the dynamo exporter writes nn.RNN out step by step
     return cases
 
 
@@ -361,13 +362,13 @@ def onnx_matrix_case(name, spec, root):
     the module's layout, and h0/c0 when the module drew them."""
     import torch
     nn = torch.nn
-    cell, bi, bf, head, seed = spec
+    cell, bi, bf, head, seed, layers = spec
 
     class Module(nn.Module):
         def __init__(self):
             super().__init__()
             cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-            self.rnn = cls(3, 6, num_layers=2 if cell != "rnn" else 1, bidirectional=bi, batch_first=bf)
+            self.rnn = cls(3, 6, num_layers=layers, bidirectional=bi, batch_first=bf)
             self.fc = nn.Linear(6 * (2 if bi else 1), 2)
             self.drawn = None
 

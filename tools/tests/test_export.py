@@ -139,12 +139,15 @@ def test_an_unsupported_keras_layer_is_refused_naming_it(tmp_path, capsys):
 
 @pytest.mark.parametrize("case, kind", [("onnx_torchscript_lstmcell_loop", "lstm"), ("onnx_dynamo_lstmcell_loop", "lstm"),
                                         ("onnx_torchscript_grucell_loop", "gru"), ("onnx_dynamo_grucell_loop", "gru"),
-                                        ("onnx_dynamo_rnn_uni_tm", "rnn")])
-def test_an_unrolled_cell_loop_imports_as_one_recurrent_layer(case, kind, tmp_path):
-    """nn.LSTMCell / nn.GRUCell looped in forward(), and an nn.RNN the dynamo exporter unrolls:
-    one block of nodes per timestep, read back as the one layer they are."""
+                                        ("onnx_dynamo_rnn_uni_tm", "rnn"), ("onnx_dynamo_rnn_bi_bf", "rnn")])
+def test_an_unrolled_cell_loop_imports_as_its_recurrent_layers(case, kind, tmp_path):
+    """nn.LSTMCell / nn.GRUCell looped in forward(), and an nn.RNN that the dynamo exporter unrolls
+    (two layers of two directions, too): one block of nodes per timestep, read back as the
+    recurrent layers they are."""
     _, cfg = export_model.export(os.path.join(PIPELINES, case, "model.onnx"), str(tmp_path))
-    assert [l["type"] for l in cfg["layers"]][:2] == [kind, "last_timestep"]
+    recurrent = [l for l in cfg["layers"] if l["type"] == kind]
+    assert len(recurrent) == (2 if "_bi_" in case else 1) and cfg["layers"][len(recurrent)]["type"] == "last_timestep"
+    assert all(l.get("bidirectional", False) == ("_bi_" in case) for l in recurrent)
 
 
 def test_a_loop_that_is_no_cell_is_refused_naming_its_node(tmp_path, capsys):
