@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // libFuzzer targets, built apart from the server (libFuzzer brings its own main):
 //   swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address
-// scripts/fuzz-targets.sh builds and runs them.
+// Tests/system/fuzz-targets.sh builds and runs them.
 import PackageDescription
 
 let package = Package(

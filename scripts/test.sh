@@ -11,18 +11,18 @@ export LSTM_SERVE_SESSION_STORE=memory
 swift build --build-tests
 swift test
 python3 -m pytest -q tools/tests
-scripts/e2e.sh
-scripts/doors.sh
+Tests/system/e2e.sh
+Tests/system/doors.sh
 scripts/build.sh
 python3 -m pytest -q Tests/system
-python3 scripts/models_e2e.py .build/install/lstm-serve
-python3 scripts/crash.py .build/install/lstm-serve
-python3 scripts/reload.py .build/install/lstm-serve
-python3 scripts/hostile_store.py .build/install/lstm-serve
+python3 Tests/system/models_e2e.py .build/install/lstm-serve
+python3 Tests/system/crash.py .build/install/lstm-serve
+python3 Tests/system/reload.py .build/install/lstm-serve
+python3 Tests/system/hostile_store.py .build/install/lstm-serve
 LSTM_SERVE_BINARY=.build/install/lstm-serve python3 -m pytest -q Tests/protocol
-scripts/burst.sh .build/install/lstm-serve
-python3 scripts/stall.py .build/install/lstm-serve
-scripts/fuzz.sh .build/install/lstm-serve
-python3 scripts/overload.py 3
+Tests/system/burst.sh .build/install/lstm-serve
+python3 Tests/system/stall.py .build/install/lstm-serve
+Tests/system/fuzz.sh .build/install/lstm-serve
+python3 Tests/system/overload.py 3
 LIMITS="predict=11 step=19 v2json=17 v2binary=27" bench/alloc/run.sh 2
-scripts/fuzz-targets.sh 60
+Tests/system/fuzz-targets.sh 60

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 sizes=("${@:-100000}")
 bin=.build/install/lstm-serve
 [ -x "$bin" ] || scripts/build.sh
-. scripts/lib/server.sh
+. Tests/system/lib/server.sh
 work=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 rss() { awk '/VmRSS/ {print $2 * 1024}' "/proc/$pid/status"; }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 n=${1:-100000}
 bin=.build/install/lstm-serve
 [ -x "$bin" ] || scripts/build.sh
-. scripts/lib/server.sh
+. Tests/system/lib/server.sh
 rss() { awk '/VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$1/status"; }
 lua=$(mktemp --suffix=.lua)
 echo 'wrk.method = "POST"' >"$lua"

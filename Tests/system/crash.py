@@ -9,7 +9,7 @@ session must stand at its last acknowledged step (or one past it, when a step wa
 its answer was cut off), and its state must equal, bit for bit, a replay of exactly those steps
 on a second server that keeps sessions in memory. The next round goes on from there.
 
-    python3 scripts/crash.py BINARY [--rounds 20] [--sessions 1000] [--threads 16] [--sync process]
+    python3 Tests/system/crash.py BINARY [--rounds 20] [--sessions 1000] [--threads 16] [--sync process]
 """
 import argparse
 import atexit

@@ -4,11 +4,11 @@ state_dict with its layers config) through the README's commands (tools/export_m
 lstm-serve serve) to an HTTP answer, compared with what the framework answered for the same
 input (Tests/Fixtures/pipelines/<case>, made by tools/generate_golden.py --pipelines) within
 the golden tolerance, 1e-5 (|got - expected| <= 1e-5 * (1 + |expected|)).
-    python3 scripts/models_e2e.py [BINARY]     (the suite runs it on the release build)
+    python3 Tests/system/models_e2e.py [BINARY]     (the suite runs it on the release build)
 """
 import json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.chdir(root)
 binary = sys.argv[1] if len(sys.argv) > 1 else ".build/install/lstm-serve"
 cases = os.path.join("Tests", "Fixtures", "pipelines")

@@ -1,6 +1,6 @@
 -- Predict and step requests in turn: every other request POSTs the week in BODY to
 -- /v1/predict, the rest are bench/load/step.lua's steps over the ids in SESSIONS. Used by
--- scripts/reload.py (run from the repository's root), which reloads models underneath and
+-- Tests/system/reload.py (run from the repository's root), which reloads models underneath and
 -- wants no request to fail.
 dofile("bench/load/step.lua")
 local step = request

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A bounded random-request fuzzer against a live lstm-serve (stdlib only).
 
-    python3 scripts/fuzz_http.py http://127.0.0.1:PORT [--requests 20000] [--seed 1]
+    python3 Tests/system/fuzz_http.py http://127.0.0.1:PORT [--requests 20000] [--seed 1]
 
 Half the requests are well-framed HTTP with hostile JSON bodies (predict, step, session
 create, state import: wrong shapes, NaN, huge numbers, deep nesting, odd types, truncations);

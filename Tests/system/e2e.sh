@@ -2,9 +2,9 @@
 # End to end: starts the built binary on a free port, waits for /readyz, runs README's curl
 # session, checks each answer, then stops the server with SIGTERM and expects exit 0.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=${1:-$(swift build --show-bin-path)/lstm-serve}
-. scripts/lib/server.sh
+. Tests/system/lib/server.sh
 start_server "$bin" --log-level warning
 trap 'kill $pid 2>/dev/null || true' EXIT
 fails=0

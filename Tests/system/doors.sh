@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Doors, with curl over loopback: bearer tokens and scopes, HTTPS with a certificate made here
 # by openssl, the Host allow-list, and CORS (preflight and simple requests).
-# Usage: scripts/doors.sh [BINARY]
+# Usage: Tests/system/doors.sh [BINARY]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=${1:-$(swift build --show-bin-path)/lstm-serve}
-. scripts/lib/server.sh
+. Tests/system/lib/server.sh
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -5,10 +5,10 @@
 # again; then each target fuzzes from the committed corpus (fuzz/corpus/TARGET) for SECONDS, or
 # for RUNS executions with --runs. New inputs go to a scratch directory, not the repository; a
 # crash fails the script and names the input to commit under fuzz/regressions.
-#   scripts/fuzz-targets.sh [SECONDS]          # CI: 60
-#   scripts/fuzz-targets.sh --runs 10000000    # the long run
+#   Tests/system/fuzz-targets.sh [SECONDS]          # CI: 60
+#   Tests/system/fuzz-targets.sh --runs 10000000    # the long run
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 limit="-max_total_time=${1:-60}"
 [ "${1:-}" = "--runs" ] && limit="-runs=$2"
 scratch=$(mktemp -d)

@@ -5,11 +5,11 @@ else happens. The server's reaper sees that and wakes the workers. This script m
 purpose: it stops the server, lets n clients send a request (or hang up) together, resumes it, and
 requires every answer (or every close) within 2 s. n = 127 is the control.
 
-Usage: scripts/stall.py BINARY"""
+Usage: Tests/system/stall.py BINARY"""
 import os, re, signal, socket, subprocess, sys, time
 
 binary = sys.argv[1]
-body = open(os.path.join(os.path.dirname(__file__), "..", "examples", "week.json"), "rb").read()
+body = open(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "week.json"), "rb").read()
 request = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n" % len(body)) + body
 

@@ -11,7 +11,7 @@
 - A full disk (a small tmpfs): steps answer 503 with the reason, the session stays at its last
   stored step, and after the server is killed every acknowledged step is on the medium.
 
-    python3 scripts/hostile_store.py BINARY
+    python3 Tests/system/hostile_store.py BINARY
 """
 import hashlib
 import http.client
@@ -27,7 +27,7 @@ import tempfile
 import time
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else ".build/install/lstm-serve"
-MODELS = os.path.join(os.path.dirname(__file__), "..", "models")
+MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 checks = 0
 
 

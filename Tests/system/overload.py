@@ -6,11 +6,11 @@
 The server's own /metrics tell what it answered: only 200, 503 (past the connection limit),
 201 and 429 (past the session cap) may appear; wrk's socket errors are refused or closed
 connections. After each phase: how long until /healthz and a predict answer again, and RSS.
-    python3 scripts/overload.py [SECONDS]    (builds the release binary if missing; the suite runs 3)
+    python3 Tests/system/overload.py [SECONDS]    (builds the release binary if missing; the suite runs 3)
 """
 import json, os, re, subprocess, sys, tempfile, time, urllib.request
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.chdir(root)
 seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 binary = ".build/install/lstm-serve"

@@ -4,12 +4,12 @@
 # descriptors must return to where they started within 3 s (libmicrohttpd 0.9.75 with epoll
 # stops closing a worker's connections once that worker reaches its share of MHD's own limit,
 # and stalls after a full batch of 128 events: CI once saw 512 = 4 x 128 left open).
-# Usage: scripts/burst.sh [BINARY] [SECONDS_PER_ROUND]
+# Usage: Tests/system/burst.sh [BINARY] [SECONDS_PER_ROUND]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bin=${1:-$(swift build --show-bin-path)/lstm-serve}
 seconds=${2:-3}
-. scripts/lib/server.sh
+. Tests/system/lib/server.sh
 start_server "$bin" --log-level warning --connection-limit 1024 --per-ip-connection-limit 0
 lua=$(mktemp --suffix=.lua)
 trap 'kill $pid 2>/dev/null || true; rm -f "$log" "$lua"' EXIT

@@ -15,7 +15,7 @@ It passes when:
 - the retired versions are listed as retiring while sessions run on them, and each leaves
   memory once its last session is deleted.
 
-    python3 scripts/reload.py BINARY [--seconds 14] [--connections 16]
+    python3 Tests/system/reload.py BINARY [--seconds 14] [--connections 16]
 """
 import argparse
 import json
@@ -31,7 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash import Client, parallel, row, start  # noqa: E402
 
-MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "temperature")
+MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "temperature")
 
 
 def fail(message):
@@ -113,7 +113,7 @@ def main():
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "mixed.lua")
     wrk = subprocess.Popen(["wrk", "-t2", f"-c{a.connections}", f"-d{a.seconds}s", "-s", script, f"http://127.0.0.1:{port}"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                           cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+                           cwd=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     started = time.time()
     time.sleep(1)
     step("A", 3)
