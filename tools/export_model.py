@@ -24,7 +24,7 @@ Usage:
 
 --config EXTRA.json merges its keys into config.json: a `layers` list for a state_dict whose
 module is more than recurrent layers and a Linear head, `inputs`, `outputs`, `labels`,
-`normalization` (README: Bring your own model).
+`normalization` (docs/bring-your-own-model.md, docs/models.md).
 """
 import argparse
 import json

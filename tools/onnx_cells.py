@@ -164,7 +164,7 @@ def fold_one(model):
     raise LoopError(f"{use.op_type} node {use.name or use.output[0]} and the others reading {candidates[0][5]} reuse it at "
                     "every timestep like an unrolled nn.LSTMCell, nn.GRUCell or nn.RNNCell loop, but no value of the graph is "
                     "the output of such a cell over a sequence of the graph from a zero or given state; a cell loop of "
-                    "another shape serves from its state_dict with a config layers list (README: Bring your own model)")
+                    "another shape serves from its state_dict with a config layers list (docs/bring-your-own-model.md)")
 
 
 class Start:
