@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "lstm-serve",
             dependencies: [
-                "LSTMService", "ModelRuntime",
+                "LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -68,9 +68,7 @@ extension APIError {
     /// The native API's form of a runtime error.
     init(_ error: RuntimeError) {
         switch error {
-        case let .invalidInput(message), let .unsupported(message): self.init(.unprocessable, message)
-        case .unknownModel: self.init(.notFound, error.description)
-        case .nonFiniteOutput: self.init(.unprocessable, error.description)
+        case let .invalidInput(message): self.init(.unprocessable, message)
         case let .loading(message): self.init(.internalError, message)
         }
     }

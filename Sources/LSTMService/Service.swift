@@ -98,9 +98,6 @@ public final class Service: HTTPHandler, Sendable {
 
     public var registry: ModelRegistry? { registryBox.withLock { $0 } }
 
-    /// Returns once every session change made so far is stored (a drain's last step).
-    public func flushSessions() { sessions.journal?.flushBlocking() }
-
     /// Stores every session change made so far and closes the durable store, releasing its
     /// file (a drain's end, or a server stopped in-process that another will reopen).
     public func closeSessions() { sessions.journal?.close() }
@@ -216,10 +213,7 @@ public final class Service: HTTPHandler, Sendable {
     /// 8 hex digits of FNV-1a over `id`: enough to follow one session through the logs, not
     /// enough to use it.
     static func shortHash(_ id: Substring) -> String {
-        var h: UInt32 = 2166136261
-        for b in id.utf8 { h = (h ^ UInt32(b)) &* 16777619 }
-        let text = String(h, radix: 16)
-        return String(repeating: "0", count: 8 - text.count) + text
+        FNV1a.hash32(id.utf8).zeroPaddedHex
     }
 
     // MARK: Rendering

@@ -155,13 +155,8 @@ final class SessionJournal: @unchecked Sendable {
         done.wait()
     }
 
-    /// Returns once everything queued so far is written (or failed).
-    func flush() async {
-        if let ticket = append(.cleared("")) { _ = await ticket.wait() }
-    }
-
-    /// The same, blocking the calling thread, with the log and the WAL moved into the
-    /// database file (a drain, after the listener has stopped).
+    /// Returns once everything queued so far is written (or failed), blocking the calling
+    /// thread, with the log and the WAL moved into the database file.
     func flushBlocking() {
         guard let ticket = append(.checkpoint) else { return }
         while !ticket.isDone { usleep(1000) }

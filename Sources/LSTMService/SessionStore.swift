@@ -40,17 +40,13 @@ public final class SessionStore: Sendable {
     public var activeCount: Int { count.value.load(ordering: .relaxed) }
 
     func shard(_ id: String) -> SessionShard {
-        var h: UInt64 = 1469598103934665603
-        for b in id.utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
-        return shards[Int(h % UInt64(shards.count))]
+        shards[Int(FNV1a.hash64(id.utf8) % UInt64(shards.count))]
     }
 
     /// A new id: 128 random bits from the system's generator, as 32 hex digits.
     static func newID() -> String {
         var g = SystemRandomNumberGenerator()
-        let (a, b) = (g.next() as UInt64, g.next() as UInt64)
-        func hex(_ v: UInt64) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 16 - s.count) + s }
-        return hex(a) + hex(b)
+        return SessionKey(hi: g.next(), lo: g.next()).hex
     }
 
     /// Takes `removed` evicted or deleted sessions off the count (expired ones are taken off by their shard).

@@ -49,10 +49,7 @@ struct SessionKey: Hashable, Sendable {
     }
 
     /// The server-made id these bits spell.
-    var hex: String {
-        func part(_ v: UInt64) -> String { let s = String(v, radix: 16); return String(repeating: "0", count: 16 - s.count) + s }
-        return part(hi) + part(lo)
-    }
+    var hex: String { hi.zeroPaddedHex + lo.zeroPaddedHex }
 }
 
 /// One shard's sessions, kept in order of last use through a linked list over slots: the

@@ -86,10 +86,8 @@ struct Predict: ParsableCommand {
             let predictor = Predictor(model: m)
             let result = predictor.run(request, workspace: Workspace(pipeline: m.pipeline, batchSize: request.batchSize))
             print(try predictor.response(to: request, result: result).serialized(pretty: true))
-        } catch let error as APIError {
-            fail(error.message)
         } catch {
-            fail("\(error)")
+            fail("\(error)")  // a request the model refuses (RuntimeError), or JSON that cannot be written
         }
     }
 }
