@@ -30,17 +30,37 @@ public struct Log: Sendable {
     public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String,
                                _ fields: @autoclosure () -> KeyValuePairs<String, String> = [:]) {
         guard level >= self.level else { return }
+        write(level, message(), fields())
+    }
+
+    /// A line written at any configured level: what start-up says once (where it listens,
+    /// the models it loaded), which scripts and operators read whatever the level.
+    public func announce(_ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
+        write(.info, message, fields)
+    }
+
+    /// A reason the process cannot go on, as the last line before it exits: the CLI's
+    /// `lstm-serve: …` in text, an error record in JSON.
+    public func fatal(_ message: String) {
+        if json {
+            write(.error, message, [:])
+        } else {
+            Self.lock.withLock { _ in _ = "lstm-serve: \(Self.escaped(message))\n".withCString { Glibc.write(2, $0, strlen($0)) } }
+        }
+    }
+
+    private func write(_ level: LogLevel, _ message: String, _ fields: KeyValuePairs<String, String>) {
         let line: String
         if json {
-            var out = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"message\":\(Self.quoted(message()))"
-            for (k, v) in fields() { out += ",\(Self.quoted(k)):\(Self.quoted(v))" }
+            var out = "{\"time\":\"\(Self.timestamp())\",\"level\":\"\(level.rawValue)\",\"message\":\(Self.quoted(message))"
+            for (k, v) in fields { out += ",\(Self.quoted(k)):\(Self.quoted(v))" }
             line = out + "}\n"
         } else {
-            var out = "\(Self.timestamp()) \(level.rawValue) \(Self.escaped(message()))"
-            for (k, v) in fields() { out += " \(k)=\(Self.escaped(v))" }
+            var out = "\(Self.timestamp()) \(level.rawValue) \(Self.escaped(message))"
+            for (k, v) in fields { out += " \(k)=\(Self.escaped(v))" }
             line = out + "\n"
         }
-        Self.lock.withLock { _ in _ = line.withCString { write(2, $0, strlen($0)) } }
+        Self.lock.withLock { _ in _ = line.withCString { Glibc.write(2, $0, strlen($0)) } }
     }
 
     /// A JSON string literal.

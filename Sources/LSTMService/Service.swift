@@ -12,7 +12,7 @@ public final class Service: HTTPHandler, Sendable {
     public let configuration: Configuration
     public let metrics = Metrics(routes: Service.routes.patterns)
     public let sessions: SessionStore
-    let log: Log
+    public let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
     private let v2AnswersBox = Locked<[ObjectIdentifier: V2Answers]>([:])
     /// Versions a reload took out of the snapshot, held weakly: they stay in memory (and are
@@ -37,7 +37,8 @@ public final class Service: HTTPHandler, Sendable {
         if configuration.sessionStore.hasPrefix("sqlite:") {
             do {
                 let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process,
-                                             window: configuration.sessionCommitWindowMicroseconds, checkpointBytes: configuration.sessionCheckpointBytes)
+                                             window: configuration.sessionCommitWindowMicroseconds, checkpointBytes: configuration.sessionCheckpointBytes,
+                                             logger: log)
                 try storedRows.withLock { $0 = try opened.loadAll() }
                 journal = opened
             } catch {

@@ -42,6 +42,8 @@ final class SessionJournal: @unchecked Sendable {
     /// only so.
     private let writing = Locked(())
     private var log: StepLog?
+    /// Where the store's warnings go: the server's one logger.
+    let logger: Log
     /// The changes a writer has taken from the queue, and the bytes it writes for them.
     private var batch: [(Change, Ticket?)] = []
     private var buffer: [UInt8] = []
@@ -67,8 +69,10 @@ final class SessionJournal: @unchecked Sendable {
     /// what its step logs hold into it. Throws one clear error for a file that is not a
     /// session store, a damaged one or a damaged log, one another process holds, or one that
     /// cannot be written.
-    init(path: String, sync: Sync, window: Int = 0, checkpointBytes: Int = defaultCheckpointBytes) throws(StoreError) {
+    init(path: String, sync: Sync, window: Int = 0, checkpointBytes: Int = defaultCheckpointBytes,
+         logger: Log = Log(level: .warning)) throws(StoreError) {
         self.path = path
+        self.logger = logger
         self.sync = sync
         self.window = window
         self.checkpointBytes = checkpointBytes
@@ -77,11 +81,11 @@ final class SessionJournal: @unchecked Sendable {
         var logs: [(String, StepLog.Mapped)] = []
         let opened = try Database(path: path, sync: sync) { () throws(StoreError) in
             for file in [path + "-steps.old", path + "-steps"] {
-                guard let log = try StepLog.Mapped(file) else { continue }
-                if log.dropped > 0 {
-                    FileHandle.standardError.write(Data("lstm-serve: the session store's step log '\(file)' ends in a record cut short (\(log.dropped) bytes, never acknowledged); dropped\n".utf8))
+                guard let mapped = try StepLog.Mapped(file) else { continue }
+                if mapped.dropped > 0 {
+                    logger(.warning, "the session store's step log '\(file)' ends in a record cut short (\(mapped.dropped) bytes, never acknowledged); dropped")
                 }
-                logs.append((file, log))
+                logs.append((file, mapped))
             }
         }
         database = Locked(opened)
@@ -310,7 +314,7 @@ final class SessionJournal: @unchecked Sendable {
         }
         if final {
             do { try database.withLock { db throws(StoreError) in try db?.truncateWAL() } } catch {
-                FileHandle.standardError.write(Data("lstm-serve: \(error)\n".utf8))
+                logger(.error, "\(error)")
                 return false
             }
         }
@@ -325,7 +329,7 @@ final class SessionJournal: @unchecked Sendable {
             do {
                 if let log = try StepLog.Mapped(oldLogPath) { try db.apply(log, file: oldLogPath) }
             } catch {
-                FileHandle.standardError.write(Data("lstm-serve: the session store's checkpoint failed (\(error)); the step log is kept and tried again\n".utf8))
+                logger(.error, "the session store's checkpoint failed (\(error)); the step log is kept and tried again")
                 return false
             }
             try? FileManager.default.removeItem(atPath: oldLogPath)

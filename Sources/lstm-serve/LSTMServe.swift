@@ -17,10 +17,11 @@ struct LSTMServe: ParsableCommand {
     )
 }
 
-/// Prints a one-line reason and exits non-zero.
-func fail(_ message: String) -> Never {
+/// Prints a one-line reason and exits non-zero: through the server's logger once its
+/// configuration is known (a JSON record with `log_format: json`), else as `lstm-serve: …`.
+func fail(_ message: String, log: Log = Log(level: .error)) -> Never {
     // what a file or a flag held may be in the message: one line, no terminal control bytes
-    FileHandle.standardError.write(Data("lstm-serve: \(Log.escaped(message))\n".utf8))
+    log.fatal(message)
     exit(1)
 }
 

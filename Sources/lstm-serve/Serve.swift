@@ -82,19 +82,19 @@ struct Serve: ParsableCommand {
         let configuration: Configuration
         do { configuration = try resolvedConfiguration() } catch { fail(error.description) }
         let server: Server
-        do { server = try Server(configuration: configuration) } catch { fail(error.description) }
+        let log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
+        do { server = try Server(configuration: configuration) } catch { fail(error.description, log: log) }
         let service = server.service
         // Listen first (readyz says 503 while loading), then load the models.
         let port: Int
-        do { port = try server.start() } catch { fail(error.description) }
+        do { port = try server.start() } catch { fail(error.description, log: log) }
         // loaded in a function of its own: a local here would hold the first snapshot (and
         // every version in it) for the life of the process, so no reload could unload them
         service.install(loadModels(configuration, server))
         let names = service.registry?.names.joined(separator: ", ") ?? ""
         let scheme = configuration.tlsCert.isEmpty ? "http" : "https"
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        print("lstm-serve listening on \(scheme)://\(host):\(port) (models: \(names); default: \(service.registry?.defaultName ?? ""))")
-        fflush(nil)
+        service.log.announce("lstm-serve listening on \(scheme)://\(host):\(port) (models: \(names); default: \(service.registry?.defaultName ?? ""))")
 
         // Expired sessions are dropped lazily on access; a sweeper frees the rest.
         let sweepEvery = max(1, min(60, configuration.sessionTTLSeconds / 4))
@@ -118,7 +118,7 @@ struct Serve: ParsableCommand {
                     _ = try? service.reload()
                     return
                 }
-                FileHandle.standardError.write(Data("lstm-serve: signal \(sig), draining: /readyz is 503, finishing in-flight requests\n".utf8))
+                service.log.announce("signal \(sig), draining: /readyz is 503, finishing in-flight requests")
                 server.beginDrain()
                 Thread.sleep(forTimeInterval: configuration.drainSeconds)
                 server.stop(drainTimeout: 10)
@@ -138,14 +138,14 @@ struct Serve: ParsableCommand {
             registry = try ModelRegistry.load(configuration.repository, defaultName: configuration.defaultModel, requireAll: configuration.requireAllModels)
         } catch {
             server.stop(drainTimeout: 0)
-            fail(error.description)
+            fail(error.description, log: server.service.log)
         }
         for e in registry.allEntries {
             let m = e.model
-            print("lstm-serve: model \(m.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
+            server.service.log.announce("model \(m.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (\(m.pipeline.parameterCount) parameters, sha256 \(m.weightsSHA256.prefix(12)))")
         }
         for failure in registry.failed {
-            FileHandle.standardError.write(Data("lstm-serve: model \(Log.escaped(failure.description)) (not served)\n".utf8))
+            server.service.log(.warning, "model \(failure.description) (not served)")
         }
         return registry
     }

@@ -83,15 +83,17 @@ curl -s -o /dev/null "$base/v1/models/%0Aforged"
 kill -TERM $pid; wait $pid || true
 if python3 - "$log" "$sid" <<'PY'
 import json, re, sys
-lines = [l for l in open(sys.argv[1]) if l.startswith("{")]
-records = [json.loads(l) for l in lines]
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+records = [json.loads(l) for l in lines]  # every line, start-up and drain too, is one JSON record
+assert any(r["message"].startswith("lstm-serve listening on") for r in records)
+assert any(r["message"].startswith("signal 15, draining") for r in records)
 step = [r for r in records if r.get("request_id") == "e2e-42"]
 assert step and step[0]["message"].startswith("POST /v1/sessions/{id}/step 200"), step
 assert re.fullmatch(r"[0-9a-f]{8}", step[0]["session"]), step
 assert not any(sys.argv[2] in l for l in open(sys.argv[1])), "full session id in the log"
 assert all(r["request_id"] for r in records if r["message"].startswith(("GET", "POST")))
 PY
-then echo "ok   json logs: request id, session hashed"; passes=$((passes + 1)); else echo "FAIL json logs"; cat "$log"; fails=$((fails + 1)); fi
+then echo "ok   json logs: every line JSON, request id, session hashed"; passes=$((passes + 1)); else echo "FAIL json logs"; cat "$log"; fails=$((fails + 1)); fi
 trap - EXIT
 echo "e2e: $passes passed, $fails failed"
 [ "$fails" -eq 0 ]
