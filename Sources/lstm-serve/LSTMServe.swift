@@ -12,7 +12,7 @@ struct LSTMServe: ParsableCommand {
         commandName: "lstm-serve",
         abstract: "Serve and run recurrent networks (LSTM, GRU, RNN) exported from PyTorch, Keras or ONNX.",
         version: LSTMServeVersion.string,
-        subcommands: [Serve.self, Inspect.self, Predict.self],
+        subcommands: [Serve.self, Inspect.self, Predict.self, Settings.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -89,6 +89,24 @@ struct Predict: ParsableCommand {
             print(try predictor.response(to: request, result: result).serialized(pretty: true))
         } catch {
             fail("\(error)")  // a request the model refuses (RuntimeError), or JSON that cannot be written
+        }
+    }
+}
+
+struct Settings: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List every configuration key: its flag, environment variable, default and meaning.")
+
+    @Flag(help: "Print the keys as JSON.")
+    var json = false
+
+    func run() throws {
+        let rows = Configuration.settings.map { s in [("key", s.key), ("flag", s.flag), ("env", s.env), ("default", s.defaultText), ("help", s.help)] }
+        if json {
+            print(try JSON.array(rows.map { .object($0.map { ($0.0, .string($0.1)) }) }).serialized(pretty: true))
+        } else {
+            print("| key | flag | environment | default | meaning |\n| --- | --- | --- | --- | --- |")
+            for r in rows { print("| " + r.map(\.1).joined(separator: " | ") + " |") }
         }
     }
 }

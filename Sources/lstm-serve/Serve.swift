@@ -7,52 +7,61 @@ import ModelRuntime
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve models over HTTP (predict, stream-step sessions, health, model info, metrics).",
-        discussion: "Settings layer as flags > LSTM_SERVE_* environment > --config file > defaults; README lists every key."
+        discussion: "Settings layer as flags > LSTM_SERVE_* environment > --config file > defaults; `lstm-serve settings` lists every key."
     )
 
     @Option(help: "JSON config file (default: config/lstm-serve.json when present).") var config: String?
-    @Option(help: h("host", "Address to listen on: IPv4, IPv6 or a name.")) var host: String?
-    @Option(help: h("port", "Port (0 picks a free one).")) var port: String?
-    @Option(name: .customLong("model"), help: h("models", "A model directory or bare .safetensors to serve (repeatable; the first is the default)."))
+    @Option(help: h("host")) var host: String?
+    @Option(help: h("port")) var port: String?
+    @Option(name: .customLong("model"), help: h("models"))
     var models: [String] = []
-    @Option(help: h("models_directory", "Directory whose model directories are served when no --model is given.")) var modelsDirectory: String?
-    @Option(help: h("default_model", "The model /v1/predict and new sessions use (empty: temperature if loaded, else the first).")) var defaultModel: String?
-    @Option(help: h("model_version_policy", "Versions served of each model: latest, latest:N, all or specific:V,V (per model: '; name=rule').")) var modelVersionPolicy: String?
-    @Option(help: h("model_poll_seconds", "Seconds between looks at the model repository for new or changed versions (0: off).")) var modelPollSeconds: String?
-    @Option(help: h("threads", "HTTP worker threads (0: one per core).")) var threads: String?
-    @Option(help: h("max_body_bytes", "Largest request body in bytes.")) var maxBodyBytes: String?
-    @Option(help: h("connection_timeout_seconds", "Seconds an idle connection is kept.")) var connectionTimeoutSeconds: String?
-    @Option(help: h("request_deadline_seconds", "Seconds by which a request's headers and body must have arrived, from the connection's start or previous answer."))
+    @Option(help: h("models_directory")) var modelsDirectory: String?
+    @Option(help: h("default_model")) var defaultModel: String?
+    @Option(help: h("model_version_policy")) var modelVersionPolicy: String?
+    @Option(help: h("model_poll_seconds")) var modelPollSeconds: String?
+    @Option(help: h("threads")) var threads: String?
+    @Option(help: h("max_body_bytes")) var maxBodyBytes: String?
+    @Option(help: h("connection_timeout_seconds")) var connectionTimeoutSeconds: String?
+    @Option(help: h("request_deadline_seconds"))
     var requestDeadlineSeconds: String?
-    @Option(help: h("connection_limit", "Connections served at once (past it: 503 and close).")) var connectionLimit: String?
-    @Option(help: h("per_ip_connection_limit", "Connections from one address (0: no limit).")) var perIpConnectionLimit: String?
-    @Option(help: h("connection_memory_limit", "libmicrohttpd memory per connection in bytes (caps headers).")) var connectionMemoryLimit: String?
-    @Option(help: h("session_ttl_seconds", "Idle seconds before a session expires.")) var sessionTtlSeconds: String?
-    @Option(help: h("max_sessions", "Most sessions held at once.")) var maxSessions: String?
-    @Option(help: h("session_full_policy", "When full: reject (429) or evict (least recently used).")) var sessionFullPolicy: String?
-    @Option(help: h("session_shards", "Session store shards (0: max(16, 4 x cores)).")) var sessionShards: String?
-    @Option(help: h("session_store", "memory, or sqlite:PATH for sessions that survive restarts and crashes.")) var sessionStore: String?
-    @Option(help: h("session_sync", "With sqlite: process (a stored step survives kill -9) or full (power loss too: fsync per commit).")) var sessionSync: String?
-    @Option(help: h("session_commit_window_us", "With sqlite: microseconds a commit waits for more steps to join it.")) var sessionCommitWindowUs: String?
-    @Option(help: h("session_checkpoint_bytes", "With sqlite: the step log's size at which it is moved into the database.")) var sessionCheckpointBytes: String?
-    @Option(help: h("max_batch", "Most windows in one predict request.")) var maxBatch: String?
-    @Option(help: h("log_level", "debug, info (a line per request), warning or error.")) var logLevel: String?
-    @Option(help: h("log_format", "text or json (one object per line).")) var logFormat: String?
-    @Flag(help: h("require_all_models", "Stop start-up when any model fails to load (otherwise it is reported and the rest serve)."))
+    @Option(help: h("connection_limit")) var connectionLimit: String?
+    @Option(help: h("per_ip_connection_limit")) var perIpConnectionLimit: String?
+    @Option(help: h("connection_memory_limit")) var connectionMemoryLimit: String?
+    @Option(help: h("session_ttl_seconds")) var sessionTtlSeconds: String?
+    @Option(help: h("max_sessions")) var maxSessions: String?
+    @Option(help: h("session_full_policy")) var sessionFullPolicy: String?
+    @Option(help: h("session_shards")) var sessionShards: String?
+    @Option(help: h("session_store")) var sessionStore: String?
+    @Option(help: h("session_sync")) var sessionSync: String?
+    @Option(help: h("session_commit_window_us")) var sessionCommitWindowUs: String?
+    @Option(help: h("session_checkpoint_bytes")) var sessionCheckpointBytes: String?
+    @Option(help: h("max_batch")) var maxBatch: String?
+    @Option(help: h("log_level")) var logLevel: String?
+    @Option(help: h("log_format")) var logFormat: String?
+    @Flag(help: h("require_all_models"))
     var requireAllModels = false
-    @Option(help: h("drain_seconds", "Seconds between SIGTERM turning /readyz 503 and the listener closing.")) var drainSeconds: String?
-    @Option(help: h("tls_cert", "PEM certificate for HTTPS (with --tls-key).")) var tlsCert: String?
-    @Option(help: h("tls_key", "PEM private key for HTTPS (with --tls-cert).")) var tlsKey: String?
-    @Option(help: h("auth_token_file", "Bearer tokens, one per line, each optionally followed by scopes (infer, admin).")) var authTokenFile: String?
-    @Flag(help: h("auth_health_and_metrics", "With tokens, /healthz, /readyz and /metrics need one too.")) var authHealthAndMetrics = false
-    @Option(help: h("allowed_hosts", "Host names answered, comma-separated (empty: any).")) var allowedHosts: String?
-    @Option(help: h("allowed_origins", "Origins CORS lets in, comma-separated, or * (empty: none).")) var allowedOrigins: String?
+    @Option(help: h("drain_seconds")) var drainSeconds: String?
+    @Option(help: h("tls_cert")) var tlsCert: String?
+    @Option(help: h("tls_key")) var tlsKey: String?
+    @Option(help: h("auth_token_file")) var authTokenFile: String?
+    @Flag(help: h("auth_health_and_metrics")) var authHealthAndMetrics = false
+    @Option(help: h("allowed_hosts")) var allowedHosts: String?
+    @Option(help: h("allowed_origins")) var allowedOrigins: String?
 
-    /// A flag's help with its default and environment variable, from the key table.
-    static func h(_ key: String, _ text: String) -> ArgumentHelp {
-        let env = Configuration.keys.first { $0.key == key }?.env ?? ""
-        let value = Configuration().text(key)
-        return ArgumentHelp("\(text) (default: \(value.isEmpty ? "none" : value); env \(env))")
+    /// A flag's help, default and environment variable, from the key's declaration.
+    static func h(_ key: String) -> ArgumentHelp {
+        guard let setting = Configuration.setting(key) else { preconditionFailure("no setting '\(key)'") }
+        let value = setting.defaultText
+        return ArgumentHelp("\(setting.help) (default: \(value.isEmpty ? "none" : value); env \(setting.env))")
+    }
+
+    /// The flags given, by key: each option's property is its key in camel case.
+    func givenFlags() -> [(String, String)] {
+        Mirror(reflecting: self).children.compactMap { child in
+            guard let label = child.label, let option = child.value as? Option<String?>, let value = option.wrappedValue else { return nil }
+            let key = label.dropFirst().reduce(into: "") { out, c in out += c.isUppercase ? "_" + c.lowercased() : String(c) }
+            return key == "config" ? nil : (key, value)
+        }
     }
 
     func resolvedConfiguration() throws(ConfigurationError) -> Configuration {
@@ -61,17 +70,7 @@ struct Serve: ParsableCommand {
             try c.load(file: "config/lstm-serve.json")
         }
         try c.load(environment: ProcessInfo.processInfo.environment)
-        let flags: [(String, String?)] = [
-            ("host", host), ("port", port), ("models_directory", modelsDirectory), ("default_model", defaultModel), ("model_version_policy", modelVersionPolicy), ("model_poll_seconds", modelPollSeconds),
-            ("threads", threads), ("max_body_bytes", maxBodyBytes), ("connection_timeout_seconds", connectionTimeoutSeconds),
-            ("request_deadline_seconds", requestDeadlineSeconds), ("connection_limit", connectionLimit),
-            ("per_ip_connection_limit", perIpConnectionLimit), ("connection_memory_limit", connectionMemoryLimit),
-            ("session_ttl_seconds", sessionTtlSeconds), ("max_sessions", maxSessions), ("session_full_policy", sessionFullPolicy),
-            ("session_shards", sessionShards), ("session_store", sessionStore), ("session_sync", sessionSync), ("session_commit_window_us", sessionCommitWindowUs), ("session_checkpoint_bytes", sessionCheckpointBytes), ("max_batch", maxBatch), ("log_level", logLevel), ("log_format", logFormat),
-            ("drain_seconds", drainSeconds), ("tls_cert", tlsCert), ("tls_key", tlsKey), ("auth_token_file", authTokenFile),
-            ("allowed_hosts", allowedHosts), ("allowed_origins", allowedOrigins),
-        ]
-        for (key, value) in flags { if let value { try c.set(key, value, source: "flag") } }
+        for (key, value) in givenFlags() { try c.set(key, value, source: "flag") }
         if !models.isEmpty { c.models = models }
         if requireAllModels { c.requireAllModels = true }
         if authHealthAndMetrics { c.authHealthAndMetrics = true }
