@@ -1,4 +1,6 @@
 import HTTPServer
+import JSON
+import ModelRuntime
 
 /// Every route, declared once: metrics labels, `Allow` and the dispatch in `Service.answer`
 /// all come from this table. A route belongs to a protocol, whose envelope its errors take.
@@ -6,60 +8,87 @@ extension Service {
     /// The native API (`/v1`, health, metrics) or the Open Inference Protocol V2 (`/v2`).
     enum APIProtocol: Sendable { case native, v2 }
 
-    enum Endpoint: Sendable {
-        case health, ready, metrics, openapi, models, model, modelVersion, predict, modelPredict, versionPredict, reload
-        case sessions, session, step, state, migrate
-        case v2Server, v2Live, v2Ready, v2Model, v2ModelReady, v2ModelConfig, v2ModelStats, v2Infer
-
-        /// Health, readiness, metrics and the API description stay open unless the policy guards them.
-        var isOperational: Bool {
-            switch self {
-            case .health, .ready, .metrics, .openapi, .v2Server, .v2Live, .v2Ready: return true
-            default: return false
-            }
+    /// What a route is and what answers it. Adding a route is one entry of `routes`.
+    struct Endpoint: Sendable {
+        /// Who may call it: `open` (health, readiness, metrics, the API description: no token
+        /// unless the policy guards them), `infer`, or `admin` (reloading models).
+        enum Access: Sendable { case open, infer, admin }
+        /// Answered at once, models loaded or not; or once the models are loaded, with them.
+        enum Answer: Sendable {
+            case always(@Sendable (Service, HTTPRequest, Route) -> HTTPResponse)
+            case loaded(@Sendable (Service, HTTPRequest, Route, ModelRegistry) throws(APIError) -> HTTPHandlerResult)
         }
-        /// Whether the path's first parameter is a session id (logged only as a hash).
-        var hasSessionID: Bool { self == .session || self == .step || self == .state || self == .migrate }
 
-        var apiProtocol: APIProtocol {
-            switch self {
-            case .v2Server, .v2Live, .v2Ready, .v2Model, .v2ModelReady, .v2ModelConfig, .v2ModelStats, .v2Infer: return .v2
-            default: return .native
-            }
+        let api: APIProtocol
+        let access: Access
+        /// The path's first parameter is a session id (logged only as a hash).
+        let sessionID: Bool
+        let answer: Answer
+
+        static func native(_ access: Access = .infer, session: Bool = false,
+                           _ answer: @escaping @Sendable (Service, HTTPRequest, Route, ModelRegistry) throws(APIError) -> HTTPHandlerResult) -> Endpoint {
+            Endpoint(api: .native, access: access, sessionID: session, answer: .loaded(answer))
+        }
+        static func operational(_ api: APIProtocol = .native, _ answer: @escaping @Sendable (Service, HTTPRequest, Route) -> HTTPResponse) -> Endpoint {
+            Endpoint(api: api, access: .open, sessionID: false, answer: .always(answer))
+        }
+        /// A `/v2/models/{name}[/versions/{version}]/…` route: its model version, found first.
+        static func v2(_ answer: @escaping @Sendable (Service, HTTPRequest, Route, ModelRegistry.Entry, ModelRegistry) throws(APIError) -> HTTPHandlerResult) -> Endpoint {
+            Endpoint(api: .v2, access: .infer, sessionID: false, answer: .loaded { s, request, route, registry throws(APIError) in
+                try answer(s, request, route, try Service.entry(registry, String(route.parameter ?? ""), version: route.second), registry)
+            })
         }
     }
 
     static let routes = RouteTable<Endpoint>([
-        .init("/healthz", ["GET"], .health),
-        .init("/readyz", ["GET"], .ready),
-        .init("/metrics", ["GET"], .metrics),
-        .init("/v1/models", ["GET"], .models),
-        .init("/v1/models/{name}", ["GET"], .model),
-        .init("/v1/models/{name}/versions/{version}", ["GET"], .modelVersion),
-        .init("/v1/predict", ["POST"], .predict),
-        .init("/v1/models/{name}/predict", ["POST"], .modelPredict),
-        .init("/v1/models/{name}/versions/{version}/predict", ["POST"], .versionPredict),
-        .init("/v1/models/{name}/reload", ["POST"], .reload),
-        .init("/v1/sessions", ["POST"], .sessions),
-        .init("/v1/sessions/{id}", ["GET", "DELETE"], .session),
-        .init("/v1/sessions/{id}/step", ["POST"], .step),
-        .init("/v1/sessions/{id}/state", ["GET", "PUT"], .state),
-        .init("/v1/sessions/{id}/migrate", ["POST"], .migrate),
-        .init("/openapi.json", ["GET"], .openapi),
-        .init("/v2", ["GET"], .v2Server),
-        .init("/v2/health/live", ["GET"], .v2Live),
-        .init("/v2/health/ready", ["GET"], .v2Ready),
-        .init("/v2/models/{name}", ["GET"], .v2Model),
-        .init("/v2/models/{name}/versions/{version}", ["GET"], .v2Model),
-        .init("/v2/models/{name}/ready", ["GET"], .v2ModelReady),
-        .init("/v2/models/{name}/versions/{version}/ready", ["GET"], .v2ModelReady),
-        .init("/v2/models/{name}/config", ["GET"], .v2ModelConfig),
-        .init("/v2/models/{name}/versions/{version}/config", ["GET"], .v2ModelConfig),
-        .init("/v2/models/{name}/stats", ["GET"], .v2ModelStats),
-        .init("/v2/models/{name}/versions/{version}/stats", ["GET"], .v2ModelStats),
-        .init("/v2/models/{name}/infer", ["POST"], .v2Infer),
-        .init("/v2/models/{name}/versions/{version}/infer", ["POST"], .v2Infer),
-    ])
+        .init("/healthz", ["GET"], .operational { _, _, _ in reply(200, .object([("status", .string("ok"))])) }),
+        .init("/readyz", ["GET"], .operational { s, _, _ in s.ready() }),
+        .init("/metrics", ["GET"], .operational { s, _, _ in s.metricsText() }),
+        .init("/v1/models", ["GET"], .native { s, _, _, registry in .now(s.listModels(registry)) }),
+        .init("/v1/models/{name}", ["GET"], .native { s, _, route, registry throws(APIError) in
+            .now(try s.modelInfo(registry, route.name, version: nil))
+        }),
+        .init("/v1/models/{name}/versions/{version}", ["GET"], .native { s, _, route, registry throws(APIError) in
+            .now(try s.modelInfo(registry, route.name, version: route.second))
+        }),
+        .init("/v1/predict", ["POST"], .native { s, request, _, registry throws(APIError) in
+            .now(try s.predict(request, try entry(registry, registry.defaultName)))
+        }),
+        .init("/v1/models/{name}/predict", ["POST"], .native { s, request, route, registry throws(APIError) in
+            .now(try s.predict(request, try entry(registry, route.name)))
+        }),
+        .init("/v1/models/{name}/versions/{version}/predict", ["POST"], .native { s, request, route, registry throws(APIError) in
+            .now(try s.predict(request, try entry(registry, route.name, version: route.second)))
+        }),
+        .init("/v1/models/{name}/reload", ["POST"], .native(.admin) { s, _, route, _ in s.reloadModel(route.name) }),
+        .init("/v1/sessions", ["POST"], .native { s, request, _, registry throws(APIError) in try s.createSession(request, registry) }),
+        .init("/v1/sessions/{id}", ["GET", "DELETE"], .native(session: true) { s, request, route, _ in
+            request.method == "DELETE" ? s.deleteSession(route.name) : s.getSession(route.name)
+        }),
+        .init("/v1/sessions/{id}/step", ["POST"], .native(session: true) { s, request, route, registry throws(APIError) in
+            try s.step(request, registry, route.name)
+        }),
+        .init("/v1/sessions/{id}/state", ["GET", "PUT"], .native(session: true) { s, request, route, _ throws(APIError) in
+            request.method == "PUT" ? try s.putState(request, route.name) : s.getState(route.name)
+        }),
+        .init("/v1/sessions/{id}/migrate", ["POST"], .native(session: true) { s, request, route, registry throws(APIError) in
+            try s.migrateSession(request, registry, route.name)
+        }),
+        .init("/openapi.json", ["GET"], .operational { _, _, _ in HTTPResponse(status: 200, headers: jsonHeaders, body: OpenAPI.document) }),
+        .init("/v2", ["GET"], .operational(.v2) { _, _, _ in v2ServerMetadata() }),
+        .init("/v2/health/live", ["GET"], .operational(.v2) { _, _, _ in reply(200, .object([("live", .bool(true))])) }),
+        .init("/v2/health/ready", ["GET"], .operational(.v2) { s, _, _ in s.v2Ready() }),
+    ] + ["", "/versions/{version}"].flatMap { version in [
+        .init("/v2/models/{name}\(version)", ["GET"], .v2 { s, _, _, entry, registry in .now(reply(200, s.v2Metadata(entry, registry))) }),
+        .init("/v2/models/{name}\(version)/ready", ["GET"], .v2 { _, _, route, _, _ in
+            .now(reply(200, .object([("name", .string(route.name)), ("ready", .bool(true))])))
+        }),
+        .init("/v2/models/{name}\(version)/config", ["GET"], .v2 { s, _, _, entry, _ in .now(reply(200, s.v2Config(entry))) }),
+        .init("/v2/models/{name}\(version)/stats", ["GET"], .v2 { s, _, _, entry, _ in
+            .now(reply(200, .object([("model_stats", .array([s.v2Statistics(entry)]))])))
+        }),
+        .init("/v2/models/{name}\(version)/infer", ["POST"], .v2 { s, request, _, entry, _ throws(APIError) in try s.v2Infer(request, entry) }),
+    ] as [RouteTable<Endpoint>.Route] })
 
     /// A matched request: its route and the path's parameters (a model name or session id,
     /// and a model version).
@@ -70,13 +99,17 @@ extension Service {
 
         var spec: RouteTable<Endpoint>.Route { Service.routes.routes[index] }
         var endpoint: Endpoint { spec.endpoint }
-        var sessionID: Substring? { endpoint.hasSessionID ? parameter : nil }
+        var sessionID: Substring? { endpoint.sessionID ? parameter : nil }
+        /// The first parameter: a model's name or a session's id.
+        var name: String { parameter.map(String.init) ?? "" }
 
         /// The scope a token needs here; nil for the operational endpoints unless guarded.
-        /// Reloading the models is an operator's act: `admin`.
         func scope(guardingHealth: Bool) -> AccessPolicy.Scope? {
-            if endpoint == .reload { return .admin }
-            return endpoint.isOperational && !guardingHealth ? nil : .infer
+            switch endpoint.access {
+            case .admin: return .admin
+            case .infer: return .infer
+            case .open: return guardingHealth ? .infer : nil
+            }
         }
     }
 

@@ -8,34 +8,16 @@ import ModelRuntime
 extension Service {
     static let v2Extensions = ["binary_tensor_data", "sequence", "statistics", "model_configuration"]
 
-    /// `GET /v2`, `/v2/health/live`, `/v2/health/ready`: answered while models load too.
-    func v2Server(_ endpoint: Endpoint) -> HTTPResponse {
-        switch endpoint {
-        case .v2Live: return Self.reply(200, .object([("live", .bool(true))]))
-        case .v2Ready:
-            let ready = registry != nil && !isDraining
-            return Self.reply(ready ? 200 : 503, .object([("ready", .bool(ready))]))
-        default:
-            return Self.reply(200, .object([("name", .string("lstm-serve")), ("version", .string(LSTMServeVersion.string)),
-                                            ("extensions", .array(Self.v2Extensions.map { .string($0) }))]))
-        }
+    /// `GET /v2`: the server's name, version and extensions.
+    static func v2ServerMetadata() -> HTTPResponse {
+        reply(200, .object([("name", .string("lstm-serve")), ("version", .string(LSTMServeVersion.string)),
+                            ("extensions", .array(v2Extensions.map { .string($0) }))]))
     }
 
-    /// The `/v2/models/{name}[/versions/{version}]...` routes.
-    func v2(_ request: HTTPRequest, _ route: Route, _ registry: ModelRegistry) -> HTTPHandlerResult {
-        do throws(APIError) {
-            let name = String(route.parameter ?? "")
-            let entry = try Self.entry(registry, name, version: route.second)
-            switch route.endpoint {
-            case .v2Model: return .now(Self.reply(200, v2Metadata(entry, registry)))
-            case .v2ModelReady: return .now(Self.reply(200, .object([("name", .string(name)), ("ready", .bool(true))])))
-            case .v2ModelConfig: return .now(Self.reply(200, v2Config(entry)))
-            case .v2ModelStats: return .now(Self.reply(200, .object([("model_stats", .array([v2Statistics(entry)]))])))
-            default: return try v2Infer(request, entry)
-            }
-        } catch {
-            return .now(Self.reply(error, .v2))
-        }
+    /// `GET /v2/health/ready`: models loaded and not draining.
+    func v2Ready() -> HTTPResponse {
+        let ready = registry != nil && !isDraining
+        return Self.reply(ready ? 200 : 503, .object([("ready", .bool(ready))]))
     }
 
     static func tensorJSON(_ t: TensorSignature.Tensor) -> JSON {

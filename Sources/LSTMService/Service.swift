@@ -141,7 +141,7 @@ public final class Service: HTTPHandler, Sendable {
     }
 
     private func answer(_ request: HTTPRequest, _ route: Route?) -> HTTPHandlerResult {
-        let api = route?.endpoint.apiProtocol ?? APIProtocol(path: request.path)
+        let api = route?.endpoint.api ?? APIProtocol(path: request.path)
         func refuse(_ error: APIError) -> HTTPHandlerResult { .now(Self.reply(error, api)) }
         switch request.problem {
         case nil: break
@@ -164,37 +164,13 @@ public final class Service: HTTPHandler, Sendable {
         if let refusal = policy.refusal(request, scope: route.scope(guardingHealth: policy.guardsHealthAndMetrics)) {
             return refuse(refusal)
         }
-        switch route.endpoint {
-        case .health: return .now(Self.reply(200, .object([("status", .string("ok"))])))
-        case .ready: return .now(ready())
-        case .metrics: return .now(metricsText())
-        case .openapi: return .now(HTTPResponse(status: 200, headers: Self.jsonHeaders, body: OpenAPI.document))
-        case .v2Server, .v2Live, .v2Ready: return .now(v2Server(route.endpoint))
-        default: break
-        }
-        guard let registry else {
-            return refuse(APIError(.unavailable, "models are still loading", headers: [("Retry-After", "1")]))
-        }
-        if api == .v2 { return v2(request, route, registry) }
-        let parameter = route.parameter.map(String.init) ?? ""
-        do {
-            switch route.endpoint {
-            case .models: return .now(listModels(registry))
-            case .model: return .now(try modelInfo(registry, parameter, version: nil))
-            case .modelVersion: return .now(try modelInfo(registry, parameter, version: route.second))
-            case .predict: return .now(try predict(request, try Self.entry(registry, registry.defaultName)))
-            case .modelPredict: return .now(try predict(request, try Self.entry(registry, parameter)))
-            case .versionPredict: return .now(try predict(request, try Self.entry(registry, parameter, version: route.second)))
-            case .reload: return reloadModel(parameter)
-            case .migrate: return try migrateSession(request, registry, parameter)
-            case .sessions: return try createSession(request, registry)
-            case .session: return request.method == "DELETE" ? deleteSession(parameter) : getSession(parameter)
-            case .step: return try step(request, registry, parameter)
-            case .state: return request.method == "PUT" ? try putState(request, parameter) : getState(parameter)
-            default: return refuse(APIError(.internalError, "unreachable"))
+        switch route.endpoint.answer {
+        case let .always(answer): return .now(answer(self, request, route))
+        case let .loaded(answer):
+            guard let registry else {
+                return refuse(APIError(.unavailable, "models are still loading", headers: [("Retry-After", "1")]))
             }
-        } catch {
-            return .now(Self.reply(error))
+            do { return try answer(self, request, route, registry) } catch { return refuse(error) }
         }
     }
 
@@ -204,7 +180,7 @@ public final class Service: HTTPHandler, Sendable {
         // A session id is the session's only credential: logs carry a short hash of it.
         let routes = Self.routes.routes
         let spec = routes.indices.contains(response.label) ? routes[response.label] : nil
-        let sessionID = spec?.endpoint.hasSessionID == true ? Self.route(request.path).flatMap(\.sessionID) : nil
+        let sessionID = spec?.endpoint.sessionID == true ? Self.route(request.path).flatMap(\.sessionID) : nil
         let path = sessionID != nil ? spec!.pattern : request.path
         let session = sessionID.map(Self.shortHash) ?? "-"
         log(.info, "\(request.method) \(path) \(response.status) \(microseconds)us",

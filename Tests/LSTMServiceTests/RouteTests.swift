@@ -16,12 +16,12 @@ import Testing
         #expect(label("/healthz") == "/healthz" && label("/readyz") == "/readyz" && label("/metrics") == "/metrics")
         #expect(label("/v1/sessions/abc/steps") == nil && label("/v2/predict") == nil && label("/") == nil && label("/v1/models/a/b/c") == nil)
         let step = Service.route("/v1/sessions/0123456789abcdef0123456789abcdef/step")
-        #expect(step?.endpoint == .step && step?.sessionID == "0123456789abcdef0123456789abcdef")
+        #expect(step?.spec.pattern == "/v1/sessions/{id}/step" && step?.sessionID == "0123456789abcdef0123456789abcdef")
         let infer = Service.route("/v2/models/temperature/versions/1/infer")
-        #expect(infer?.endpoint == .v2Infer && infer?.parameter == "temperature" && infer?.second == "1")
+        #expect(infer?.spec.pattern == "/v2/models/{name}/versions/{version}/infer" && infer?.endpoint.api == .v2 && infer?.parameter == "temperature" && infer?.second == "1")
         #expect(Service.route("/v2/models/temperature/infer")?.second == nil)
         let predict = Service.route("/v1/models/t%C3%A9/predict")
-        #expect(predict?.endpoint == .modelPredict && predict?.parameter == "t%C3%A9" && predict?.sessionID == nil)
+        #expect(predict?.spec.pattern == "/v1/models/{name}/predict" && predict?.parameter == "t%C3%A9" && predict?.sessionID == nil)
     }
 
     @Test func labelsAndAllowComeFromTheOneTable() throws {

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("LSTM_SERVE_BINARY", os.path.join(ROOT, ".build", "install", "lstm-serve"))
+BINARY = os.path.abspath(os.environ.get("LSTM_SERVE_BINARY", os.path.join(ROOT, ".build", "install", "lstm-serve")))
 
 
 class Server:

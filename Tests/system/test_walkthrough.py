@@ -65,7 +65,8 @@ def test_the_walkthrough_prints_what_the_page_shows(tmp_path):
             assert matches(expected, got), f"$ {command}\nexpected:\n" + "\n".join(expected) + "\ngot:\n" + "\n".join(got)
     finally:
         for s in servers:
-            os.killpg(s.pid, 15)
+            if s.poll() is None:
+                os.killpg(s.pid, 15)
             s.wait(timeout=20)
         shutil.rmtree(tmp_path / "models", ignore_errors=True)
 
