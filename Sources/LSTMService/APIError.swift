@@ -79,3 +79,49 @@ extension APIError {
 func native<T>(_ body: () throws(RuntimeError) -> T) throws(APIError) -> T {
     do { return try body() } catch { throw APIError(error) }
 }
+
+extension APIError {
+    /// The native API's (and V2's) form of the session store's refusal.
+    init(_ error: SessionError) {
+        switch error {
+        case let .notFound(message): self.init(.notFound, message)
+        case let .gone(message): self.init(.gone, message)
+        case let .conflict(message): self.init(.conflict, message)
+        case let .full(message, retry): self.init(.tooManyRequests, message, headers: [("Retry-After", "\(retry)")])
+        case let .unavailable(message): self.init(.unavailable, message)
+        case let .refused(message): self.init(.unprocessable, message)
+        }
+    }
+
+    /// A refused step: the store's refusal, or the handler's own error reading the rows.
+    init(_ failure: StepFailure) {
+        switch failure {
+        case let .store(error): self.init(error)
+        case let .rows(error): self.init(error)
+        }
+    }
+}
+
+extension Result where Failure == SessionError {
+    /// The value, or the store's refusal as the API's error.
+    func value() throws(APIError) -> Success {
+        switch self {
+        case let .success(value): return value
+        case let .failure(error): throw APIError(error)
+        }
+    }
+}
+
+extension Result where Failure == StepFailure {
+    func value() throws(APIError) -> Success {
+        switch self {
+        case let .success(value): return value
+        case let .failure(error): throw APIError(error)
+        }
+    }
+}
+
+/// A session store call inside a handler: its refusal as the API's error.
+func stored<T>(_ body: () async throws(SessionError) -> T) async throws(APIError) -> T {
+    do { return try await body() } catch { throw APIError(error) }
+}

@@ -42,21 +42,21 @@ extension Service {
         let store = sessions
         let initial = state
         return later { [self] () throws(APIError) in
-            let session = try await store.create(on: entry, state: initial)
+            let session = try await stored { () throws(SessionError) in try await store.create(on: entry, state: initial) }
             return Self.reply(201, sessionJSON(session), headers: [("Location", "/v1/sessions/\(session.id)")])
         }
     }
 
     func getSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let s = try await sessions.info(id).get()
+            let s = try await sessions.info(id).value()
             return Self.reply(200, sessionJSON(s))
         }
     }
 
     func deleteSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            try await sessions.delete(id).get()
+            try await sessions.delete(id).value()
             return HTTPResponse(status: 204)
         }
     }
@@ -85,12 +85,12 @@ extension Service {
         }
         // The session's model decides how rows decode: the store decodes them in the same
         // actor call that finds the session and steps it.
-        let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { entry throws(APIError) in
+        let decode: @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]] = { entry throws(RuntimeError) in
             let decoder = WindowDecoder(model: entry.model)
             var rows: [[Float]] = []
             for (t, row) in rowsJSON.enumerated() {
                 var values: [Float] = []
-                try native { () throws(RuntimeError) in try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x") }
+                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
                 rows.append(values)
             }
             return rows
@@ -100,12 +100,12 @@ extension Service {
         // With a durable store the answer waits until the step is written.
         if let done = sessions.stepNow(id, expectedStep: expected, rows: decode) {
             metrics.sessionStep(direct: true)
-            let stepped = try done.get()
+            let stepped = try done.value()
             let response = stepResponse(id, stepped, isMany: isMany)
             guard let ticket = stepped.0.stored else { return .now(response) }
             switch ticket.outcome {
             case .success: return .now(response)  // written on this thread
-            case let .failure(error): throw error
+            case let .failure(error): throw APIError(error)
             case nil: break
             }
             // the answer is made here; the journal's writer only sends it once stored
@@ -113,7 +113,7 @@ extension Service {
                 ticket.onComplete { stored in
                     switch stored {
                     case .success: answer(response)
-                    case let .failure(error): answer(Self.reply(error))
+                    case let .failure(error): answer(Self.reply(APIError(error)))
                     }
                 }
             }
@@ -122,8 +122,8 @@ extension Service {
         let store = sessions
         let expectedStep = expected
         return later { [self] () throws(APIError) in
-            let stepped = try await store.step(id, expectedStep: expectedStep, rows: decode).get()
-            try await stepped.0.stored?.wait().get()
+            let stepped = try await store.step(id, expectedStep: expectedStep, rows: decode).value()
+            try await stepped.0.stored?.wait().value()
             return stepResponse(id, stepped, isMany: isMany)
         }
     }
@@ -152,7 +152,7 @@ extension Service {
 
     func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let (s, state) = try await sessions.export(id).get()
+            let (s, state) = try await sessions.export(id).value()
             let pipeline = s.entry.model.pipeline
             return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
                                             ("state", StateInput(state, sample: 0).json(for: pipeline))]))
@@ -177,10 +177,10 @@ extension Service {
         let store = sessions
         let newStep = step
         return later { [self] () throws(APIError) in
-            let session = try await store.info(id).get()
+            let session = try await store.info(id).value()
             let net = session.entry.model.pipeline
             let state = try native { () throws(RuntimeError) in try StateInput.decode(stateJSON, pipeline: net, label: "state") }.state(for: net, batchSize: 1)
-            let updated = try await store.replaceState(id, state: state, step: newStep).get()
+            let updated = try await store.replaceState(id, state: state, step: newStep).value()
             return Self.reply(200, sessionJSON(updated))
         }
     }
@@ -210,9 +210,9 @@ extension Service {
         }
         let store = sessions, expectedStep = expected
         return later { [self] () throws(APIError) in
-            let session = try await store.info(id).get()
+            let session = try await store.info(id).value()
             let target = try Self.entry(registry, session.model, version: version)
-            let moved = try await store.migrate(id, to: target, expectedStep: expectedStep).get()
+            let moved = try await store.migrate(id, to: target, expectedStep: expectedStep).value()
             return Self.reply(200, sessionJSON(moved, extra: [("migrated_from", .int(session.entry.version))]))
         }
     }

@@ -136,15 +136,15 @@ extension Service {
         let key = Self.sequenceKey(name, id)
         let width = net.inputSize
         let rows = (0..<steps).map { Array(x[$0 * width..<($0 + 1) * width]) }
-        let decode: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]] = { pinned throws(APIError) in
+        let decode: @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]] = { pinned throws(RuntimeError) in
             guard pinned === entry || pinned.model.pipeline.inputSize == width else {
-                throw APIError(.badRequest, "sequence \(id.text) runs on version \(pinned.version) of '\(name)', which takes \(pinned.model.pipeline.inputSize) values per timestep, not \(width)")
+                throw .invalidInput("sequence \(id.text) runs on version \(pinned.version) of '\(name)', which takes \(pinned.model.pipeline.inputSize) values per timestep, not \(width)")
             }
             return rows
         }
         let stats = entry.statistics
         let decoded = InferenceStatistics.now()
-        @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) throws(APIError) -> HTTPResponse {
+        @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure>) throws(APIError) -> HTTPResponse {
             let ran = InferenceStatistics.now()
             let outputs: [[Float]]
             var (answers, selected) = (answers, selected)
@@ -152,9 +152,10 @@ extension Service {
             case let .success((_, pinned, o)):
                 outputs = o
                 if pinned !== entry { answers = v2Answers(pinned); selected = try v2Selected(r, answers) }
-            case let .failure(e) where e.kind == .notFound && !r.sequenceStart:
-                throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(e.message)); start it with sequence_start")
-            case let .failure(e): throw e
+            case let .failure(.store(.notFound(message))) where !r.sequenceStart:
+                throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(message)); start it with sequence_start")
+            case let .failure(.rows(e)): throw APIError(.badRequest, e.description)  // V2 answers 400 to input it cannot take
+            case let .failure(e): throw APIError(e)
             }
             let every = answers.entry.model.pipeline.outputShape.isSequence ? outputs.flatMap { $0 } : nil
             let response = try answers.write(r, selected, batch: 1, y: outputs.last ?? [], every: every, length: outputs.count)
@@ -167,7 +168,7 @@ extension Service {
             guard case let .success(stepped) = done, let ticket = stepped.0.stored else { return .now(try answer(done)) }
             return .later {
                 do throws(APIError) {
-                    try await ticket.wait().get()
+                    try await ticket.wait().value()
                     return try answer(done)
                 } catch {
                     stats.failed(total: InferenceStatistics.now() - start)
@@ -179,10 +180,10 @@ extension Service {
         let store = sessions, fresh = net.makeState(batchSize: 1)
         return .later {
             do throws(APIError) {
-                if r.sequenceStart { _ = try await store.start(key, on: entry, state: fresh) }
+                if r.sequenceStart { _ = try await stored { () throws(SessionError) in try await store.start(key, on: entry, state: fresh) } }
                 let queued = InferenceStatistics.now()
                 let done = await store.step(key, expectedStep: nil, rows: decode)
-                if case let .success(stepped) = done { try await stepped.0.stored?.wait().get() }
+                if case let .success(stepped) = done { try await stepped.0.stored?.wait().value() }
                 stats.queued(InferenceStatistics.now() - queued)
                 let response = try answer(done)
                 if r.sequenceEnd { _ = await store.delete(key) }

@@ -50,7 +50,7 @@ extension SessionJournal {
 
     /// Completed when the change's transaction has been written (or has failed).
     final class Ticket: Sendable {
-        typealias Outcome = Result<Void, APIError>
+        typealias Outcome = Result<Void, SessionError>
         private let state = Locked<(result: Outcome?, then: (@Sendable (Outcome) -> Void)?)>((nil, nil))
 
         func complete(_ result: Outcome) {

@@ -126,7 +126,7 @@ final class SessionJournal: @unchecked Sendable {
             return q.items.count == 1
         }
         guard let first else {
-            ticket?.complete(.failure(APIError(.unavailable, "the session store is closed (the server is stopping)")))
+            ticket?.complete(.failure(SessionError.unavailable("the session store is closed (the server is stopping)")))
             return ticket
         }
         if first, !(driven && drivenCommits) { wake.signal() }
@@ -217,7 +217,7 @@ final class SessionJournal: @unchecked Sendable {
             }
         }
         if buffer.isEmpty || log!.append(&buffer, sync: sync == .full) {
-            let stale = APIError(.unavailable, "the session store failed to write an earlier change of this session; it has been put back to its stored state, so retry")
+            let stale = SessionError.unavailable("the session store failed to write an earlier change of this session; it has been put back to its stored state, so retry")
             var r = 0
             for (k, (_, ticket)) in batch.enumerated() {
                 if r < refused.count, refused[r] == k {
@@ -232,14 +232,14 @@ final class SessionJournal: @unchecked Sendable {
             committed?(batch.count, false)
             if wantsCheckpoint {
                 let ok = checkpoint(final: true)
-                for case let (.checkpoint, ticket) in batch { ticket?.complete(ok ? .success(()) : .failure(APIError(.unavailable, "the session store could not move its step log into the database"))) }
+                for case let (.checkpoint, ticket) in batch { ticket?.complete(ok ? .success(()) : .failure(.unavailable("the session store could not move its step log into the database"))) }
             } else if log!.size >= checkpointBytes, checkpointPending.withLock({ p in defer { p = true }; return !p }) {
                 checkpointWake.signal()
             }
             return
         }
         let message = String(cString: strerror(errno))
-        let why = APIError(.unavailable, "the session store could not write this change (\(message)); the session is as it was before it")
+        let why = SessionError.unavailable("the session store could not write this change (\(message)); the session is as it was before it")
         var ids: [String] = []
         for (change, ticket) in batch {
             ticket?.complete(.failure(why))

@@ -170,18 +170,18 @@ actor SessionShard {
     }
 
     /// The live session's slot, or the reason it is gone. An expired one is dropped here.
-    private func live(_ id: String, now: Double) -> Result<Int, APIError> {
+    private func live(_ id: String, now: Double) -> Result<Int, SessionError> {
         let key = SessionKey(id)
         if let slot = table.slot(key) {
             if now - table[slot].lastUsed <= ttl { return .success(slot) }
             remove(slot, .expired)
         }
-        if let why = orphans[id] { return .failure(APIError(.gone, why)) }
+        if let why = orphans[id] { return .failure(.gone(why)) }
         switch table.whyGone(key) {
-        case .expired?: return .failure(APIError(.notFound, "session '\(id)' expired after \(Int(ttl)) s idle"))
-        case .evicted?: return .failure(APIError(.notFound, "session '\(id)' was evicted (least recently used) to make room"))
-        case .deleted?: return .failure(APIError(.notFound, "session '\(id)' was deleted"))
-        case nil: return .failure(APIError(.notFound, "no session '\(id)'"))
+        case .expired?: return .failure(.notFound("session '\(id)' expired after \(Int(ttl)) s idle"))
+        case .evicted?: return .failure(.notFound("session '\(id)' was evicted (least recently used) to make room"))
+        case .deleted?: return .failure(.notFound("session '\(id)' was deleted"))
+        case nil: return .failure(.notFound("no session '\(id)'"))
         }
     }
 
@@ -199,10 +199,10 @@ actor SessionShard {
         return journal?.append(.delete(id), wait: why != .expired)
     }
 
-    func info(_ id: String) -> Result<Session, APIError> { live(id, now: clock.now()).map(view) }
+    func info(_ id: String) -> Result<Session, SessionError> { live(id, now: clock.now()).map(view) }
 
     /// A live session with a copy of its state.
-    func export(_ id: String) -> Result<(Session, RecurrentState), APIError> {
+    func export(_ id: String) -> Result<(Session, RecurrentState), SessionError> {
         live(id, now: clock.now()).map { i in
             let s = table[i]
             var state = s.entry.model.pipeline.makeState(batchSize: 1)
@@ -224,22 +224,22 @@ actor SessionShard {
     /// Returns the step count after and the output after each step, in real units.
     /// `rows` turns the request into raw inputs for the session's model; it runs here, so
     /// one actor call finds the session, decodes and steps.
-    func step(_ id: String, expectedStep: Int?,
-              rows makeRows: @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
+    func step(_ id: String, expectedStep: Int?, rows makeRows: @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]])
+        -> Result<(Stepped, ModelRegistry.Entry, [[Float]]), StepFailure> {
         let now = clock.now()
         let i: Int
         switch live(id, now: now) {
         case let .success(slot): i = slot
-        case let .failure(e): return .failure(e)
+        case let .failure(e): return .failure(.store(e))
         }
         let entry = table[i].entry, current = table[i].step
         let rows: [[Float]]
-        do { rows = try makeRows(entry) } catch { return .failure(error) }
+        do { rows = try makeRows(entry) } catch { return .failure(.rows(error)) }
         if let expectedStep, expectedStep != current {
-            return .failure(APIError(.conflict, "session '\(id)' is at step \(current) but the request expected step \(expectedStep); nothing was changed"))
+            return .failure(.store(.conflict("session '\(id)' is at step \(current) but the request expected step \(expectedStep); nothing was changed")))
         }
         guard current <= maxSessionStep - rows.count else {
-            return .failure(APIError(.unprocessable, "session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
+            return .failure(.store(.refused("session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed")))
         }
         let net = entry.model.pipeline
         let v = version(entry)
@@ -262,7 +262,7 @@ actor SessionShard {
             outputs.append(y)
         }
         guard finite, v.state.isFinite else {
-            return .failure(APIError(.unprocessable, "the model's output is not a finite number for this input; the session was not changed (still at step \(current))"))
+            return .failure(.store(.refused("the model's output is not a finite number for this input; the session was not changed (still at step \(current))")))
         }
         v.state.store(into: stored)
         table[i].step = current + rows.count
@@ -284,18 +284,18 @@ actor SessionShard {
 
     /// Moves a live session to `entry`, another version of its model, when their states have
     /// one layout; 409 saying how they differ otherwise.
-    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) -> Result<(Session, SessionJournal.Ticket?), APIError> {
+    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) -> Result<(Session, SessionJournal.Ticket?), SessionError> {
         let now = clock.now()
         return live(id, now: now).flatMap { slot in
             let s = table[slot]
             guard s.model == entry.model.name else {
-                return .failure(APIError(.conflict, "session '\(id)' runs model '\(s.model)'; it cannot move to model '\(entry.model.name)'"))
+                return .failure(.conflict("session '\(id)' runs model '\(s.model)'; it cannot move to model '\(entry.model.name)'"))
             }
             if let expectedStep, expectedStep != s.step {
-                return .failure(APIError(.conflict, "session '\(id)' is at step \(s.step) but the request expected step \(expectedStep); nothing was changed"))
+                return .failure(.conflict("session '\(id)' is at step \(s.step) but the request expected step \(expectedStep); nothing was changed"))
             }
             guard s.entry.stateLayout == entry.stateLayout else {
-                return .failure(APIError(.conflict, "session '\(id)' cannot move from version \(s.entry.version) to \(entry.version) of '\(s.model)': their states differ (version \(s.entry.version): \(s.entry.stateLayout); version \(entry.version): \(entry.stateLayout)); it stays on version \(s.entry.version)"))
+                return .failure(.conflict("session '\(id)' cannot move from version \(s.entry.version) to \(entry.version) of '\(s.model)': their states differ (version \(s.entry.version): \(s.entry.stateLayout); version \(entry.version): \(entry.stateLayout)); it stays on version \(s.entry.version)"))
             }
             move(slot, to: entry)
             table.touch(slot, at: now)
@@ -305,12 +305,12 @@ actor SessionShard {
 
     /// Sets a live session's state (and step); with `entry`, it also moves to that version
     /// (a sequence started afresh). A state of another layout than the version's is refused.
-    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) -> Result<(Session, SessionJournal.Ticket?), APIError> {
+    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) -> Result<(Session, SessionJournal.Ticket?), SessionError> {
         let now = clock.now()
         return live(id, now: now).flatMap { slot in
             let target = entry ?? table[slot].entry
             guard state.layout == target.stateLayout else {
-                return .failure(APIError(.conflict, "session '\(id)' runs on version \(table[slot].entry.version) of '\(table[slot].model)', whose state is (\(target.stateLayout)), not (\(state.layout)); nothing was changed"))
+                return .failure(.conflict("session '\(id)' runs on version \(table[slot].entry.version) of '\(table[slot].model)', whose state is (\(target.stateLayout)), not (\(state.layout)); nothing was changed"))
             }
             if let entry { move(slot, to: entry) }
             state.store(into: version(target).block.pointer(table[slot].row))
@@ -322,7 +322,7 @@ actor SessionShard {
 
     /// Deletes a live session (`counted`: it was one of the store's), or a stored one that
     /// cannot run (an orphan).
-    func delete(_ id: String) -> Result<(ticket: SessionJournal.Ticket?, counted: Bool), APIError> {
+    func delete(_ id: String) -> Result<(ticket: SessionJournal.Ticket?, counted: Bool), SessionError> {
         if table.slot(SessionKey(id)) == nil, orphans.removeValue(forKey: id) != nil { return .success((journal?.append(.delete(id)), false)) }
         return live(id, now: clock.now()).map { (remove($0, .deleted), true) }
     }

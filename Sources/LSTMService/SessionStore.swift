@@ -54,7 +54,7 @@ public final class SessionStore: Sendable {
         if removed > 0 { count.value.subtract(removed, ordering: .relaxed) }
     }
 
-    func create(on entry: ModelRegistry.Entry, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+    func create(on entry: ModelRegistry.Entry, state: RecurrentState) async throws(SessionError) -> SessionShard.Session {
         try await reserve()
         let now = clock.now()
         let new = SessionShard.New(id: Self.newID(), entry: entry, state: state, created: now, lastUsed: now)
@@ -65,14 +65,14 @@ public final class SessionStore: Sendable {
     }
 
     /// Waits until the journal has written a change (nothing to wait for without one).
-    private func stored(_ ticket: SessionJournal.Ticket?) async throws(APIError) {
+    private func stored(_ ticket: SessionJournal.Ticket?) async throws(SessionError) {
         if let ticket { try await ticket.wait().get() }
     }
 
     /// A session under an id the client chose (an Open Inference sequence): started afresh
     /// from `state`, or reset to it at step 0 when it is live. Client ids are made so that
     /// they never equal a server-made one (`Service.sequenceKey`).
-    func start(_ id: String, on entry: ModelRegistry.Entry, state: RecurrentState) async throws(APIError) -> SessionShard.Session {
+    func start(_ id: String, on entry: ModelRegistry.Entry, state: RecurrentState) async throws(SessionError) -> SessionShard.Session {
         if case let .success((reset, ticket)) = await shard(id).replaceState(id, state: state, step: 0, entry: entry) {
             try await stored(ticket)
             return reset
@@ -91,7 +91,7 @@ public final class SessionStore: Sendable {
     }
 
     /// Takes one place of `maxSessions`, sweeping, evicting or refusing (429) when full.
-    private func reserve() async throws(APIError) {
+    private func reserve() async throws(SessionError) {
         while true {
             let c = count.value.load(ordering: .relaxed)
             if c >= maxSessions {
@@ -102,44 +102,44 @@ public final class SessionStore: Sendable {
                     continue
                 }
                 let retry = await secondsUntilAnExpiry()
-                throw APIError(.tooManyRequests, "the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s",
-                               headers: [("Retry-After", "\(retry)")])
+                throw .full("the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s", retryAfter: retry)
             }
             if count.value.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { return }
         }
     }
 
-    func info(_ id: String) async -> Result<SessionShard.Session, APIError> {
+    func info(_ id: String) async -> Result<SessionShard.Session, SessionError> {
         await shard(id).info(id)
     }
 
     /// A session with a copy of its state.
-    func export(_ id: String) async -> Result<(SessionShard.Session, RecurrentState), APIError> {
+    func export(_ id: String) async -> Result<(SessionShard.Session, RecurrentState), SessionError> {
         await shard(id).export(id)
     }
 
     /// `step` on this thread if the session's shard is idle; nil if it is busy. A durable
     /// step is written on this thread too when the journal is free (its ticket is then done).
-    func stepNow(_ id: String, expectedStep: Int?,
-                 rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>? {
+    func stepNow(_ id: String, expectedStep: Int?, rows: @escaping @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]])
+        -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure>? {
         shard(id).now { $0.step(id, expectedStep: expectedStep, rows: rows) }.map(drive)
     }
 
     /// The shard queues a step's change as driven: this thread writes it (or waits for the
     /// writer that does), so its answer need not wait for the committer thread.
-    private func drive(_ stepped: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError>) -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
+    private func drive(_ stepped: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure>)
+        -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure> {
         if case let .success((s, _, _)) = stepped, let ticket = s.stored { journal?.drive(ticket) }
         return stepped
     }
 
-    func step(_ id: String, expectedStep: Int?,
-              rows: @escaping @Sendable (ModelRegistry.Entry) throws(APIError) -> [[Float]]) async -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), APIError> {
+    func step(_ id: String, expectedStep: Int?, rows: @escaping @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]]) async
+        -> Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure> {
         drive(await shard(id).step(id, expectedStep: expectedStep, rows: rows))
     }
 
     /// Moves a session to another version of its model (409 when their states differ).
-    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) async -> Result<SessionShard.Session, APIError> {
-        do throws(APIError) {
+    func migrate(_ id: String, to entry: ModelRegistry.Entry, expectedStep: Int?) async -> Result<SessionShard.Session, SessionError> {
+        do throws(SessionError) {
             let (session, ticket) = try await shard(id).migrate(id, to: entry, expectedStep: expectedStep).get()
             try await stored(ticket)
             return .success(session)
@@ -148,8 +148,8 @@ public final class SessionStore: Sendable {
         }
     }
 
-    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) async -> Result<SessionShard.Session, APIError> {
-        do throws(APIError) {
+    func replaceState(_ id: String, state: RecurrentState, step: Int?, entry: ModelRegistry.Entry? = nil) async -> Result<SessionShard.Session, SessionError> {
+        do throws(SessionError) {
             let (session, ticket) = try await shard(id).replaceState(id, state: state, step: step, entry: entry).get()
             try await stored(ticket)
             return .success(session)
@@ -158,8 +158,8 @@ public final class SessionStore: Sendable {
         }
     }
 
-    func delete(_ id: String) async -> Result<Void, APIError> {
-        do throws(APIError) {
+    func delete(_ id: String) async -> Result<Void, SessionError> {
+        do throws(SessionError) {
             let (ticket, counted) = try await shard(id).delete(id).get()
             if counted {
                 forget(1)
@@ -178,16 +178,16 @@ public final class SessionStore: Sendable {
 
     /// A stored session as the shard holds it, or why it cannot run on the versions loaded:
     /// its version must be there with the very weights and config it ran on.
-    static func session(_ row: SessionJournal.Row, _ versions: Versions) -> Result<SessionShard.New, APIError> {
+    static func session(_ row: SessionJournal.Row, _ versions: Versions) -> Result<SessionShard.New, SessionError> {
         guard let version = Int(row.version), let entry = versions(row.model, version, row.fingerprint) else {
-            return .failure(APIError(.gone, "session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
+            return .failure(.gone("session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
         }
         guard row.fingerprint.isEmpty || row.fingerprint == entry.model.fingerprint else {
-            return .failure(APIError(.gone, "session '\(row.id)' ran on other files of model '\(row.model)' version \(row.version) than are served now (the weights or config changed); publish changed models as a new version to keep sessions"))
+            return .failure(.gone("session '\(row.id)' ran on other files of model '\(row.model)' version \(row.version) than are served now (the weights or config changed); publish changed models as a new version to keep sessions"))
         }
         var state = entry.model.pipeline.makeState(batchSize: 1)
         guard entry.stateLayout == row.layout, row.state.withUnsafeBytes({ state.load(serialized: $0) }) else {
-            return .failure(APIError(.gone, "session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' version \(row.version) as served now has (\(entry.stateLayout))"))
+            return .failure(.gone("session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' version \(row.version) as served now has (\(entry.stateLayout))"))
         }
         return .success(SessionShard.New(id: row.id, entry: entry, state: state, step: row.step, created: row.created, lastUsed: row.lastUsed))
     }
@@ -211,7 +211,7 @@ public final class SessionStore: Sendable {
                 done = shard(row.id).now { $0.load(session) }
                 live += 1
             case let .failure(why):
-                let (id, message) = (row.id, why.message)
+                let (id, message) = (row.id, why.description)
                 done = shard(row.id).now { $0.loadOrphan(id, why: message) }
                 orphaned += 1
             }

@@ -1,0 +1,31 @@
+import ModelRuntime
+
+/// Why the session store refused a call. It knows no HTTP: each protocol front end renders it
+/// in its own envelope (`APIError.init(_: SessionError)` for the native API and V2).
+public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// No such live session: never made, expired, evicted or deleted (the message says which).
+    case notFound(String)
+    /// A stored session that cannot run on the versions served now.
+    case gone(String)
+    /// The session is not where the call expected it (`expected_step`), or cannot move as asked.
+    case conflict(String)
+    /// The store holds its maximum; a place frees in `retryAfter` seconds at the soonest.
+    case full(String, retryAfter: Int)
+    /// The durable store could not write the change, or is closed; nothing was changed.
+    case unavailable(String)
+    /// The step cannot be taken as asked (its count, or an output that is not finite).
+    case refused(String)
+
+    public var description: String {
+        switch self {
+        case let .notFound(m), let .gone(m), let .conflict(m), let .full(m, _), let .unavailable(m), let .refused(m): return m
+        }
+    }
+}
+
+/// A step refused: by the store, or by the runtime reading the request's rows for the
+/// session's model (which the store runs, and passes on untouched).
+public enum StepFailure: Error, Equatable {
+    case store(SessionError)
+    case rows(RuntimeError)
+}
