@@ -5,7 +5,7 @@ import ModelRuntime
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
 /// Requests are counted by route index (the labels are given once), so counting one hashes a
 /// single integer, not strings.
-public final class Metrics: Sendable {
+public final class Metrics: SessionEvents {
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
     /// Methods counted by name; any other is counted as "other", so a client cannot grow the
     /// label set without bound.
@@ -70,10 +70,10 @@ public final class Metrics: Sendable {
         }
     }
 
-    func sessionCreated() { state.withLock { $0.sessionsCreated += 1 } }
-    func sessionsExpired(_ n: Int) { if n > 0 { state.withLock { $0.sessionsExpired += n } } }
-    func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
-    func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
+    public func sessionCreated() { state.withLock { $0.sessionsCreated += 1 } }
+    public func sessionsExpired(_ n: Int) { if n > 0 { state.withLock { $0.sessionsExpired += n } } }
+    public func sessionEvicted() { state.withLock { $0.sessionsEvicted += 1 } }
+    public func sessionDeleted() { state.withLock { $0.sessionsDeleted += 1 } }
     /// A step run on the HTTP thread (its shard was idle) or queued behind the shard's actor.
     func modelReload(ok: Bool) { state.withLock { if ok { $0.reloadsOK += 1 } else { $0.reloadsFailed += 1 } } }
     func modelUnloaded() { state.withLock { $0.versionsUnloaded += 1 } }

@@ -47,7 +47,7 @@ public final class Service: HTTPHandler, Sendable {
         }
         sessions = SessionStore(shards: configuration.resolvedShards, clock: clock, ttl: configuration.sessionTTLSeconds,
                                 maxSessions: configuration.maxSessions, evictWhenFull: configuration.sessionFullPolicy == "evict",
-                                metrics: metrics, journal: journal)
+                                events: metrics, journal: journal)
     }
 
     /// Makes the models available; `/readyz` answers 200 from then on. With a durable store,

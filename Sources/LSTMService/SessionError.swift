@@ -29,3 +29,12 @@ public enum StepFailure: Error, Equatable {
     case store(SessionError)
     case rows(RuntimeError)
 }
+
+/// What the session store reports as it goes, for whoever counts it (the server's metrics):
+/// the store knows the events, not how they are exposed.
+public protocol SessionEvents: Sendable {
+    func sessionCreated()
+    func sessionsExpired(_ count: Int)
+    func sessionEvicted()
+    func sessionDeleted()
+}

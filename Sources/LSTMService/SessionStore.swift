@@ -12,7 +12,7 @@ public final class SessionStore: Sendable {
     let ttl: Double
     let maxSessions: Int
     let evictWhenFull: Bool
-    let metrics: Metrics
+    let events: any SessionEvents
     /// The durable copy (`session_store` sqlite:PATH); nil for the memory store.
     let journal: SessionJournal?
     /// Sessions held, across shards (shards take expired ones off as they drop them).
@@ -20,21 +20,21 @@ public final class SessionStore: Sendable {
 
     final class Counter: Sendable { let value = Atomic<Int>(0) }
 
-    init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, metrics: Metrics, journal: SessionJournal? = nil) {
+    init(shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, events: any SessionEvents, journal: SessionJournal? = nil) {
         let count = Counter()
         self.count = count
         self.journal = journal
         self.shards = (0..<max(1, shards)).map { _ in
-            SessionShard(clock: clock, ttl: ttl, journal: journal) { [count, metrics] in
+            SessionShard(clock: clock, ttl: ttl, journal: journal) { [count, events] in
                 count.value.subtract(1, ordering: .relaxed)
-                metrics.sessionsExpired(1)
+                events.sessionsExpired(1)
             }
         }
         self.clock = clock
         self.ttl = ttl
         self.maxSessions = maxSessions
         self.evictWhenFull = evictWhenFull
-        self.metrics = metrics
+        self.events = events
     }
 
     public var activeCount: Int { count.value.load(ordering: .relaxed) }
@@ -60,7 +60,7 @@ public final class SessionStore: Sendable {
         let new = SessionShard.New(id: Self.newID(), entry: entry, state: state, created: now, lastUsed: now)
         let (session, ticket) = await shard(new.id).insert(new)
         try await stored(ticket)
-        metrics.sessionCreated()
+        events.sessionCreated()
         return session
     }
 
@@ -86,7 +86,7 @@ public final class SessionStore: Sendable {
             return try await replaceState(id, state: state, step: 0, entry: entry).get()
         }
         try await stored(ticket)
-        metrics.sessionCreated()
+        events.sessionCreated()
         return session
     }
 
@@ -163,7 +163,7 @@ public final class SessionStore: Sendable {
             let (ticket, counted) = try await shard(id).delete(id).get()
             if counted {
                 forget(1)
-                metrics.sessionDeleted()
+                events.sessionDeleted()
             }
             try await stored(ticket)
             return .success(())
@@ -255,7 +255,7 @@ public final class SessionStore: Sendable {
             let (evicted, ticket) = await s.evict(id)
             guard evicted else { return }
             forget(1)
-            metrics.sessionEvicted()
+            events.sessionEvicted()
             try? await stored(ticket)
         }
     }
