@@ -241,27 +241,12 @@ actor SessionShard {
         guard current <= maxSessionStep - rows.count else {
             return .failure(.store(.refused("session '\(id)' is at step \(current): \(rows.count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed")))
         }
-        let net = entry.model.pipeline
         let v = version(entry)
-        let ws = v.workspace
-        var outputs: [[Float]] = []
-        outputs.reserveCapacity(rows.count)
-        var finite = true
         // Stepped in the shard's scratch state: the row is written back only when every
         // output is finite, so a refused step changes nothing.
         let stored = v.block.pointer(table[i].row)
         v.state.take(from: stored)
-        for row in rows {
-            normalized.removeAll(keepingCapacity: true)
-            normalized.append(contentsOf: row)
-            entry.predictor.normalize(&normalized)
-            net.step(normalized, state: &v.state, workspace: ws)
-            var y = ws.output
-            entry.predictor.realUnits(&y, inputs: row, sequenceLength: 1)
-            finite = finite && y.allSatisfy(\.isFinite)
-            outputs.append(y)
-        }
-        guard finite, v.state.isFinite else {
+        guard let outputs = entry.predictor.step(rows, state: &v.state, workspace: v.workspace, scratch: &normalized) else {
             return .failure(.store(.refused("the model's output is not a finite number for this input; the session was not changed (still at step \(current))")))
         }
         v.state.store(into: stored)

@@ -105,6 +105,28 @@ public struct Predictor: Sendable {
         }
     }
 
+    /// A session's step through `rows` (raw inputs, one per timestep) from `state`: each row
+    /// normalized, stepped through the pipeline, and its output turned into real units. nil
+    /// when an output or the state is not finite (then `state` must not be kept). `scratch`
+    /// holds the normalized row, its buffer kept from call to call. Every protocol's
+    /// session step runs this, so stepping means one thing everywhere.
+    public func step(_ rows: [[Float]], state: inout RecurrentState, workspace: Workspace, scratch: inout [Float]) -> [[Float]]? {
+        var outputs: [[Float]] = []
+        outputs.reserveCapacity(rows.count)
+        var finite = true
+        for row in rows {
+            scratch.removeAll(keepingCapacity: true)
+            scratch.append(contentsOf: row)
+            normalize(&scratch)
+            model.pipeline.step(scratch, state: &state, workspace: workspace)
+            var y = workspace.output
+            realUnits(&y, inputs: row, sequenceLength: 1)
+            finite = finite && y.allSatisfy(\.isFinite)
+            outputs.append(y)
+        }
+        return finite && state.isFinite ? outputs : nil
+    }
+
     /// Runs `request`; the workspace must be for this model and the request's batch size.
     public func run(_ request: PredictRequest, workspace: Workspace) -> ForwardResult {
         var x = request.inputs
