@@ -45,13 +45,21 @@ let package = Package(
         .target(name: "JSON", dependencies: ["CJansson", "Locking"]),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Locking"]),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
+        // SHA-256 and FNV-1a, for fingerprints, session keys and shard picks.
+        .target(name: "Hashing"),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
-        .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore"]),
+        .target(name: "ModelFormat", dependencies: ["JSON", "RecurrentCore", "Hashing"]),
+        // Sessions behind a driver protocol: the promises, SessionError, the memory driver.
+        // It knows no HTTP, JSON or C library, and no model: models come in through the
+        // SessionModel protocol, which the runtime implements.
+        .target(name: "SessionStore", dependencies: ["Locking", "Hashing"]),
+        .target(name: "SessionStoreSQLite", dependencies: ["SessionStore", "SQLite", "Locking"]),
         // The model as users see it: request decoding, the pipeline run, normalization,
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
-        .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking"]),
-        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking", "SQLite"],
+        .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking", "SessionStore"]),
+        .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking",
+                                                    "Hashing", "SessionStore", "SessionStoreSQLite"],
                 resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "lstm-serve",
@@ -75,10 +83,14 @@ let package = Package(
             name: "ModelFormatTests",
             dependencies: ["ModelFormat", "RecurrentCore", "JSON", "TestSupport"]
         ),
+        .testTarget(
+            name: "SessionStoreTests",
+            dependencies: ["SessionStore", "SessionStoreSQLite", "ModelRuntime", "ModelFormat", "RecurrentCore", "Locking", "TestSupport"]
+        ),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "TestSupport"]
+            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "TestSupport"]
         ),
     ]
 )

@@ -1,5 +1,6 @@
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// The one error every endpoint and command reports: it knows its HTTP status and renders
 /// `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
@@ -92,27 +93,10 @@ extension APIError {
         case let .refused(message): self.init(.unprocessable, message)
         }
     }
-
-    /// A refused step: the store's refusal, or the handler's own error reading the rows.
-    init(_ failure: StepFailure) {
-        switch failure {
-        case let .store(error): self.init(error)
-        case let .rows(error): self.init(error)
-        }
-    }
 }
 
 extension Result where Failure == SessionError {
     /// The value, or the store's refusal as the API's error.
-    func value() throws(APIError) -> Success {
-        switch self {
-        case let .success(value): return value
-        case let .failure(error): throw APIError(error)
-        }
-    }
-}
-
-extension Result where Failure == StepFailure {
     func value() throws(APIError) -> Success {
         switch self {
         case let .success(value): return value

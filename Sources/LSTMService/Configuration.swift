@@ -1,6 +1,8 @@
 import Foundation
 import JSON
 import ModelRuntime
+import SessionStore
+import SessionStoreSQLite
 
 /// Every setting of the server, with its default. Sources layer as flags > environment
 /// (`LSTM_SERVE_*`) > `config/lstm-serve.json` > these defaults; `settings` declares each key
@@ -46,7 +48,7 @@ public struct Configuration: Sendable, Equatable {
     /// With a durable store: microseconds a commit waits for more changes to join it.
     public var sessionCommitWindowMicroseconds = 0
     /// With sqlite: the step log's size at which it is moved into the database.
-    public var sessionCheckpointBytes = SessionJournal.defaultCheckpointBytes
+    public var sessionCheckpointBytes = SQLiteDriver.defaultCheckpointBytes
     public var maxBatch = 1024
     /// "debug", "info" (one line per request), "warning", "error".
     public var logLevel = "info"

@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import Locking
+import SessionStore
 
 public enum LogLevel: String, Sendable, Comparable {
     case debug, info, warning, error

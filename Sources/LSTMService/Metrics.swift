@@ -1,6 +1,7 @@
 import JSON
 import Locking
 import ModelRuntime
+import SessionStore
 
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
 /// Requests are counted by route index (the labels are given once), so counting one hashes a
@@ -78,11 +79,11 @@ public final class Metrics: SessionEvents {
     func modelReload(ok: Bool) { state.withLock { if ok { $0.reloadsOK += 1 } else { $0.reloadsFailed += 1 } } }
     func modelUnloaded() { state.withLock { $0.versionsUnloaded += 1 } }
 
-    func storeCheckpointed(ok: Bool) {
+    public func storeCheckpointed(ok: Bool) {
         state.withLock { if ok { $0.checkpoints += 1 } else { $0.checkpointFailures += 1 } }
     }
 
-    func storeCommitted(changes: Int, failed: Bool) {
+    public func storeCommitted(changes: Int, failed: Bool) {
         state.withLock {
             $0.storeCommits += 1
             $0.storeChanges += changes

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import SessionStore
 
 /// The service on an HTTP listener: what `lstm-serve serve` and the live tests run.
 public final class Server: Sendable {

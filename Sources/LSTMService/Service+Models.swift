@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// GET /healthz, /readyz, /metrics, /v1/models, /v1/models/{name}.
 extension Service {

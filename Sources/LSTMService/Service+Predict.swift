@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// POST /v1/predict and /v1/models/{name}/predict: on the worker thread, against the shared
 /// immutable model, with a pooled workspace.

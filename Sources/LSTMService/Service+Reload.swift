@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// Reloading the model repository while serving: `POST /v1/models/{name}/reload`, SIGHUP and
 /// polling all come here. The next snapshot is built beside the one serving (unchanged
@@ -47,8 +48,8 @@ extension Service {
     }
 
     /// The loaded version a stored session ran on: served or retiring.
-    @Sendable func loadedVersion(_ name: String, _ version: Int, _ fingerprint: String) -> ModelRegistry.Entry? {
-        let served = registry?[name, version]
+    @Sendable func loadedVersion(_ name: String, _ version: Int, _ fingerprint: String, installing: ModelRegistry? = nil) -> ModelRegistry.Entry? {
+        let served = (registry ?? installing)?[name, version]
         let retiring = retiringVersions().filter { $0.model.name == name && $0.version == version }
         return Self.pick([served].compactMap { $0 } + retiring, fingerprint)
     }

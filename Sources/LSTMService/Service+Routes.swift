@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// Every route, declared once: metrics labels, `Allow` and the dispatch in `Service.answer`
 /// all come from this table. A route belongs to a protocol, whose envelope its errors take.

@@ -3,12 +3,13 @@ import JSON
 import ModelFormat
 import ModelRuntime
 import RecurrentCore
+import SessionStore
 
 /// The stream-step endpoints: /v1/sessions, /v1/sessions/{id}, /step and /state. Bodies are
 /// decoded on the worker thread; the state is read and changed only inside the store's actors.
 extension Service {
-    func sessionJSON(_ s: SessionShard.Session, extra: [(String, JSON)] = []) -> JSON {
-        .object([("session_id", .string(s.id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
+    func sessionJSON(_ s: SessionInfo, extra: [(String, JSON)] = []) -> JSON {
+        .object([("session_id", .string(s.id)), ("model", .string(s.model.name)), ("version", .int(s.model.version)), ("step", .int(s.step)),
                  ("created_at", .string(iso8601(s.created))), ("last_used_at", .string(iso8601(s.lastUsed))),
                  ("expires_at", .string(iso8601(s.lastUsed + configuration.sessionTTLSeconds)))] + extra)
     }
@@ -40,7 +41,7 @@ extension Service {
         var state = net.makeState(batchSize: 1)
         if let s = body?["state"] { state = try native { () throws(RuntimeError) in try StateInput.decode(s, pipeline: net, label: "state") }.state(for: net, batchSize: 1) }
         let store = sessions
-        let initial = state
+        let initial = state.values
         return later { [self] () throws(APIError) in
             let session = try await stored { () throws(SessionError) in try await store.create(on: entry, state: initial) }
             return Self.reply(201, sessionJSON(session), headers: [("Location", "/v1/sessions/\(session.id)")])
@@ -83,32 +84,24 @@ extension Service {
         case (nil, nil): throw .unprocessable("missing 'x' (one timestep) or 'xs' (several timesteps)")
         default: throw .unprocessable("send either 'x' or 'xs', not both")
         }
-        // The session's model decides how rows decode: the store decodes them in the same
-        // actor call that finds the session and steps it.
-        let decode: @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]] = { entry throws(RuntimeError) in
-            let decoder = WindowDecoder(model: entry.model)
-            var rows: [[Float]] = []
-            for (t, row) in rowsJSON.enumerated() {
-                var values: [Float] = []
-                try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
-                rows.append(values)
-            }
-            return rows
-        }
+        // The session's version decides how rows read. They are read for the default model's
+        // (most sessions run on it); the store says when the session's reads them otherwise,
+        // and they are read again for that one.
+        let start = InferenceStatistics.now()
+        var step = SessionStep(id: id, rowsJSON: rowsJSON, isMany: isMany, expectedStep: expected, readFor: registry[registry.defaultName]!)
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
-        // With a durable store the answer waits until the step is written.
-        if let done = sessions.stepNow(id, expectedStep: expected, rows: decode) {
+        if let done = try step.now(sessions) {
             metrics.sessionStep(direct: true)
-            let stepped = try done.value()
-            let response = stepResponse(id, stepped, isMany: isMany)
-            guard let ticket = stepped.0.stored else { return .now(response) }
+            let response = stepResponse(id, done, isMany: isMany, start: start, read: step.read)
+            // with a durable store the answer waits until the step is written
+            guard let ticket = done.ticket else { return .now(response) }
             switch ticket.outcome {
             case .success: return .now(response)  // written on this thread
             case let .failure(error): throw APIError(error)
             case nil: break
             }
-            // the answer is made here; the journal's writer only sends it once stored
+            // the answer is made here; the store's writer only sends it once stored
             return .deferred { answer in
                 ticket.onComplete { stored in
                     switch stored {
@@ -119,18 +112,96 @@ extension Service {
             }
         }
         metrics.sessionStep(direct: false)
-        let store = sessions
-        let expectedStep = expected
+        let store = sessions, pending = step
         return later { [self] () throws(APIError) in
-            let stepped = try await store.step(id, expectedStep: expectedStep, rows: decode).value()
-            try await stepped.0.stored?.wait().value()
-            return stepResponse(id, stepped, isMany: isMany)
+            var step = pending
+            let done = try await step.later(store)
+            try await done.ticket?.wait().value()
+            return stepResponse(id, done, isMany: isMany, start: start, read: step.read)
         }
     }
 
-    private func stepResponse(_ id: String, _ done: (SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), isMany: Bool) -> HTTPResponse {
-        let (session, entry, outputs) = done
-        let stepCount = session.step
+    /// A native step on its way to the store: its rows read for a version (`readFor`), read
+    /// again for the session's own when the store finds that it reads them otherwise.
+    struct SessionStep: Sendable {
+        let id: String
+        let rowsJSON: [JSONValue]
+        let isMany: Bool
+        let expectedStep: Int?
+        var readFor: ModelRegistry.Entry
+        /// Whether `readFor` is known to be the session's version (its errors then stand).
+        var confirmed = false
+        /// When the rows were last read (for the statistics).
+        var read = 0
+
+        /// The rows for `readFor`; nil when they do not read for a version that is not known
+        /// to be the session's (then the session's is looked up).
+        mutating func rows() throws(APIError) -> [[Float]]? {
+            defer { read = InferenceStatistics.now() }
+            let decoder = WindowDecoder(model: readFor.model)
+            var rows: [[Float]] = []
+            rows.reserveCapacity(rowsJSON.count)
+            do throws(RuntimeError) {
+                for (t, row) in rowsJSON.enumerated() {
+                    var values: [Float] = []
+                    try decoder.decodeRow(row, into: &values, label: isMany ? "xs[\(t)]" : "x")
+                    rows.append(values)
+                }
+            } catch {
+                if confirmed { throw APIError(error) }
+                return nil
+            }
+            return rows
+        }
+
+        /// What the store answered: the step, or the version to read the rows for next.
+        mutating func settle(_ result: StepResult) throws(APIError) -> Stepped? {
+            switch result {
+            case let .stepped(done): return done
+            case let .refused(error): throw APIError(error)
+            case let .readFor(model): (readFor, confirmed) = (model as! ModelRegistry.Entry, true)
+            }
+            return nil
+        }
+
+        mutating func confirm(_ info: Result<SessionInfo, SessionError>) throws(APIError) {
+            (readFor, confirmed) = (try info.value().entry, true)
+        }
+
+        /// The step on this thread; nil when the session's shard is busy (then `later`).
+        mutating func now(_ store: any SessionDriver) throws(APIError) -> Stepped? {
+            while true {
+                guard let rows = try rows() else {
+                    guard let info = store.infoNow(id) else { return nil }
+                    try confirm(info)
+                    continue
+                }
+                guard let result = store.stepNow(StepRequest(id: id, rows: rows, expectedStep: expectedStep, readFor: readFor)) else { return nil }
+                if let done = try settle(result) { return done }
+            }
+        }
+
+        mutating func later(_ store: any SessionDriver) async throws(APIError) -> Stepped {
+            while true {
+                guard let rows = try rows() else {
+                    try confirm(await store.info(id))
+                    continue
+                }
+                if let done = try settle(await store.step(StepRequest(id: id, rows: rows, expectedStep: expectedStep, readFor: readFor))) { return done }
+            }
+        }
+    }
+
+    private func stepResponse(_ id: String, _ done: Stepped, isMany: Bool, start: Int, read: Int) -> HTTPResponse {
+        let ran = InferenceStatistics.now()
+        let response = stepAnswer(id, done, isMany: isMany)
+        let end = InferenceStatistics.now()
+        done.entry.statistics.succeeded(samples: 1, input: read - start, infer: ran - read, output: end - ran, total: end - start)
+        return response
+    }
+
+    private func stepAnswer(_ id: String, _ done: Stepped, isMany: Bool) -> HTTPResponse {
+        let (entry, outputs, stepCount) = (done.entry, done.outputs, done.step)
         if !isMany, let y = outputs.last {
             do {
                 if let bytes = try entry.predictor.stepAnswerBytes(id: id, step: stepCount, y: y) { return Self.reply(200, bytes: bytes) }
@@ -138,7 +209,7 @@ extension Service {
                 return Self.reply(Self.nonFinite(error))
             }
         }
-        var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(session.model)), ("version", .int(session.version)), ("step", .int(stepCount))]
+        var members: [(String, JSON)] = [("session_id", .string(id)), ("model", .string(entry.model.name)), ("version", .int(entry.version)), ("step", .int(stepCount))]
         var last: [Float] = []
         var all: [JSON] = []
         for y in outputs {
@@ -152,10 +223,10 @@ extension Service {
 
     func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let (s, state) = try await sessions.export(id).value()
-            let pipeline = s.entry.model.pipeline
-            return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(s.model)), ("version", .int(s.entry.version)), ("step", .int(s.step)),
-                                            ("state", StateInput(state, sample: 0).json(for: pipeline))]))
+            let (s, values) = try await sessions.export(id).value()
+            let entry = s.entry
+            return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(entry.model.name)), ("version", .int(entry.version)), ("step", .int(s.step)),
+                                            ("state", StateInput(entry.state(values), sample: 0).json(for: entry.model.pipeline))]))
         }
     }
 
@@ -180,7 +251,7 @@ extension Service {
             let session = try await store.info(id).value()
             let net = session.entry.model.pipeline
             let state = try native { () throws(RuntimeError) in try StateInput.decode(stateJSON, pipeline: net, label: "state") }.state(for: net, batchSize: 1)
-            let updated = try await store.replaceState(id, state: state, step: newStep).value()
+            let updated = try await store.replaceState(id, state: state.values, readFor: session.entry, step: newStep).value()
             return Self.reply(200, sessionJSON(updated))
         }
     }
@@ -211,9 +282,9 @@ extension Service {
         let store = sessions, expectedStep = expected
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).value()
-            let target = try Self.entry(registry, session.model, version: version)
+            let target = try Self.entry(registry, session.model.name, version: version)
             let moved = try await store.migrate(id, to: target, expectedStep: expectedStep).value()
-            return Self.reply(200, sessionJSON(moved, extra: [("migrated_from", .int(session.entry.version))]))
+            return Self.reply(200, sessionJSON(moved, extra: [("migrated_from", .int(session.model.version))]))
         }
     }
 }

@@ -1,6 +1,7 @@
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// The Open Inference Protocol V2 (KServe's REST API, with Triton's extensions for binary
 /// tensors, sequences, statistics and model configuration), on the same runtime as `/v1`.

@@ -2,6 +2,7 @@ import HTTPServer
 import JSON
 import ModelRuntime
 import RecurrentCore
+import SessionStore
 
 /// `POST /v2/models/{name}/infer`: a batch of windows through predict's path, or, with a
 /// `sequence_id`, timesteps through a server-held session (Triton's sequence extension).
@@ -136,36 +137,23 @@ extension Service {
         let key = Self.sequenceKey(name, id)
         let width = net.inputSize
         let rows = (0..<steps).map { Array(x[$0 * width..<($0 + 1) * width]) }
-        let decode: @Sendable (ModelRegistry.Entry) throws(RuntimeError) -> [[Float]] = { pinned throws(RuntimeError) in
-            guard pinned === entry || pinned.model.pipeline.inputSize == width else {
-                throw .invalidInput("sequence \(id.text) runs on version \(pinned.version) of '\(name)', which takes \(pinned.model.pipeline.inputSize) values per timestep, not \(width)")
-            }
-            return rows
-        }
         let stats = entry.statistics
         let decoded = InferenceStatistics.now()
-        @Sendable func answer(_ done: Result<(SessionShard.Stepped, ModelRegistry.Entry, [[Float]]), StepFailure>) throws(APIError) -> HTTPResponse {
+        let sequence = V2SequenceStep(key: key, id: id, name: name, rows: rows, width: width, entry: entry, sequenceStart: r.sequenceStart)
+        @Sendable func answer(_ done: Stepped) throws(APIError) -> HTTPResponse {
             let ran = InferenceStatistics.now()
-            let outputs: [[Float]]
             var (answers, selected) = (answers, selected)
-            switch done {
-            case let .success((_, pinned, o)):
-                outputs = o
-                if pinned !== entry { answers = v2Answers(pinned); selected = try v2Selected(r, answers) }
-            case let .failure(.store(.notFound(message))) where !r.sequenceStart:
-                throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(message)); start it with sequence_start")
-            case let .failure(.rows(e)): throw APIError(.badRequest, e.description)  // V2 answers 400 to input it cannot take
-            case let .failure(e): throw APIError(e)
-            }
+            if done.entry !== entry { answers = v2Answers(done.entry); selected = try v2Selected(r, answers) }
+            let outputs = done.outputs
             let every = answers.entry.model.pipeline.outputShape.isSequence ? outputs.flatMap { $0 } : nil
             let response = try answers.write(r, selected, batch: 1, y: outputs.last ?? [], every: every, length: outputs.count)
             let end = InferenceStatistics.now()
             stats.succeeded(samples: 1, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return response
         }
-        if !r.sequenceStart, !r.sequenceEnd, let done = sessions.stepNow(key, expectedStep: nil, rows: decode) {
+        if !r.sequenceStart, !r.sequenceEnd, let done = try sequence.now(sessions) {
             metrics.sessionStep(direct: true)
-            guard case let .success(stepped) = done, let ticket = stepped.0.stored else { return .now(try answer(done)) }
+            guard let ticket = done.ticket else { return .now(try answer(done)) }
             return .later {
                 do throws(APIError) {
                     try await ticket.wait().value()
@@ -177,13 +165,13 @@ extension Service {
             }
         }
         metrics.sessionStep(direct: false)
-        let store = sessions, fresh = net.makeState(batchSize: 1)
+        let store = sessions, fresh = net.makeState(batchSize: 1).values
         return .later {
             do throws(APIError) {
                 if r.sequenceStart { _ = try await stored { () throws(SessionError) in try await store.start(key, on: entry, state: fresh) } }
                 let queued = InferenceStatistics.now()
-                let done = await store.step(key, expectedStep: nil, rows: decode)
-                if case let .success(stepped) = done { try await stepped.0.stored?.wait().value() }
+                let done = try await sequence.later(store)
+                try await done.ticket?.wait().value()
                 stats.queued(InferenceStatistics.now() - queued)
                 let response = try answer(done)
                 if r.sequenceEnd { _ = await store.delete(key) }
@@ -191,6 +179,62 @@ extension Service {
             } catch {
                 stats.failed(total: InferenceStatistics.now() - start)
                 return Self.reply(error, .v2)
+            }
+        }
+    }
+}
+
+/// A sequence's step on its way to the store. V2's rows are the tensor's raw values: a
+/// sequence pinned to a version that reads input otherwise takes them as they are when that
+/// version takes as many values per timestep.
+struct V2SequenceStep: Sendable {
+    let key: String
+    let id: V2InferRequest.SequenceID
+    let name: String
+    let rows: [[Float]]
+    let width: Int
+    let entry: ModelRegistry.Entry
+    let sequenceStart: Bool
+
+    func request(_ model: any SessionModel) throws(APIError) -> StepRequest {
+        let pinned = model as! ModelRegistry.Entry
+        guard pinned === entry || pinned.model.pipeline.inputSize == width else {
+            throw APIError(.badRequest, "sequence \(id.text) runs on version \(pinned.version) of '\(name)', which takes \(pinned.model.pipeline.inputSize) values per timestep, not \(width)")
+        }
+        return StepRequest(id: key, rows: rows, expectedStep: nil, readFor: pinned)
+    }
+
+    /// The step, or the request to send again.
+    func settle(_ result: StepResult) throws(APIError) -> Result<Stepped, StepRequestAgain> {
+        switch result {
+        case let .stepped(done): return .success(done)
+        case let .refused(.notFound(message)) where !sequenceStart:
+            throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(message)); start it with sequence_start")
+        case let .refused(error): throw APIError(error)
+        case let .readFor(model): return .failure(StepRequestAgain(request: try request(model)))
+        }
+    }
+
+    struct StepRequestAgain: Error { let request: StepRequest }
+
+    /// On this thread; nil when the sequence's shard is busy.
+    func now(_ store: any SessionDriver) throws(APIError) -> Stepped? {
+        var next = try request(entry)
+        while let result = store.stepNow(next) {
+            switch try settle(result) {
+            case let .success(done): return done
+            case let .failure(again): next = again.request
+            }
+        }
+        return nil
+    }
+
+    func later(_ store: any SessionDriver) async throws(APIError) -> Stepped {
+        var next = try request(entry)
+        while true {
+            switch try settle(await store.step(next)) {
+            case let .success(done): return done
+            case let .failure(again): next = again.request
             }
         }
     }

@@ -1,9 +1,12 @@
 import Foundation
 import HTTPServer
+import Hashing
 import JSON
 import Locking
 import ModelRuntime
 import RecurrentCore
+import SessionStore
+import SessionStoreSQLite
 
 /// The application: routes requests to the endpoints, renders every answer and error as JSON,
 /// logs and counts each request. Predict runs on the HTTP worker thread against the immutable
@@ -11,7 +14,7 @@ import RecurrentCore
 public final class Service: HTTPHandler, Sendable {
     public let configuration: Configuration
     public let metrics = Metrics(routes: Service.routes.patterns)
-    public let sessions: SessionStore
+    public let sessions: any SessionDriver
     public let log: Log
     private let registryBox = Locked<ModelRegistry?>(nil)
     private let v2AnswersBox = Locked<[ObjectIdentifier: V2Answers]>([:])
@@ -21,8 +24,6 @@ public final class Service: HTTPHandler, Sendable {
     /// Reloads run one at a time.
     let reloadLock = Locked(0)
     private let draining = Locked(false)
-    /// The durable store's sessions, read at start-up, until `install` brings them back.
-    private let storedRows = Locked<[SessionJournal.Row]?>(nil)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
     let policy: AccessPolicy
@@ -33,21 +34,23 @@ public final class Service: HTTPHandler, Sendable {
         self.configuration = configuration
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
-        var journal: SessionJournal?
-        if configuration.sessionStore.hasPrefix("sqlite:") {
-            do {
-                let opened = try SessionJournal(path: String(configuration.sessionStore.dropFirst(7)), sync: SessionJournal.Sync(rawValue: configuration.sessionSync) ?? .process,
-                                             window: configuration.sessionCommitWindowMicroseconds, checkpointBytes: configuration.sessionCheckpointBytes,
-                                             logger: log)
-                try storedRows.withLock { $0 = try opened.loadAll() }
-                journal = opened
-            } catch {
-                throw .invalid("session_store: \(error)")
-            }
+        sessions = try Self.sessionDriver(configuration, clock: clock, events: metrics, log: log)
+    }
+
+    /// The store `session_store` names: `memory`, or `sqlite:PATH`.
+    static func sessionDriver(_ c: Configuration, clock: any ServiceClock, events: any SessionEvents, log: Log) throws(ConfigurationError) -> any SessionDriver {
+        let (shards, ttl, full) = (c.resolvedShards, c.sessionTTLSeconds, c.sessionFullPolicy == "evict")
+        guard c.sessionStore.hasPrefix("sqlite:") else {
+            return MemoryDriver(shards: shards, clock: clock, ttl: ttl, maxSessions: c.maxSessions, evictWhenFull: full, events: events)
         }
-        sessions = SessionStore(shards: configuration.resolvedShards, clock: clock, ttl: configuration.sessionTTLSeconds,
-                                maxSessions: configuration.maxSessions, evictWhenFull: configuration.sessionFullPolicy == "evict",
-                                events: metrics, journal: journal)
+        do {
+            return try SQLiteDriver(path: String(c.sessionStore.dropFirst(7)), sync: SessionSync(rawValue: c.sessionSync) ?? .process,
+                                    window: c.sessionCommitWindowMicroseconds, checkpointBytes: c.sessionCheckpointBytes,
+                                    shards: shards, clock: clock, ttl: ttl, maxSessions: c.maxSessions, evictWhenFull: full,
+                                    events: events, logger: { notice, message in log(notice == .error ? .error : .warning, message) })
+        } catch {
+            throw .invalid("session_store: \(error)")
+        }
     }
 
     /// Makes the models available; `/readyz` answers 200 from then on. With a durable store,
@@ -59,37 +62,32 @@ public final class Service: HTTPHandler, Sendable {
         for e in entries { watchUnload(e) }
         let answers = Dictionary(entries.map { (ObjectIdentifier($0), V2Answers($0)) }, uniquingKeysWith: { a, _ in a })
         v2AnswersBox.withLock { $0 = answers }
-        if let journal = sessions.journal, registryBox.withLock({ $0 == nil }) {
-            openJournal(journal, registry)
-        }
+        if registryBox.withLock({ $0 == nil }) { loadSessions(registry) }
         let previous = registryBox.withLock { old in defer { old = registry }; return old }
         if let previous { retire(previous.allEntries.filter { old in !entries.contains { $0 === old } }) }
     }
 
-    private func openJournal(_ journal: SessionJournal, _ registry: ModelRegistry) {
-        let rows = storedRows.withLock { rows in defer { rows = nil }; return rows ?? [] }
-        // versions the policy does not serve but stored sessions run on are loaded for them
+    /// Brings back the stored sessions (a durable store's), loading the versions they run on
+    /// that the policy does not serve.
+    private func loadSessions(_ registry: ModelRegistry) {
         var pinned: [String: ModelRegistry.Entry] = [:]
-        for row in rows {
-            guard let v = Int(row.version), registry[row.model, v] == nil, pinned["\(row.model)#\(v)"] == nil,
-                  let entry = registry.loadPinned(name: row.model, version: v) else { continue }
+        for (model, v) in sessions.storedVersions() {
+            guard registry[model, v] == nil, pinned["\(model)#\(v)"] == nil,
+                  let entry = registry.loadPinned(name: model, version: v) else { continue }
             watchUnload(entry)
-            pinned["\(row.model)#\(v)"] = entry
-            log(.info, "model \(row.model) version \(v) loaded for its stored sessions (the version policy serves \(registry.versions[row.model]?.map { String($0.version) }.joined(separator: ", ") ?? "no version"))")
+            pinned["\(model)#\(v)"] = entry
+            log(.info, "model \(model) version \(v) loaded for its stored sessions (the version policy serves \(registry.versions[model]?.map { String($0.version) }.joined(separator: ", ") ?? "no version"))")
         }
         retire(Array(pinned.values))
-        let (live, expired, orphaned) = sessions.loadNow(rows, versions: { [pinned] name, version, fingerprint in
-            Self.pick([registry[name, version], pinned["\(name)#\(version)"]].compactMap { $0 }, fingerprint)
+        // At start-up the registry is not installed yet: its versions are looked up here. The
+        // store keeps the lookup (to restore sessions after a failed write), so it holds
+        // neither the service nor this registry, whose versions must be free to retire.
+        let report = sessions.load(versions: { [weak self, weak registry] name, version, fingerprint in
+            self?.loadedVersion(name, version, fingerprint, installing: registry)
         })
-        log(.info, "session store \(journal.path): \(live) sessions back, \(expired) expired, \(orphaned) of models not served (410)")
-        let store = sessions
-        journal.restore = { [weak self] rows in
-            guard let self else { return }
-            Task { await store.restore(rows, versions: self.loadedVersion) }
+        if report.source != "memory" {
+            log(.info, "session store \(report.source): \(report.live) sessions back, \(report.expired) expired, \(report.orphaned) of models not served (410)")
         }
-        journal.committed = { [metrics] changes, failed in metrics.storeCommitted(changes: changes, failed: failed) }
-        journal.checkpointed = { [metrics] ok in metrics.storeCheckpointed(ok: ok) }
-        journal.start()
     }
 
     /// The V2 answer writer of a model version of the installed registry.
@@ -101,7 +99,7 @@ public final class Service: HTTPHandler, Sendable {
 
     /// Stores every session change made so far and closes the durable store, releasing its
     /// file (a drain's end, or a server stopped in-process that another will reopen).
-    public func closeSessions() { sessions.journal?.close() }
+    public func closeSessions() { sessions.close() }
 
     /// Where `/metrics` reads in-flight requests and open connections (the HTTP server's).
     func attachTransport(_ read: @escaping @Sendable () -> Metrics.Transport) { transportGauges.withLock { $0 = read } }

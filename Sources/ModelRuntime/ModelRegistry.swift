@@ -26,6 +26,11 @@ public final class ModelRegistry: Sendable {
         /// `RecurrentState.layout` of its sessions' states: a session moves between versions
         /// only when theirs are equal.
         public let stateLayout: String
+        /// Floats in one session's state.
+        public let stateWidth: Int
+        /// What decides how a request's rows are read (features, row shape, token ids): rows
+        /// read for one version step another that has the same.
+        let inputSignature: String
         /// What its inferences cost, for the statistics every protocol reports.
         public let statistics = InferenceStatistics()
         /// Its inputs and outputs as named tensors.
@@ -47,7 +52,9 @@ public final class ModelRegistry: Sendable {
             predictor = Predictor(model: model)
             loadedAt = iso8601(Date().timeIntervalSince1970)
             signature = TensorSignature(predictor: predictor)
-            stateLayout = model.pipeline.makeState(batchSize: 1).layout
+            let state = model.pipeline.makeState(batchSize: 1)
+            (stateLayout, stateWidth) = (state.layout, state.valueCount)
+            inputSignature = Self.inputSignature(model)
         }
 
         fileprivate init(reloading old: Entry, stamp: FileStamp, model: Model, seconds: Double) {
@@ -60,10 +67,17 @@ public final class ModelRegistry: Sendable {
             predictor = Predictor(model: model)
             loadedAt = iso8601(Date().timeIntervalSince1970)
             signature = TensorSignature(predictor: predictor)
-            stateLayout = model.pipeline.makeState(batchSize: 1).layout
+            let state = model.pipeline.makeState(batchSize: 1)
+            (stateLayout, stateWidth) = (state.layout, state.valueCount)
+            inputSignature = Self.inputSignature(model)
         }
 
         deinit { onUnload.withLock { $0 }?(model.name, version) }
+
+        static func inputSignature(_ model: Model) -> String {
+            let features = model.config.features.map { "\($0.name):\($0.derived?.rawValue ?? "")" }.joined(separator: ",")
+            return "\(model.pipeline.inputShape.dims) [\(features)] tokens \(model.pipeline.inputEmbedding?.count ?? 0)"
+        }
     }
 
     /// Each model's served versions, newest first (the first is its default).

@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import LSTMService
+import SessionStore
 import ModelFormat
 import ModelRuntime
 import TestSupport

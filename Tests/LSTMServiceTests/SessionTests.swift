@@ -200,3 +200,42 @@ final class Failures: @unchecked Sendable {
     func add() { lock.lock(); n += 1; lock.unlock() }
     var count: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
+
+/// The SQLite driver under a live server.
+@Suite struct DurableSessionTests {
+    let directory: String
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "lstm-durable-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// Through the HTTP server: steps answered from the log, checkpoints counted in /metrics,
+    /// and a restart on the same store finding each session at its step.
+    @Test func aServerStepsThroughItsLogAndCountsItsCheckpoints() throws {
+        let store = "sqlite:" + directory + "/live.db"
+        var ids: [String] = []
+        do {
+            let s = try LiveServer { $0.sessionStore = store; $0.sessionCheckpointBytes = 4096 }
+            for _ in 0..<3 { ids.append(try s.createSession()) }
+            for (k, row) in Week.rows.enumerated() {
+                for id in ids { #expect(try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(k)}"#).status == 200) }
+            }
+            // the checkpoint thread runs on its own: give it a moment
+            var metrics = ""
+            for _ in 0..<100 {
+                metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
+                if !metrics.contains(#"checkpoints_total{result="ok"} 0"#) { break }
+                usleep(20_000)
+            }
+            func value(_ name: String) -> Double? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+            }
+            #expect((value("lstm_serve_session_store_changes_total") ?? 0) >= 3 + 3 * Double(Week.rows.count))
+            #expect((value(#"lstm_serve_session_store_checkpoints_total{result="ok"}"#) ?? 0) >= 1, "\(metrics)")
+            #expect(value(#"lstm_serve_session_store_checkpoints_total{result="failed"}"#) == 0)
+        }
+        let s = try LiveServer { $0.sessionStore = store }
+        for id in ids { #expect(try s.get("/v1/sessions/\(id)").json["step"]?.int == Week.rows.count) }
+    }
+}

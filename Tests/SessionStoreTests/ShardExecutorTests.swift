@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-@testable import LSTMService
+@testable import SessionStore
 import Locking
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import Locking
-@testable import LSTMService
+import SessionStore
+@testable import SessionStoreSQLite
 import Testing
 
 /// The durable store's step log and checkpoints: what is read back, what is refused, and a
@@ -98,8 +99,8 @@ import Testing
     @Test func aStoreCopiedWhileItRunsComesBackWithEveryWrittenStepThroughItsCheckpoints() throws {
         let path = directory + "/sessions.db"
         let journal = try SessionJournal(path: path, sync: .process, checkpointBytes: 4096)
-        let checkpoints = Locked(0)
-        journal.checkpointed = { ok in if ok { checkpoints.withLock { $0 += 1 } } }
+        let events = CountedEvents()
+        journal.events = events
         journal.start()
         var last: [String: Int] = [:]
         for k in 0..<8 { journal.append(.put(Self.row("s\(k)", step: 0, fill: 0)), wait: false); last["s\(k)"] = 0 }
@@ -117,8 +118,8 @@ import Testing
         let flushed = journal.append(.cleared(""))!
         while !flushed.isDone { usleep(1000) }
         // the checkpoint thread runs on its own: wait for one, and for none to be under way
-        for _ in 0..<500 where checkpoints.withLock({ $0 }) == 0 || FileManager.default.fileExists(atPath: path + "-steps.old") { usleep(10_000) }
-        #expect(checkpoints.withLock { $0 } >= 1)
+        for _ in 0..<500 where events.checkpoints == 0 || FileManager.default.fileExists(atPath: path + "-steps.old") { usleep(10_000) }
+        #expect(events.checkpoints >= 1)
         let copy = directory + "/copy.db"
         for suffix in ["", "-wal", "-steps", "-steps.old"] where FileManager.default.fileExists(atPath: path + suffix) {
             try FileManager.default.copyItem(atPath: path + suffix, toPath: copy + suffix)
@@ -164,33 +165,19 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: path + "-steps.old"), "killed \(kill): the old log is gone once applied")
         }
     }
+}
 
-    /// Through the HTTP server: steps answered from the log, checkpoints counted in /metrics,
-    /// and a restart on the same store finding each session at its step.
-    @Test func aServerStepsThroughItsLogAndCountsItsCheckpoints() throws {
-        let store = "sqlite:" + directory + "/live.db"
-        var ids: [String] = []
-        do {
-            let s = try LiveServer { $0.sessionStore = store; $0.sessionCheckpointBytes = 4096 }
-            for _ in 0..<3 { ids.append(try s.createSession()) }
-            for (k, row) in Week.rows.enumerated() {
-                for id in ids { #expect(try s.post("/v1/sessions/\(id)/step", #"{"x": \#(row), "expected_step": \#(k)}"#).status == 200) }
-            }
-            // the checkpoint thread runs on its own: give it a moment
-            var metrics = ""
-            for _ in 0..<100 {
-                metrics = String(decoding: try s.get("/metrics").body, as: UTF8.self)
-                if !metrics.contains(#"checkpoints_total{result="ok"} 0"#) { break }
-                usleep(20_000)
-            }
-            func value(_ name: String) -> Double? {
-                metrics.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
-            }
-            #expect((value("lstm_serve_session_store_changes_total") ?? 0) >= 3 + 3 * Double(Week.rows.count))
-            #expect((value(#"lstm_serve_session_store_checkpoints_total{result="ok"}"#) ?? 0) >= 1, "\(metrics)")
-            #expect(value(#"lstm_serve_session_store_checkpoints_total{result="failed"}"#) == 0)
-        }
-        let s = try LiveServer { $0.sessionStore = store }
-        for id in ids { #expect(try s.get("/v1/sessions/\(id)").json["step"]?.int == Week.rows.count) }
-    }
+/// The store's events, counted as they come.
+final class CountedEvents: SessionEvents {
+    private let counts = Locked([String: Int]())
+    private func add(_ key: String, _ n: Int = 1) { counts.withLock { $0[key, default: 0] += n } }
+    subscript(key: String) -> Int { counts.withLock { $0[key] ?? 0 } }
+    var checkpoints: Int { self["checkpoint ok"] }
+
+    func sessionCreated() { add("created") }
+    func sessionsExpired(_ count: Int) { add("expired", count) }
+    func sessionEvicted() { add("evicted") }
+    func sessionDeleted() { add("deleted") }
+    func storeCommitted(changes: Int, failed: Bool) { add(failed ? "commit failed" : "commit ok") }
+    func storeCheckpointed(ok: Bool) { add(ok ? "checkpoint ok" : "checkpoint failed") }
 }

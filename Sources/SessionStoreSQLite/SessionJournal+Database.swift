@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import SessionStore
 
 extension SessionJournal {
     /// The session table in SQLite (WAL mode), which the checkpoints write: one connection

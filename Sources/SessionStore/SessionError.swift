@@ -1,7 +1,5 @@
-import ModelRuntime
-
 /// Why the session store refused a call. It knows no HTTP: each protocol front end renders it
-/// in its own envelope (`APIError.init(_: SessionError)` for the native API and V2).
+/// in its own envelope, in one place.
 public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
     /// No such live session: never made, expired, evicted or deleted (the message says which).
     case notFound(String)
@@ -23,13 +21,6 @@ public enum SessionError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A step refused: by the store, or by the runtime reading the request's rows for the
-/// session's model (which the store runs, and passes on untouched).
-public enum StepFailure: Error, Equatable {
-    case store(SessionError)
-    case rows(RuntimeError)
-}
-
 /// What the session store reports as it goes, for whoever counts it (the server's metrics):
 /// the store knows the events, not how they are exposed.
 public protocol SessionEvents: Sendable {
@@ -37,4 +28,8 @@ public protocol SessionEvents: Sendable {
     func sessionsExpired(_ count: Int)
     func sessionEvicted()
     func sessionDeleted()
+    /// A durable driver wrote `changes` changes in one write (or failed to).
+    func storeCommitted(changes: Int, failed: Bool)
+    /// A durable driver moved its log into its database (or failed to).
+    func storeCheckpointed(ok: Bool)
 }

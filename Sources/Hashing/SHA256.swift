@@ -1,4 +1,5 @@
-/// SHA-256 (FIPS 180-4), for the weights' fingerprint in model info.
+/// SHA-256 (FIPS 180-4): the weights' fingerprint in model info, and the session key of a
+/// name a client chose (where a collision would join two clients' sessions).
 public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

@@ -1,14 +1,14 @@
 /// FNV-1a (Fowler–Noll–Vo): a fast, well-spread hash of short byte strings, for picking a
 /// session's shard and for the log's short session hash. Not for anything an attacker picks
 /// to collide on: the shard pick only balances load.
-enum FNV1a {
-    static func hash64(_ bytes: some Sequence<UInt8>) -> UInt64 {
+public enum FNV1a {
+    public static func hash64(_ bytes: some Sequence<UInt8>) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return h
     }
 
-    static func hash32(_ bytes: some Sequence<UInt8>) -> UInt32 {
+    public static func hash32(_ bytes: some Sequence<UInt8>) -> UInt32 {
         var h: UInt32 = 0x811c_9dc5
         for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
         return h
@@ -17,7 +17,7 @@ enum FNV1a {
 
 extension FixedWidthInteger where Self: UnsignedInteger {
     /// Lowercase hex with every leading zero: 16 digits for a UInt64, 8 for a UInt32.
-    var zeroPaddedHex: String {
+    public var zeroPaddedHex: String {
         let digits = String(self, radix: 16)
         return String(repeating: "0", count: Self.bitWidth / 4 - digits.count) + digits
     }

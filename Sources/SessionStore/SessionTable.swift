@@ -1,57 +1,3 @@
-import ModelFormat
-import ModelRuntime
-import RecurrentCore
-import Synchronization
-
-/// The most steps a session counts: a state import may not set more, and a step that would
-/// pass it is refused (2^53 − 1, the largest integer every JSON client reads exactly).
-let maxSessionStep = (1 << 53) - 1
-
-/// A session's id as the table keys it, 16 bytes inline: a server-made id's 128 bits, read
-/// from its 32 lowercase hex digits, or for a name a client chose (an Open Inference sequence)
-/// the first 128 bits of the name's SHA-256 (its shard keeps the name). Keyed by the id as a
-/// String, every session held a heap block of 80 bytes for its 32 characters.
-struct SessionKey: Hashable, Sendable {
-    let hi: UInt64
-    let lo: UInt64
-
-    /// The key of an id; `isServerMade` tells which kind it was.
-    init(_ id: String) {
-        if let (hi, lo) = Self.parse(id) {
-            (self.hi, self.lo) = (hi, lo)
-        } else {
-            let digest = SHA256.hex(Array(id.utf8))
-            (hi, lo) = Self.parse(String(digest.prefix(32)))!
-        }
-    }
-
-    init(hi: UInt64, lo: UInt64) { (self.hi, self.lo) = (hi, lo) }
-
-    /// Whether `id` is a server-made id (32 lowercase hex digits).
-    static func isServerMade(_ id: String) -> Bool { parse(id) != nil }
-
-    private static func parse(_ id: String) -> (UInt64, UInt64)? {
-        let utf8 = id.utf8
-        guard utf8.count == 32 else { return nil }
-        var hi: UInt64 = 0, lo: UInt64 = 0
-        var k = 0
-        for b in utf8 {
-            let v: UInt64
-            switch b {
-            case 48...57: v = UInt64(b - 48)
-            case 97...102: v = UInt64(b - 87)
-            default: return nil
-            }
-            if k < 16 { hi = hi << 4 | v } else { lo = lo << 4 | v }
-            k += 1
-        }
-        return (hi, lo)
-    }
-
-    /// The server-made id these bits spell.
-    var hex: String { hi.zeroPaddedHex + lo.zeroPaddedHex }
-}
-
 /// One shard's sessions, kept in order of last use through a linked list over slots: the
 /// least recently used is the head, so expiry and eviction look at the head alone instead of
 /// scanning every session. Touching a session moves it to the tail; nothing is allocated per
@@ -61,15 +7,13 @@ struct SessionTable {
         let id: SessionKey
         /// The model version it runs on: it stays pinned there through reloads (and holds the
         /// version in memory) until it ends or migrates.
-        var entry: ModelRegistry.Entry
+        var model: any SessionModel
         var step: Int
         let created: Double
         var lastUsed: Double
         /// Its state's row in its version's block (the shard's `StateBlock`); last, so that
-        /// the struct packs into 56 bytes.
+        /// the struct packs into 64 bytes.
         var row: Int32
-
-        var model: String { entry.model.name }
     }
 
     private var index: [SessionKey: Int] = [:]
@@ -100,10 +44,10 @@ struct SessionTable {
     }
 
     /// Moves a session to another version of its model (their state layouts are equal).
-    mutating func move(_ slot: Int, to entry: ModelRegistry.Entry) {
-        entry.sessionCount.add(1, ordering: .relaxed)
-        slots[slot]!.entry.sessionCount.subtract(1, ordering: .relaxed)
-        slots[slot]!.entry = entry
+    mutating func move(_ slot: Int, to model: any SessionModel) {
+        model.sessionsChanged(by: 1)
+        slots[slot]!.model.sessionsChanged(by: -1)
+        slots[slot]!.model = model
     }
 
     func whyGone(_ id: SessionKey) -> Gone? { gone[id] }
@@ -112,7 +56,7 @@ struct SessionTable {
     mutating func insert(_ session: Session) { insert(session, counting: true) }
 
     private mutating func insert(_ session: Session, counting: Bool) {
-        if counting { session.entry.sessionCount.add(1, ordering: .relaxed) }
+        if counting { session.model.sessionsChanged(by: 1) }
         let s: Int
         if let reused = free.popLast() {
             s = reused
@@ -151,7 +95,7 @@ struct SessionTable {
     @discardableResult
     mutating func remove(_ slot: Int, _ why: Gone) -> Session {
         let session = slots[slot]!
-        session.entry.sessionCount.subtract(1, ordering: .relaxed)
+        session.model.sessionsChanged(by: -1)
         unlink(slot)
         slots[slot] = nil
         free.append(slot)

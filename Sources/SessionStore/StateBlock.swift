@@ -1,8 +1,5 @@
-import ModelRuntime
-import RecurrentCore
-
 /// One model version's session states in one shard: fixed-width rows of Floats (a state's h,
-/// c and history, `RecurrentState.store`'s order), in chunks of about 256 KB. A session holds
+/// c and history, in the model's order), in chunks of about 256 KB. A session holds
 /// its row number instead of a state of its own, which saves the two arrays (their headers
 /// and their heap blocks) every state would carry, so an idle session costs little more than
 /// its state's bytes. A step copies the row into the shard's scratch state, steps that, and

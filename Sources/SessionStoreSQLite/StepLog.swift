@@ -1,4 +1,5 @@
 import Foundation
+import SessionStore
 
 /// The session journal's write-ahead file: every change is appended here first, one copy per
 /// group commit, and moved into the SQLite table later in large transactions (checkpoints). A

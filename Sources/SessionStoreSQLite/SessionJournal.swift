@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Locking
 import SQLite
+import SessionStore
 
 /// The durable copy of the session store, with group commit. The shards keep the sessions in
 /// memory and hand every change here in the order they made it; a writer takes whatever has
@@ -20,11 +21,13 @@ import SQLite
 /// fail too, until their shard has put back what the store holds (`restore`) and said so with
 /// a `cleared` marker that queues behind those changes. A client therefore never gets an
 /// acknowledgement for a state built on a step that was not stored.
-final class SessionJournal: @unchecked Sendable {
+final class SessionJournal: SessionLog, @unchecked Sendable {
     static let applicationID = 0x4C53_544D  // "LSTM"
     /// 2 added `fingerprint`; a version 1 store gains the column when opened.
     static let schemaVersion = 2
     static let defaultCheckpointBytes = 16 << 20
+
+    typealias Sync = SessionSync
 
     let path: String
     let sync: Sync
@@ -42,8 +45,8 @@ final class SessionJournal: @unchecked Sendable {
     /// only so.
     private let writing = Locked(())
     private var log: StepLog?
-    /// Where the store's warnings go: the server's one logger.
-    let logger: Log
+    /// Where the store's warnings go (the server's one logger).
+    let logger: StoreLogger
     /// The changes a writer has taken from the queue, and the bytes it writes for them.
     private var batch: [(Change, Ticket?)] = []
     private var buffer: [UInt8] = []
@@ -60,17 +63,15 @@ final class SessionJournal: @unchecked Sendable {
     /// Called on the writer's thread with the ids of a failed write and what the store holds
     /// for each (nil: no row): the store puts that back in memory.
     var restore: (@Sendable ([(String, Row?)]) -> Void)?
-    /// Called after each write: changes, then whether it failed.
-    var committed: (@Sendable (Int, Bool) -> Void)?
-    /// Called after each checkpoint that had a log to move: whether it worked.
-    var checkpointed: (@Sendable (Bool) -> Void)?
+    /// Told of each write and each checkpoint that had a log to move (the server's metrics).
+    var events: (any SessionEvents)?
 
     /// Opens (or makes) the store at `path`, taking it for this process alone, and moves
     /// what its step logs hold into it. Throws one clear error for a file that is not a
     /// session store, a damaged one or a damaged log, one another process holds, or one that
     /// cannot be written.
     init(path: String, sync: Sync, window: Int = 0, checkpointBytes: Int = defaultCheckpointBytes,
-         logger: Log = Log(level: .warning)) throws(StoreError) {
+         logger: @escaping StoreLogger = { _, _ in }) throws(StoreError) {
         self.path = path
         self.logger = logger
         self.sync = sync
@@ -114,6 +115,19 @@ final class SessionJournal: @unchecked Sendable {
         checkpointer.name = "session-checkpoint"
         checkpointer.start()
     }
+
+    // MARK: SessionLog
+
+    func put(_ session: StoredSession) -> StoreTicket? { append(.put(session)) }
+
+    /// The step's record is made here, straight from the state's bytes.
+    func stepped(id: String, step: Int, lastUsed: Double, state: UnsafeRawBufferPointer) -> StoreTicket? {
+        append(.step(id: id, record: StepLog.stepRecord(id: id, step: step, lastUsed: lastUsed, state: state)), driven: true)
+    }
+
+    func delete(_ id: String, wait: Bool) -> StoreTicket? { append(.delete(id), wait: wait) }
+
+    func cleared(_ id: String) { append(.cleared(id), wait: false) }
 
     /// Queues a change; its ticket completes once it is stored (nil: nobody waits). `driven`:
     /// the caller calls `drive` next, so the committer thread is not woken for it.
@@ -229,7 +243,7 @@ final class SessionJournal: @unchecked Sendable {
                     ticket?.complete(.success(()))
                 }
             }
-            committed?(batch.count, false)
+            events?.storeCommitted(changes: batch.count, failed: false)
             if wantsCheckpoint {
                 let ok = checkpoint(final: true)
                 for case let (.checkpoint, ticket) in batch { ticket?.complete(ok ? .success(()) : .failure(.unavailable("the session store could not move its step log into the database"))) }
@@ -250,7 +264,7 @@ final class SessionJournal: @unchecked Sendable {
             if !poisoned.contains(change.id) { ids.append(change.id) }
             poisoned.insert(change.id)
         }
-        committed?(batch.count, true)
+        events?.storeCommitted(changes: batch.count, failed: true)
         // an id whose stored row cannot be read stays poisoned: refused, never restored wrongly
         restore?(stored(ids))
     }
@@ -336,13 +350,13 @@ final class SessionJournal: @unchecked Sendable {
             if sync == .full { StepLog.syncDirectory(of: oldLogPath) }
             return true
         }
-        checkpointed?(ok)
+        events?.storeCheckpointed(ok: ok)
         return ok
     }
 }
 
 /// A session store that cannot be opened or read: said once, at start-up.
-struct StoreError: Error, CustomStringConvertible {
-    let description: String
+public struct StoreError: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
