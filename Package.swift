@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "TestSupport"]
+            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "HTTPServer", "TestSupport"]
         ),
     ]
 )

@@ -204,26 +204,26 @@ struct V2SequenceStep: Sendable {
         return StepRequest(id: key, rows: rows, expectedStep: nil, readFor: pinned)
     }
 
+    enum Next { case done(Stepped), again(StepRequest) }
+
     /// The step, or the request to send again.
-    func settle(_ result: StepResult) throws(APIError) -> Result<Stepped, StepRequestAgain> {
+    func settle(_ result: StepResult) throws(APIError) -> Next {
         switch result {
-        case let .stepped(done): return .success(done)
+        case let .stepped(done): return .done(done)
         case let .refused(.notFound(message)) where !sequenceStart:
             throw APIError(.badRequest, "sequence \(id.text) of model '\(name)' is not active (\(message)); start it with sequence_start")
         case let .refused(error): throw APIError(error)
-        case let .readFor(model): return .failure(StepRequestAgain(request: try request(model)))
+        case let .readFor(model): return .again(try request(model))
         }
     }
-
-    struct StepRequestAgain: Error { let request: StepRequest }
 
     /// On this thread; nil when the sequence's shard is busy.
     func now(_ store: any SessionDriver) throws(APIError) -> Stepped? {
         var next = try request(entry)
         while let result = store.stepNow(next) {
             switch try settle(result) {
-            case let .success(done): return done
-            case let .failure(again): next = again.request
+            case let .done(done): return done
+            case let .again(request): next = request
             }
         }
         return nil
@@ -233,8 +233,8 @@ struct V2SequenceStep: Sendable {
         var next = try request(entry)
         while true {
             switch try settle(await store.step(next)) {
-            case let .success(done): return done
-            case let .failure(again): next = again.request
+            case let .done(done): return done
+            case let .again(request): next = request
             }
         }
     }
