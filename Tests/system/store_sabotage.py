@@ -71,8 +71,11 @@ def run(name):
     if "error:" in log and "Test run" not in log:
         return f"{name}: did not build:\n{log[-2000:]}"
     failed = sorted(set(re.findall(r"✘ Test (\w+)\(", log)))
-    caught = out.returncode != 0 and failed
-    return f"{'caught' if caught else 'MISSED'}  {name} ({promise}): " + (", ".join(failed) if failed else "no test failed")
+    crash = re.search(r"exited with unexpected signal code \d+", log)
+    if out.returncode == 0:
+        return f"MISSED  {name} ({promise}): every test passed"
+    how = ", ".join(failed) if failed else f"the suite stopped ({crash.group(0) if crash else 'exit ' + str(out.returncode)})"
+    return f"caught  {name} ({promise}): {how}"
 
 
 def main():
