@@ -50,7 +50,7 @@ extension Service {
     /// version in memory, its state and sessions, and the model's failed loads.
     func modelInfo(_ registry: ModelRegistry, _ name: String, version: Substring?) throws(APIError) -> HTTPResponse {
         let served = registry.versions[name] ?? []
-        let retiring = retiringVersions().filter { $0.model.name == name }
+        let retiring = models.retiringVersions().filter { $0.model.name == name }
         var e = served.first
         if let version {
             e = Int(version).flatMap { v in (served + retiring).first { $0.version == v } }

@@ -131,12 +131,15 @@ extension Service {
         var readFor: ModelRegistry.Entry
         /// Whether `readFor` is known to be the session's version (its errors then stand).
         var confirmed = false
+        /// The rows as read for `readFor` (kept for a step that waits for a busy shard).
+        var decoded: [[Float]]?
         /// When the rows were last read (for the statistics).
         var read = 0
 
         /// The rows for `readFor`; nil when they do not read for a version that is not known
         /// to be the session's (then the session's is looked up).
         mutating func rows() throws(APIError) -> [[Float]]? {
+            if let decoded { return decoded }
             defer { read = InferenceStatistics.now() }
             let decoder = WindowDecoder(model: readFor.model)
             var rows: [[Float]] = []
@@ -151,6 +154,7 @@ extension Service {
                 if confirmed { throw APIError(error) }
                 return nil
             }
+            decoded = rows
             return rows
         }
 
@@ -159,13 +163,13 @@ extension Service {
             switch result {
             case let .stepped(done): return done
             case let .refused(error): throw APIError(error)
-            case let .readFor(model): (readFor, confirmed) = (model as! ModelRegistry.Entry, true)
+            case let .readFor(model): (readFor, confirmed, decoded) = (model as! ModelRegistry.Entry, true, nil)
             }
             return nil
         }
 
         mutating func confirm(_ info: Result<SessionInfo, SessionError>) throws(APIError) {
-            (readFor, confirmed) = (try info.value().entry, true)
+            (readFor, confirmed, decoded) = (try info.value().entry, true, nil)
         }
 
         /// The step on this thread; nil when the session's shard is busy (then `later`).

@@ -16,13 +16,9 @@ public final class Service: HTTPHandler, Sendable {
     public let metrics = Metrics(routes: Service.routes.patterns)
     public let sessions: any SessionDriver
     public let log: Log
-    private let registryBox = Locked<ModelRegistry?>(nil)
+    /// The served models: the snapshot, reloads, retiring versions.
+    public let models: ModelHost
     private let v2AnswersBox = Locked<[ObjectIdentifier: V2Answers]>([:])
-    /// Versions a reload took out of the snapshot, held weakly: they stay in memory (and are
-    /// listed as retiring) while sessions or requests still run on them.
-    let retired = Locked<[Retired]>([])
-    /// Reloads run one at a time.
-    let reloadLock = Locked(0)
     private let draining = Locked(false)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
@@ -35,6 +31,7 @@ public final class Service: HTTPHandler, Sendable {
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = try Self.sessionDriver(configuration, clock: clock, events: metrics, log: log)
+        models = ModelHost(defaultModel: configuration.defaultModel, events: ModelLog(log: log, metrics: metrics, v2Answers: v2AnswersBox))
     }
 
     /// The store `session_store` names: `memory`, or `sqlite:PATH`.
@@ -55,35 +52,22 @@ public final class Service: HTTPHandler, Sendable {
 
     /// Makes the models available; `/readyz` answers 200 from then on. With a durable store,
     /// the stored sessions come back first (the first install only), ready to step on. A later
-    /// install (a reload) swaps the snapshot: requests under way finish on the one they began
-    /// with, and versions it drops retire until nothing runs on them.
+    /// install (a reload) swaps the snapshot (`ModelHost.install`).
     public func install(_ registry: ModelRegistry) {
-        let entries = registry.allEntries
-        for e in entries { watchUnload(e) }
-        let answers = Dictionary(entries.map { (ObjectIdentifier($0), V2Answers($0)) }, uniquingKeysWith: { a, _ in a })
-        v2AnswersBox.withLock { $0 = answers }
-        if registryBox.withLock({ $0 == nil }) { loadSessions(registry) }
-        let previous = registryBox.withLock { old in defer { old = registry }; return old }
-        if let previous { retire(previous.allEntries.filter { old in !entries.contains { $0 === old } }) }
+        if models.registry == nil { loadSessions(registry) }
+        models.install(registry)
     }
 
     /// Brings back the stored sessions (a durable store's), loading the versions they run on
     /// that the policy does not serve.
     private func loadSessions(_ registry: ModelRegistry) {
-        var pinned: [String: ModelRegistry.Entry] = [:]
-        for (model, v) in sessions.storedVersions() {
-            guard registry[model, v] == nil, pinned["\(model)#\(v)"] == nil,
-                  let entry = registry.loadPinned(name: model, version: v) else { continue }
-            watchUnload(entry)
-            pinned["\(model)#\(v)"] = entry
-            log(.info, "model \(model) version \(v) loaded for its stored sessions (the version policy serves \(registry.versions[model]?.map { String($0.version) }.joined(separator: ", ") ?? "no version"))")
-        }
-        retire(Array(pinned.values))
+        let pinned = models.loadPinned(sessions.storedVersions(), beside: registry)
+        defer { withExtendedLifetime(pinned) {} }  // until their sessions hold them
         // At start-up the registry is not installed yet: its versions are looked up here. The
         // store keeps the lookup (to restore sessions after a failed write), so it holds
-        // neither the service nor this registry, whose versions must be free to retire.
-        let report = sessions.load(versions: { [weak self, weak registry] name, version, fingerprint in
-            self?.loadedVersion(name, version, fingerprint, installing: registry)
+        // neither the host nor this registry, whose versions must be free to retire.
+        let report = sessions.load(versions: { [weak host = models, weak registry] name, version, fingerprint in
+            host?.loadedVersion(name, version, fingerprint, installing: registry)
         })
         if report.source != "memory" {
             log(.info, "session store \(report.source): \(report.live) sessions back, \(report.expired) expired, \(report.orphaned) of models not served (410)")
@@ -95,7 +79,7 @@ public final class Service: HTTPHandler, Sendable {
         v2AnswersBox.withLock { $0[ObjectIdentifier(entry)] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
     }
 
-    public var registry: ModelRegistry? { registryBox.withLock { $0 } }
+    public var registry: ModelRegistry? { models.registry }
 
     /// Stores every session change made so far and closes the durable store, releasing its
     /// file (a drain's end, or a server stopped in-process that another will reopen).

@@ -114,7 +114,7 @@ struct Serve: ParsableCommand {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
             source.setEventHandler {
                 if sig == SIGHUP {
-                    _ = try? service.reload()
+                    _ = try? service.models.reload()
                     return
                 }
                 service.log.announce("signal \(sig), draining: /readyz is 503, finishing in-flight requests")
@@ -160,7 +160,7 @@ struct Serve: ParsableCommand {
                 let now = repository.stamp()
                 guard now != seen else { continue }
                 seen = now
-                _ = try? service.reload()
+                _ = try? service.models.reload()
             }
         }
         thread.name = "model-poll"
