@@ -58,13 +58,19 @@ let package = Package(
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
         .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking", "SessionStore"]),
+        // What the protocol front ends share: the error value, JSON answers, body parsing.
+        .target(name: "FrontEnd", dependencies: ["HTTPServer", "JSON", "ModelRuntime", "SessionStore"]),
+        // One target per protocol front end: its wire format, handlers and error envelope.
+        .target(name: "NativeAPI", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore"]),
+        .target(name: "OpenInference", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore", "Locking"]),
+        // Composition: configuration → runtime, store, front ends, server; metrics and logs.
         .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking",
-                                                    "Hashing", "SessionStore", "SessionStoreSQLite"],
+                                                    "Hashing", "SessionStore", "SessionStoreSQLite", "FrontEnd", "NativeAPI", "OpenInference"],
                 resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "lstm-serve",
             dependencies: [
-                "LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON",
+                "LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "FrontEnd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -90,7 +96,7 @@ let package = Package(
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",
-            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "HTTPServer", "TestSupport"]
+            dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "HTTPServer", "FrontEnd", "TestSupport"]
         ),
     ]
 )

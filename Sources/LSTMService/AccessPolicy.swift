@@ -1,4 +1,5 @@
 import Foundation
+import FrontEnd
 import HTTPServer
 
 /// Who may call what, from where: bearer tokens with scopes, the Host names this server

@@ -1,4 +1,5 @@
 import Foundation
+import FrontEnd
 import JSON
 import Locking
 import SessionStore

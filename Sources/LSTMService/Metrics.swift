@@ -1,3 +1,4 @@
+import FrontEnd
 import JSON
 import Locking
 import ModelRuntime
@@ -6,7 +7,7 @@ import SessionStore
 /// Prometheus counters and histograms, kept under one lock (a few additions per request).
 /// Requests are counted by route index (the labels are given once), so counting one hashes a
 /// single integer, not strings.
-public final class Metrics: SessionEvents {
+public final class Metrics: SessionEvents, FrontEndEvents {
     static let buckets: [Double] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
     /// Methods counted by name; any other is counted as "other", so a client cannot grow the
     /// label set without bound.
@@ -90,7 +91,7 @@ public final class Metrics: SessionEvents {
             if failed { $0.storeFailures += 1 }
         }
     }
-    func sessionStep(direct: Bool) { state.withLock { if direct { $0.stepsDirect += 1 } else { $0.stepsQueued += 1 } } }
+    public func sessionStep(direct: Bool) { state.withLock { if direct { $0.stepsDirect += 1 } else { $0.stepsQueued += 1 } } }
 
     /// A label value as the exposition format needs it: backslash, quote and newline escaped.
     static func label(_ value: String) -> String {

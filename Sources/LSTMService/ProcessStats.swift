@@ -1,10 +1,7 @@
 import Foundation
+import FrontEnd
 
 /// This server's version, in `--version`, `/metrics` (`lstm_serve_build_info`) and `GET /v2`.
-public enum LSTMServeVersion {
-    public static let string = "0.6.0"
-}
-
 /// The process's own resource use from /proc, for the standard Prometheus `process_*` metrics.
 struct ProcessStats {
     var residentBytes = 0

@@ -1,6 +1,9 @@
+import FrontEnd
 import HTTPServer
 import JSON
 import ModelRuntime
+import NativeAPI
+import OpenInference
 import SessionStore
 
 /// Every route, declared once: metrics labels, `Allow` and the dispatch in `Service.answer`
@@ -45,50 +48,50 @@ extension Service {
         .init("/healthz", ["GET"], .operational { _, _, _ in reply(200, .object([("status", .string("ok"))])) }),
         .init("/readyz", ["GET"], .operational { s, _, _ in s.ready() }),
         .init("/metrics", ["GET"], .operational { s, _, _ in s.metricsText() }),
-        .init("/v1/models", ["GET"], .native { s, _, _, registry in .now(s.listModels(registry)) }),
+        .init("/v1/models", ["GET"], .native { s, _, _, registry in .now(s.native.listModels(registry)) }),
         .init("/v1/models/{name}", ["GET"], .native { s, _, route, registry throws(APIError) in
-            .now(try s.modelInfo(registry, route.name, version: nil))
+            .now(try s.native.modelInfo(registry, route.name, version: nil))
         }),
         .init("/v1/models/{name}/versions/{version}", ["GET"], .native { s, _, route, registry throws(APIError) in
-            .now(try s.modelInfo(registry, route.name, version: route.second))
+            .now(try s.native.modelInfo(registry, route.name, version: route.second))
         }),
         .init("/v1/predict", ["POST"], .native { s, request, _, registry throws(APIError) in
-            .now(try s.predict(request, try entry(registry, registry.defaultName)))
+            .now(try s.native.predict(request, try entry(registry, registry.defaultName)))
         }),
         .init("/v1/models/{name}/predict", ["POST"], .native { s, request, route, registry throws(APIError) in
-            .now(try s.predict(request, try entry(registry, route.name)))
+            .now(try s.native.predict(request, try entry(registry, route.name)))
         }),
         .init("/v1/models/{name}/versions/{version}/predict", ["POST"], .native { s, request, route, registry throws(APIError) in
-            .now(try s.predict(request, try entry(registry, route.name, version: route.second)))
+            .now(try s.native.predict(request, try entry(registry, route.name, version: route.second)))
         }),
-        .init("/v1/models/{name}/reload", ["POST"], .native(.admin) { s, _, route, _ in s.reloadModel(route.name) }),
-        .init("/v1/sessions", ["POST"], .native { s, request, _, registry throws(APIError) in try s.createSession(request, registry) }),
+        .init("/v1/models/{name}/reload", ["POST"], .native(.admin) { s, _, route, _ in s.native.reloadModel(route.name) }),
+        .init("/v1/sessions", ["POST"], .native { s, request, _, registry throws(APIError) in try s.native.createSession(request, registry) }),
         .init("/v1/sessions/{id}", ["GET", "DELETE"], .native(session: true) { s, request, route, _ in
-            request.method == "DELETE" ? s.deleteSession(route.name) : s.getSession(route.name)
+            request.method == "DELETE" ? s.native.deleteSession(route.name) : s.native.getSession(route.name)
         }),
         .init("/v1/sessions/{id}/step", ["POST"], .native(session: true) { s, request, route, registry throws(APIError) in
-            try s.step(request, registry, route.name)
+            try s.native.step(request, registry, route.name)
         }),
         .init("/v1/sessions/{id}/state", ["GET", "PUT"], .native(session: true) { s, request, route, _ throws(APIError) in
-            request.method == "PUT" ? try s.putState(request, route.name) : s.getState(route.name)
+            request.method == "PUT" ? try s.native.putState(request, route.name) : s.native.getState(route.name)
         }),
         .init("/v1/sessions/{id}/migrate", ["POST"], .native(session: true) { s, request, route, registry throws(APIError) in
-            try s.migrateSession(request, registry, route.name)
+            try s.native.migrateSession(request, registry, route.name)
         }),
         .init("/openapi.json", ["GET"], .operational { _, _, _ in HTTPResponse(status: 200, headers: jsonHeaders, body: OpenAPI.document) }),
-        .init("/v2", ["GET"], .operational(.v2) { _, _, _ in v2ServerMetadata() }),
+        .init("/v2", ["GET"], .operational(.v2) { _, _, _ in OpenInference.v2ServerMetadata() }),
         .init("/v2/health/live", ["GET"], .operational(.v2) { _, _, _ in reply(200, .object([("live", .bool(true))])) }),
-        .init("/v2/health/ready", ["GET"], .operational(.v2) { s, _, _ in s.v2Ready() }),
+        .init("/v2/health/ready", ["GET"], .operational(.v2) { s, _, _ in OpenInference.v2Ready(s.registry != nil && !s.isDraining) }),
     ] + ["", "/versions/{version}"].flatMap { version in [
-        .init("/v2/models/{name}\(version)", ["GET"], .v2 { s, _, _, entry, registry in .now(reply(200, s.v2Metadata(entry, registry))) }),
+        .init("/v2/models/{name}\(version)", ["GET"], .v2 { s, _, _, entry, registry in .now(reply(200, s.v2.v2Metadata(entry, registry))) }),
         .init("/v2/models/{name}\(version)/ready", ["GET"], .v2 { _, _, route, _, _ in
             .now(reply(200, .object([("name", .string(route.name)), ("ready", .bool(true))])))
         }),
-        .init("/v2/models/{name}\(version)/config", ["GET"], .v2 { s, _, _, entry, _ in .now(reply(200, s.v2Config(entry))) }),
+        .init("/v2/models/{name}\(version)/config", ["GET"], .v2 { s, _, _, entry, _ in .now(reply(200, s.v2.v2Config(entry))) }),
         .init("/v2/models/{name}\(version)/stats", ["GET"], .v2 { s, _, _, entry, _ in
-            .now(reply(200, .object([("model_stats", .array([s.v2Statistics(entry)]))])))
+            .now(reply(200, .object([("model_stats", .array([s.v2.v2Statistics(entry)]))])))
         }),
-        .init("/v2/models/{name}\(version)/infer", ["POST"], .v2 { s, request, _, entry, _ throws(APIError) in try s.v2Infer(request, entry) }),
+        .init("/v2/models/{name}\(version)/infer", ["POST"], .v2 { s, request, _, entry, _ throws(APIError) in try s.v2.v2Infer(request, entry) }),
     ] as [RouteTable<Endpoint>.Route] })
 
     /// A matched request: its route and the path's parameters (a model name or session id,

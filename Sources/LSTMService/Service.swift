@@ -1,9 +1,12 @@
 import Foundation
+import FrontEnd
 import HTTPServer
 import Hashing
 import JSON
 import Locking
 import ModelRuntime
+import NativeAPI
+import OpenInference
 import RecurrentCore
 import SessionStore
 import SessionStoreSQLite
@@ -11,14 +14,16 @@ import SessionStoreSQLite
 /// The application: routes requests to the endpoints, renders every answer and error as JSON,
 /// logs and counts each request. Predict runs on the HTTP worker thread against the immutable
 /// models; session operations go through the sharded actor store.
-public final class Service: HTTPHandler, Sendable {
+public final class Service: HTTPHandler, APIFrontEnd, Sendable {
     public let configuration: Configuration
     public let metrics = Metrics(routes: Service.routes.patterns)
     public let sessions: any SessionDriver
     public let log: Log
     /// The served models: the snapshot, reloads, retiring versions.
     public let models: ModelHost
-    private let v2AnswersBox = Locked<[ObjectIdentifier: V2Answers]>([:])
+    /// The protocol front ends.
+    public let native: NativeAPI
+    public let v2: OpenInference
     private let draining = Locked(false)
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
@@ -31,7 +36,11 @@ public final class Service: HTTPHandler, Sendable {
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = try Self.sessionDriver(configuration, clock: clock, events: metrics, log: log)
-        models = ModelHost(defaultModel: configuration.defaultModel, events: ModelLog(log: log, metrics: metrics, v2Answers: v2AnswersBox))
+        let answers = V2AnswerCache()
+        models = ModelHost(defaultModel: configuration.defaultModel, events: ModelLog(log: log, metrics: metrics, v2Answers: answers))
+        native = NativeAPI(models: models, sessions: sessions, maxBatch: configuration.maxBatch, sessionTTL: configuration.sessionTTLSeconds, events: metrics)
+        v2 = OpenInference(models: models, sessions: sessions, answers: answers, maxBatch: configuration.maxBatch,
+                           sessionTTL: configuration.sessionTTLSeconds, events: metrics)
     }
 
     /// The store `session_store` names: `memory`, or `sqlite:PATH`.
@@ -72,11 +81,6 @@ public final class Service: HTTPHandler, Sendable {
         if report.source != "memory" {
             log(.info, "session store \(report.source): \(report.live) sessions back, \(report.expired) expired, \(report.orphaned) of models not served (410)")
         }
-    }
-
-    /// The V2 answer writer of a model version of the installed registry.
-    func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers {
-        v2AnswersBox.withLock { $0[ObjectIdentifier(entry)] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
     }
 
     public var registry: ModelRegistry? { models.registry }
@@ -177,78 +181,14 @@ public final class Service: HTTPHandler, Sendable {
 
     // MARK: Rendering
 
-    static let jsonHeaders = [("Content-Type", "application/json")]
+    /// The service's own answers (health, errors before a route) take the native envelope.
+    public static func envelope(_ error: APIError) -> HTTPResponse { NativeAPI.envelope(error) }
 
-    static func reply(_ status: Int, _ json: JSON, headers: [(String, String)] = []) -> HTTPResponse {
-        do {
-            return HTTPResponse(status: status, headers: headers.isEmpty ? jsonHeaders : jsonHeaders + headers,
-                                body: try json.serializedBytes())
-        } catch {
-            return reply(nonFinite(error))
-        }
-    }
-
-    /// A JSON body written already.
-    static func reply(_ status: Int, bytes: [UInt8]) -> HTTPResponse {
-        HTTPResponse(status: status, headers: jsonHeaders, body: bytes)
-    }
-
-    /// An answer that cannot be written: the model produced NaN or infinity for this input.
-    static func nonFinite(_ error: JSONError) -> APIError {
-        APIError(.unprocessable, "the model's output is not a finite number for this input (\(error))")
-    }
-
-    static func reply(_ error: APIError) -> HTTPResponse { reply(error, .native) }
-
-    /// An error in its protocol's one envelope: the native `{"error": {code, type, message}}`,
-    /// or V2's `{"error": "message"}`, where a request the model cannot take is a 400.
+    /// An error in its protocol's one envelope.
     static func reply(_ error: APIError, _ api: APIProtocol) -> HTTPResponse {
-        let (status, json): (Int, JSON)
         switch api {
-        case .native: (status, json) = (error.status, error.json)
-        case .v2: (status, json) = (error.kind == .unprocessable ? 400 : error.status, .object([("error", .string(error.message))]))
+        case .native: return NativeAPI.envelope(error)
+        case .v2: return OpenInference.envelope(error)
         }
-        return HTTPResponse(status: status, headers: jsonHeaders + error.headers, body: Array(((try? json.serialized()) ?? "{}").utf8))
-    }
-
-    /// The body as JSON: 415 for a declared non-JSON type, 400 for malformed JSON.
-    static func parseBody(_ request: HTTPRequest, optional: Bool = false) throws(APIError) -> JSONDocument? {
-        if let type = request.contentType, !isJSONMediaType(type) {
-            throw APIError(.unsupportedMediaType, "Content-Type '\(type)' is not JSON; send application/json (curl: --json)")
-        }
-        if request.body.isEmpty {
-            if optional { return nil }
-            throw APIError(.badRequest, "request body is empty; expected a JSON object")
-        }
-        do { return try JSONDocument(bytes: request.body) } catch {
-            throw APIError(.badRequest, "malformed JSON: \(error)")
-        }
-    }
-
-    /// application/json or anything +json; parameters such as `; charset=utf-8` and case are
-    /// ignored. A form or text/plain body is refused: those are what a web page may send to
-    /// any server without asking (a JSON POST from another origin needs a CORS preflight).
-    static func isJSONMediaType(_ type: String) -> Bool {
-        if type == "application/json" { return true }  // the common case, without lowercasing
-        let base = type.prefix { $0 != ";" }.lowercased().trimmingCharacters(in: .whitespaces)
-        return base == "application/json" || base.hasSuffix("+json")
-    }
-
-    static func entry(_ registry: ModelRegistry, _ name: String) throws(APIError) -> ModelRegistry.Entry {
-        guard let e = registry[name] else {
-            throw APIError(.notFound, "no model '\(name)' (loaded: \(registry.names.joined(separator: ", ")))")
-        }
-        return e
-    }
-
-    /// A served version of a model; `version` is the path's or body's text (digits).
-    static func entry(_ registry: ModelRegistry, _ name: String, version: Substring?) throws(APIError) -> ModelRegistry.Entry {
-        let e = try entry(registry, name)
-        guard let version else { return e }
-        guard let v = Int(version), let found = registry[name, v] else {
-            let served = registry.versions[name]!.map { String($0.version) }.joined(separator: ", ")
-            throw APIError(.notFound, "model '\(name)' has no version '\(Log.escaped(String(version)))' served (versions: \(served))")
-        }
-        return found
     }
 }

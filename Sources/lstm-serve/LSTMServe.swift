@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FrontEnd
 import JSON
 import LSTMService
 import ModelFormat

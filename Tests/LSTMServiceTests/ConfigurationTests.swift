@@ -1,7 +1,7 @@
 import Foundation
 import LSTMService
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct ConfigurationTests {
     @Test func laterSourcesWinAndEveryKeyIsSettable() throws {

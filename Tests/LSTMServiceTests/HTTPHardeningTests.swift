@@ -1,8 +1,9 @@
 import Foundation
+import FrontEnd
 import JSON
 import LSTMService
-import Testing
 import TestSupport
+import Testing
 
 /// Hostile framing, paths and clients over raw sockets against a live server.
 @Suite(.serialized) struct HTTPHardeningTests {

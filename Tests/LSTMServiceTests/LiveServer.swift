@@ -1,9 +1,9 @@
 import Foundation
 import JSON
 import LSTMService
-import SessionStore
 import ModelFormat
 import ModelRuntime
+import SessionStore
 import TestSupport
 
 /// A real server on 127.0.0.1 port 0 with the shipped temperature model and a manual clock.

@@ -1,3 +1,4 @@
+import FrontEnd
 import JSON
 @testable import LSTMService
 import Testing

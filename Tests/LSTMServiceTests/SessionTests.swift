@@ -2,8 +2,8 @@ import Foundation
 import JSON
 import LSTMService
 import Locking
-import Testing
 import TestSupport
+import Testing
 
 /// Stream-step sessions against a live server: equality with predict, serialization of
 /// concurrent steps, retries, state export/import, expiry and capacity on a manual clock.

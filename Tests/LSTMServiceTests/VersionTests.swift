@@ -3,8 +3,8 @@ import JSON
 @testable import LSTMService
 import ModelFormat
 import ModelRuntime
-import Testing
 import TestSupport
+import Testing
 
 /// A model repository written by the test: `root/<name>/<version>/`, each version a small
 /// LSTM whose weights are all `fill` (so versions answer differently).

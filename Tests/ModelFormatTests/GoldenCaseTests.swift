@@ -1,8 +1,8 @@
 import JSON
 import ModelFormat
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// Every shared golden case, exported to a model directory by tools/export_model.py (Keras from
 /// .keras, ONNX from .onnx, PyTorch from its state_dict), against the frameworks' own numbers.

@@ -1,8 +1,8 @@
 import Foundation
 import ModelFormat
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// config.json's `layers`: where each layer's tensors are, and the errors when they do not fit.
 @Suite struct LayerListTests {

@@ -1,8 +1,8 @@
 import Foundation
 import ModelFormat
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// Weight files whose tensors are each valid but do not make a model: each gets its own error.
 @Suite struct ModelLoadingTests {

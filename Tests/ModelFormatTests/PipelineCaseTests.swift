@@ -2,8 +2,8 @@ import Foundation
 import JSON
 import ModelFormat
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// Whole models built with the real frameworks (Tests/Fixtures/pipelines), exported from the
 /// user's own file: the served answer equals the framework's at the README tolerance, and where

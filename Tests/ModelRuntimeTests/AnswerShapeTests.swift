@@ -3,8 +3,8 @@ import JSON
 import ModelFormat
 @testable import ModelRuntime
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// Rows of any shape in, and answers of any shape out, through the runtime the protocols share,
 /// on the whole-model golden cases (Tests/Fixtures/pipelines): the answer equals the framework's.

@@ -3,8 +3,8 @@ import JSON
 import ModelFormat
 @testable import ModelRuntime
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// Decoding predict bodies: every kind of bad input is a 422 that says what was expected.
 @Suite struct PredictRequestTests {

@@ -2,8 +2,8 @@ import JSON
 import ModelFormat
 @testable import ModelRuntime
 import RecurrentCore
-import Testing
 import TestSupport
+import Testing
 
 /// The shipped model, served through the Swift core from raw named rows (dates and all),
 /// reproduces PyTorch's own predictions on every 2015 window.

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-@testable import SessionStore
 import Locking
+@testable import SessionStore
 import Testing
 
 /// An actor on a ShardExecutor, counting.

@@ -62,6 +62,19 @@ def test_nothing_below_the_service_knows_http():
     assert "JSON" not in closure("RecurrentCore")
 
 
+def test_each_front_end_stands_alone_on_the_runtime_and_the_store():
+    for front in ["NativeAPI", "OpenInference"]:
+        reach = closure(front)
+        assert {"FrontEnd", "ModelRuntime", "SessionStore", "HTTPServer", "JSON"} <= reach, front
+        assert not reach & {"NativeAPI", "OpenInference", "LSTMService", "SessionStoreSQLite", "SQLite"}, front
+    assert not closure("FrontEnd") & {"NativeAPI", "OpenInference", "LSTMService"}
+
+
+def test_the_service_reaches_c_only_through_the_wrappers():
+    service = targets()["LSTMService"][2]
+    assert not set(service) & set(SYSTEM), service
+
+
 def test_every_imported_package_module_is_a_declared_dependency():
     names = set(targets())
     problems = []

@@ -1,3 +1,4 @@
+import FrontEnd
 import JSON
 
 /// An Open Inference Protocol V2 infer request, read from its JSON header and, with the binary

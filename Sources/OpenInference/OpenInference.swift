@@ -1,31 +1,72 @@
+import FrontEnd
 import HTTPServer
 import JSON
+import Locking
 import ModelRuntime
 import SessionStore
 
 /// The Open Inference Protocol V2 (KServe's REST API, with Triton's extensions for binary
 /// tensors, sequences, statistics and model configuration), on the same runtime as `/v1`.
-/// Errors are `{"error": "message"}`.
-extension Service {
+/// Errors are `{"error": "message"}`; a request the model cannot take is a 400.
+public struct OpenInference: APIFrontEnd, Sendable {
+    let models: ModelHost
+    let sessions: any SessionDriver
+    let answers: V2AnswerCache
+    let maxBatch: Int
+    let sessionTTL: Double
+    let events: any FrontEndEvents
+
+    public init(models: ModelHost, sessions: any SessionDriver, answers: V2AnswerCache, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
+        (self.models, self.sessions, self.answers) = (models, sessions, answers)
+        (self.maxBatch, self.sessionTTL, self.events) = (maxBatch, sessionTTL, events)
+    }
+
+    public static func envelope(_ error: APIError) -> HTTPResponse {
+        let status = error.kind == .unprocessable ? 400 : error.status
+        let json = JSON.object([("error", .string(error.message))])
+        return HTTPResponse(status: status, headers: jsonHeaders + error.headers, body: Array(((try? json.serialized()) ?? "{}").utf8))
+    }
+
+    /// The V2 answer writer of a model version.
+    func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers { answers.writer(entry) }
+}
+
+/// Each served version's V2 answer writer, made once per snapshot as it is installed (the last
+/// snapshot's let go, so that retired versions can leave memory).
+public final class V2AnswerCache: Sendable {
+    private let writers = Locked<[ObjectIdentifier: V2Answers]>([:])
+
+    public init() {}
+
+    public func install(_ registry: ModelRegistry) {
+        let made = Dictionary(registry.allEntries.map { (ObjectIdentifier($0), V2Answers($0)) }, uniquingKeysWith: { a, _ in a })
+        writers.withLock { $0 = made }
+    }
+
+    func writer(_ entry: ModelRegistry.Entry) -> V2Answers {
+        writers.withLock { $0[ObjectIdentifier(entry)] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
+    }
+}
+
+extension OpenInference {
     static let v2Extensions = ["binary_tensor_data", "sequence", "statistics", "model_configuration"]
 
     /// `GET /v2`: the server's name, version and extensions.
-    static func v2ServerMetadata() -> HTTPResponse {
+    public static func v2ServerMetadata() -> HTTPResponse {
         reply(200, .object([("name", .string("lstm-serve")), ("version", .string(LSTMServeVersion.string)),
                             ("extensions", .array(v2Extensions.map { .string($0) }))]))
     }
 
     /// `GET /v2/health/ready`: models loaded and not draining.
-    func v2Ready() -> HTTPResponse {
-        let ready = registry != nil && !isDraining
-        return Self.reply(ready ? 200 : 503, .object([("ready", .bool(ready))]))
+    public static func v2Ready(_ ready: Bool) -> HTTPResponse {
+        Self.reply(ready ? 200 : 503, .object([("ready", .bool(ready))]))
     }
 
     static func tensorJSON(_ t: TensorSignature.Tensor) -> JSON {
         .object([("name", .string(t.name)), ("datatype", .string(t.datatype)), ("shape", .array(t.shape.map { .int($0) }))])
     }
 
-    func v2Metadata(_ entry: ModelRegistry.Entry, _ registry: ModelRegistry) -> JSON {
+    public func v2Metadata(_ entry: ModelRegistry.Entry, _ registry: ModelRegistry) -> JSON {
         let s = entry.signature
         let versions = (registry.versions[entry.model.name] ?? [entry]).map { JSON.string(String($0.version)) }
         return .object([("name", .string(entry.model.name)), ("versions", .array(versions)), ("platform", .string("lstm-serve")),
@@ -35,7 +76,7 @@ extension Service {
     /// Triton's model configuration: tensors without the batch axis (`max_batch_size` > 0),
     /// the sequence batcher's idle timeout for a model sessions can step, and the names of the
     /// forecast's columns.
-    func v2Config(_ entry: ModelRegistry.Entry) -> JSON {
+    public func v2Config(_ entry: ModelRegistry.Entry) -> JSON {
         let s = entry.signature
         func tensor(_ t: TensorSignature.Tensor) -> JSON {
             let type = t.datatype == "BYTES" ? "TYPE_STRING" : "TYPE_\(t.datatype)"
@@ -44,11 +85,11 @@ extension Service {
         var members: [(String, JSON)] = [
             ("name", .string(entry.model.name)), ("platform", .string("lstm-serve")), ("backend", .string("lstm-serve")),
             ("version_policy", v2VersionPolicy(entry.model.name)),
-            ("max_batch_size", .int(configuration.maxBatch)),
+            ("max_batch_size", .int(maxBatch)),
             ("input", .array(s.inputs.map(tensor))), ("output", .array(s.outputs.map(tensor))),
         ]
         if entry.model.pipeline.isStreamable {
-            members.append(("sequence_batching", .object([("max_sequence_idle_microseconds", .int(Int(configuration.sessionTTLSeconds * 1e6)))])))
+            members.append(("sequence_batching", .object([("max_sequence_idle_microseconds", .int(Int(sessionTTL * 1e6)))])))
         }
         let names = s.outputNames.joined(separator: ",")
         members.append(("parameters", .object([("output_names", .object([("string_value", .string(names))]))])))
@@ -57,14 +98,14 @@ extension Service {
 
     /// The served policy in Triton's words: `latest {num_versions}`, `all {}`, `specific {versions}`.
     func v2VersionPolicy(_ name: String) -> JSON {
-        switch registry?.repository?.policy.rule(for: name) ?? .latest(1) {
+        switch models.registry?.repository?.policy.rule(for: name) ?? .latest(1) {
         case let .latest(n): return .object([("latest", .object([("num_versions", .int(n))]))])
         case .all: return .object([("all", .object([]))])
         case let .specific(v): return .object([("specific", .object([("versions", .array(v.map { .int($0) }))]))])
         }
     }
 
-    func v2Statistics(_ entry: ModelRegistry.Entry) -> JSON {
+    public func v2Statistics(_ entry: ModelRegistry.Entry) -> JSON {
         let st = entry.statistics
         func duration(_ d: InferenceStatistics.Duration) -> JSON {
             let v = d.value

@@ -2,8 +2,8 @@ import JSON
 import ModelRuntime
 import SessionStore
 
-/// The one error every endpoint and command reports: it knows its HTTP status and renders
-/// `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
+/// The error every endpoint reports: what went wrong, its HTTP status and any headers it
+/// needs. Each protocol front end renders it in its own envelope (`APIFrontEnd.envelope`).
 public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case badRequest = "bad_request"
@@ -58,16 +58,12 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 
-    public var json: JSON {
-        .object([("error", .object([("code", .int(status)), ("type", .string(kind.rawValue)), ("message", .string(message))]))])
-    }
-
-    static func unprocessable(_ message: String) -> APIError { APIError(.unprocessable, message) }
+    public static func unprocessable(_ message: String) -> APIError { APIError(.unprocessable, message) }
 }
 
 extension APIError {
-    /// The native API's form of a runtime error.
-    init(_ error: RuntimeError) {
+    /// A runtime error as the front ends report it: input they cannot take is unprocessable.
+    public init(_ error: RuntimeError) {
         switch error {
         case let .invalidInput(message): self.init(.unprocessable, message)
         case let .loading(message): self.init(.internalError, message)
@@ -75,15 +71,15 @@ extension APIError {
     }
 }
 
-/// A runtime call inside a handler: its error as the native API's.
+/// A runtime call inside a handler: its error as the API's.
 @inline(__always)
-func native<T>(_ body: () throws(RuntimeError) -> T) throws(APIError) -> T {
+public func native<T>(_ body: () throws(RuntimeError) -> T) throws(APIError) -> T {
     do { return try body() } catch { throw APIError(error) }
 }
 
 extension APIError {
-    /// The native API's (and V2's) form of the session store's refusal.
-    init(_ error: SessionError) {
+    /// The session store's refusal as the front ends report it.
+    public init(_ error: SessionError) {
         switch error {
         case let .notFound(message): self.init(.notFound, message)
         case let .gone(message): self.init(.gone, message)
@@ -97,7 +93,7 @@ extension APIError {
 
 extension Result where Failure == SessionError {
     /// The value, or the store's refusal as the API's error.
-    func value() throws(APIError) -> Success {
+    public func value() throws(APIError) -> Success {
         switch self {
         case let .success(value): return value
         case let .failure(error): throw APIError(error)
@@ -106,6 +102,6 @@ extension Result where Failure == SessionError {
 }
 
 /// A session store call inside a handler: its refusal as the API's error.
-func stored<T>(_ body: () async throws(SessionError) -> T) async throws(APIError) -> T {
+public func stored<T>(_ body: () async throws(SessionError) -> T) async throws(APIError) -> T {
     do { return try await body() } catch { throw APIError(error) }
 }

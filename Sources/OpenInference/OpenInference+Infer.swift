@@ -1,3 +1,4 @@
+import FrontEnd
 import HTTPServer
 import JSON
 import ModelRuntime
@@ -6,8 +7,8 @@ import SessionStore
 
 /// `POST /v2/models/{name}/infer`: a batch of windows through predict's path, or, with a
 /// `sequence_id`, timesteps through a server-held session (Triton's sequence extension).
-extension Service {
-    func v2Infer(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPHandlerResult {
+extension OpenInference {
+    public func v2Infer(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPHandlerResult {
         let start = InferenceStatistics.now()
         let stats = entry.statistics
         do throws(APIError) {
@@ -22,8 +23,8 @@ extension Service {
             if let id = parsed.sequenceID {
                 return try v2Sequence(parsed, id, entry, x: x, batch: batch, steps: steps, answers: answers, selected: selected, start: start)
             }
-            guard batch <= configuration.maxBatch else {
-                throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(configuration.maxBatch) per request")
+            guard batch <= maxBatch else {
+                throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(maxBatch) per request")
             }
             let decoded = InferenceStatistics.now()
             let predict = PredictRequest(inputs: x, batchSize: batch, sequenceLength: steps, isBatch: true)
@@ -152,7 +153,7 @@ extension Service {
             return response
         }
         if !r.sequenceStart, !r.sequenceEnd, let done = try sequence.now(sessions) {
-            metrics.sessionStep(direct: true)
+            events.sessionStep(direct: true)
             guard let ticket = done.ticket else { return .now(try answer(done)) }
             return .later {
                 do throws(APIError) {
@@ -160,11 +161,11 @@ extension Service {
                     return try answer(done)
                 } catch {
                     stats.failed(total: InferenceStatistics.now() - start)
-                    return Self.reply(error, .v2)
+                    return Self.reply(error)
                 }
             }
         }
-        metrics.sessionStep(direct: false)
+        events.sessionStep(direct: false)
         let store = sessions, fresh = net.makeState(batchSize: 1).values
         return .later {
             do throws(APIError) {
@@ -178,7 +179,7 @@ extension Service {
                 return response
             } catch {
                 stats.failed(total: InferenceStatistics.now() - start)
-                return Self.reply(error, .v2)
+                return Self.reply(error)
             }
         }
     }

@@ -1,3 +1,4 @@
+import FrontEnd
 import HTTPServer
 import JSON
 import ModelRuntime
@@ -91,7 +92,7 @@ final class V2Answers: Sendable {
                     }
                     return try t.serializedBytes()
                 }
-                if let written { return HTTPResponse(status: 200, headers: Service.jsonHeaders, body: written) }
+                if let written { return HTTPResponse(status: 200, headers: OpenInference.jsonHeaders, body: written) }
             }
         }
         var tensors: [JSON] = []
@@ -119,7 +120,7 @@ final class V2Answers: Sendable {
         top.append(("outputs", .array(tensors)))
         let header: [UInt8]
         do { header = try JSON.object(top).serializedBytes() } catch { throw APIError(.unprocessable, "the answer cannot be written as JSON (\(error))") }
-        guard selected.contains(where: \.1) else { return HTTPResponse(status: 200, headers: Service.jsonHeaders, body: header) }
+        guard selected.contains(where: \.1) else { return HTTPResponse(status: 200, headers: OpenInference.jsonHeaders, body: header) }
         return Self.binaryResponse(header + blob, headerLength: header.count)
     }
 

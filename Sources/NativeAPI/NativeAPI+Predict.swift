@@ -1,3 +1,4 @@
+import FrontEnd
 import HTTPServer
 import JSON
 import ModelRuntime
@@ -5,14 +6,14 @@ import SessionStore
 
 /// POST /v1/predict and /v1/models/{name}/predict: on the worker thread, against the shared
 /// immutable model, with a pooled workspace.
-extension Service {
-    func predict(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPResponse {
+extension NativeAPI {
+    public func predict(_ request: HTTPRequest, _ entry: ModelRegistry.Entry) throws(APIError) -> HTTPResponse {
         let start = InferenceStatistics.now()
         do throws(APIError) {
             let body = try Self.parseBody(request)!
             let decoded = try native { () throws(RuntimeError) in try PredictRequest.decode(body.value, model: entry.model) }
-            guard decoded.batchSize <= configuration.maxBatch else {
-                throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(configuration.maxBatch) per request")
+            guard decoded.batchSize <= maxBatch else {
+                throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(maxBatch) per request")
             }
             let read = InferenceStatistics.now()
             let result = ModelRegistry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in

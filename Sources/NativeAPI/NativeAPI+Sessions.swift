@@ -1,26 +1,20 @@
+import FrontEnd
 import HTTPServer
 import JSON
-import ModelFormat
 import ModelRuntime
 import RecurrentCore
 import SessionStore
 
 /// The stream-step endpoints: /v1/sessions, /v1/sessions/{id}, /step and /state. Bodies are
 /// decoded on the worker thread; the state is read and changed only inside the store's actors.
-extension Service {
+extension NativeAPI {
     func sessionJSON(_ s: SessionInfo, extra: [(String, JSON)] = []) -> JSON {
         .object([("session_id", .string(s.id)), ("model", .string(s.model.name)), ("version", .int(s.model.version)), ("step", .int(s.step)),
                  ("created_at", .string(iso8601(s.created))), ("last_used_at", .string(iso8601(s.lastUsed))),
-                 ("expires_at", .string(iso8601(s.lastUsed + configuration.sessionTTLSeconds)))] + extra)
+                 ("expires_at", .string(iso8601(s.lastUsed + sessionTTL)))] + extra)
     }
 
-    func later(_ work: @escaping @Sendable () async throws(APIError) -> HTTPResponse) -> HTTPHandlerResult {
-        .later {
-            do throws(APIError) { return try await work() } catch { return Self.reply(error) }
-        }
-    }
-
-    func createSession(_ request: HTTPRequest, _ registry: ModelRegistry) throws(APIError) -> HTTPHandlerResult {
+    public func createSession(_ request: HTTPRequest, _ registry: ModelRegistry) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request, optional: true)?.value
         if let body {
             guard body.kind == .object else { throw .unprocessable("session body must be an object like {\"model\": \"name\"}") }
@@ -48,21 +42,21 @@ extension Service {
         }
     }
 
-    func getSession(_ id: String) -> HTTPHandlerResult {
+    public func getSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
             let s = try await sessions.info(id).value()
             return Self.reply(200, sessionJSON(s))
         }
     }
 
-    func deleteSession(_ id: String) -> HTTPHandlerResult {
+    public func deleteSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
             try await sessions.delete(id).value()
             return HTTPResponse(status: 204)
         }
     }
 
-    func step(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+    public func step(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object else { throw .unprocessable("step body must be an object like {\"x\": [...]}") }
         let (x, xs, e) = (body["x"], body["xs"], body["expected_step"])
@@ -92,7 +86,7 @@ extension Service {
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
         if let done = try step.now(sessions) {
-            metrics.sessionStep(direct: true)
+            events.sessionStep(direct: true)
             let response = stepResponse(id, done, isMany: isMany, start: start, read: step.read)
             // with a durable store the answer waits until the step is written
             guard let ticket = done.ticket else { return .now(response) }
@@ -111,7 +105,7 @@ extension Service {
                 }
             }
         }
-        metrics.sessionStep(direct: false)
+        events.sessionStep(direct: false)
         let store = sessions, pending = step
         return later { [self] () throws(APIError) in
             var step = pending
@@ -225,7 +219,7 @@ extension Service {
         return Self.reply(200, .object(members))
     }
 
-    func getState(_ id: String) -> HTTPHandlerResult {
+    public func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
             let (s, values) = try await sessions.export(id).value()
             let entry = s.entry
@@ -234,7 +228,7 @@ extension Service {
         }
     }
 
-    func putState(_ request: HTTPRequest, _ id: String) throws(APIError) -> HTTPHandlerResult {
+    public func putState(_ request: HTTPRequest, _ id: String) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object, let stateJSON = body["state"] else {
             throw .unprocessable("body must be {\"state\": {\"h\": [...], \"c\": [...]}, \"step\": n} (as GET .../state returns)")
@@ -271,7 +265,7 @@ extension Service {
     /// `POST /v1/sessions/{id}/migrate {"version": v}`: moves a session to another served
     /// version of its model, keeping its state and step, when their states have one layout
     /// (409 with both layouts otherwise). Optional `expected_step` as for step.
-    func migrateSession(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
+    public func migrateSession(_ request: HTTPRequest, _ registry: ModelRegistry, _ id: String) throws(APIError) -> HTTPHandlerResult {
         let body = try Self.parseBody(request)!.value
         guard body.kind == .object, body["version"] != nil else { throw .unprocessable("body must be {\"version\": n}, a served version of the session's model") }
         if let key = body.firstKey(notIn: ["version", "expected_step"]) {

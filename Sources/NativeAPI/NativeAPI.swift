@@ -1,0 +1,30 @@
+import FrontEnd
+import HTTPServer
+import JSON
+import ModelRuntime
+import SessionStore
+
+/// The native API (`/v1`): predict, stream-step sessions, model information and reloads.
+/// Errors are `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
+public struct NativeAPI: APIFrontEnd, Sendable {
+    let models: ModelHost
+    let sessions: any SessionDriver
+    let maxBatch: Int
+    let sessionTTL: Double
+    let events: any FrontEndEvents
+
+    public init(models: ModelHost, sessions: any SessionDriver, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
+        (self.models, self.sessions, self.maxBatch, self.sessionTTL, self.events) = (models, sessions, maxBatch, sessionTTL, events)
+    }
+
+    public static func envelope(_ error: APIError) -> HTTPResponse {
+        HTTPResponse(status: error.status, headers: jsonHeaders + error.headers, body: Array(((try? error.json.serialized()) ?? "{}").utf8))
+    }
+}
+
+extension APIError {
+    /// The native envelope.
+    public var json: JSON {
+        .object([("error", .object([("code", .int(status)), ("type", .string(kind.rawValue)), ("message", .string(message))]))])
+    }
+}
