@@ -57,12 +57,12 @@ let package = Package(
         // The model as users see it: request decoding, the pipeline run, normalization,
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
-        .target(name: "ModelRuntime", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "Locking", "SessionStore"]),
+        .target(name: "ModelRuntime", dependencies: ["RecurrentCore", "ModelFormat", "Locking", "SessionStore"]),
         // What the protocol front ends share: the error value, JSON answers, body parsing.
-        .target(name: "FrontEnd", dependencies: ["HTTPServer", "JSON", "ModelRuntime", "SessionStore"]),
+        .target(name: "FrontEnd", dependencies: ["HTTPServer", "JSON", "ModelRuntime", "SessionStore", "Locking"]),
         // One target per protocol front end: its wire format, handlers and error envelope.
-        .target(name: "NativeAPI", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore"]),
-        .target(name: "OpenInference", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore", "Locking"]),
+        .target(name: "NativeAPI", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelFormat", "ModelRuntime", "SessionStore", "RecurrentCore"]),
+        .target(name: "OpenInference", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore"]),
         // Composition: configuration → runtime, store, front ends, server; metrics and logs.
         .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking",
                                                     "Hashing", "SessionStore", "SessionStoreSQLite", "FrontEnd", "NativeAPI", "OpenInference"],
@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "lstm-serve",
             dependencies: [
-                "LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "FrontEnd",
+                "LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "FrontEnd", "NativeAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,6 +93,7 @@ let package = Package(
             name: "SessionStoreTests",
             dependencies: ["SessionStore", "SessionStoreSQLite", "ModelRuntime", "ModelFormat", "RecurrentCore", "Locking", "TestSupport"]
         ),
+        .testTarget(name: "NativeAPITests", dependencies: ["NativeAPI", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",

@@ -1,20 +1,19 @@
 import HTTPServer
 import JSON
 import ModelRuntime
-import OpenInference
 import SessionStore
 
-/// The model host's events, logged and counted; each snapshot's V2 answer writers made as it
-/// is installed (and the last one's let go, so that retired versions can leave memory).
+/// The model host's events, logged and counted; each snapshot's answer writers made as it is
+/// installed (`PerVersion`).
 struct ModelLog: ModelHostEvents {
     let log: Log
     let metrics: Metrics
-    let v2Answers: V2AnswerCache
+    let installing: [@Sendable (ModelRegistry) -> Void]
 
     func modelEvent(_ event: ModelHostEvent) {
         switch event {
         case let .installing(registry):
-            v2Answers.install(registry)
+            for install in installing { install(registry) }
         case let .loaded(e):
             log(.info, "model \(e.model.name) version \(e.version) loaded in \(Int(e.loadSeconds * 1000)) ms (sha256 \(e.model.weightsSHA256.prefix(12)))")
         case let .retired(e, n):

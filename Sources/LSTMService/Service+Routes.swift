@@ -82,17 +82,23 @@ extension Service {
         .init("/v2", ["GET"], .operational(.v2) { _, _, _ in OpenInference.v2ServerMetadata() }),
         .init("/v2/health/live", ["GET"], .operational(.v2) { _, _, _ in reply(200, .object([("live", .bool(true))])) }),
         .init("/v2/health/ready", ["GET"], .operational(.v2) { s, _, _ in OpenInference.v2Ready(s.registry != nil && !s.isDraining) }),
-    ] + ["", "/versions/{version}"].flatMap { version in [
-        .init("/v2/models/{name}\(version)", ["GET"], .v2 { s, _, _, entry, registry in .now(reply(200, s.v2.v2Metadata(entry, registry))) }),
-        .init("/v2/models/{name}\(version)/ready", ["GET"], .v2 { _, _, route, _, _ in
-            .now(reply(200, .object([("name", .string(route.name)), ("ready", .bool(true))])))
-        }),
-        .init("/v2/models/{name}\(version)/config", ["GET"], .v2 { s, _, _, entry, _ in .now(reply(200, s.v2.v2Config(entry))) }),
-        .init("/v2/models/{name}\(version)/stats", ["GET"], .v2 { s, _, _, entry, _ in
-            .now(reply(200, .object([("model_stats", .array([s.v2.v2Statistics(entry)]))])))
-        }),
-        .init("/v2/models/{name}\(version)/infer", ["POST"], .v2 { s, request, _, entry, _ throws(APIError) in try s.v2.v2Infer(request, entry) }),
-    ] as [RouteTable<Endpoint>.Route] })
+    ] + ["", "/versions/{version}"].flatMap(v2ModelRoutes))
+
+    /// The routes of a V2 model, or (`version` "/versions/{version}") of one of its versions.
+    static func v2ModelRoutes(_ version: String) -> [RouteTable<Endpoint>.Route] {
+        let routes: [RouteTable<Endpoint>.Route] = [
+            .init("/v2/models/{name}\(version)", ["GET"], .v2 { s, _, _, entry, registry in .now(reply(200, s.v2.v2Metadata(entry, registry))) }),
+            .init("/v2/models/{name}\(version)/ready", ["GET"], .v2 { _, _, route, _, _ in
+                .now(reply(200, .object([("name", .string(route.name)), ("ready", .bool(true))])))
+            }),
+            .init("/v2/models/{name}\(version)/config", ["GET"], .v2 { s, _, _, entry, _ in .now(reply(200, s.v2.v2Config(entry))) }),
+            .init("/v2/models/{name}\(version)/stats", ["GET"], .v2 { s, _, _, entry, _ in
+                .now(reply(200, .object([("model_stats", .array([s.v2.v2Statistics(entry)]))])))
+            }),
+            .init("/v2/models/{name}\(version)/infer", ["POST"], .v2 { s, request, _, entry, _ throws(APIError) in try s.v2.v2Infer(request, entry) }),
+        ]
+        return routes
+    }
 
     /// A matched request: its route and the path's parameters (a model name or session id,
     /// and a model version).

@@ -36,10 +36,13 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = try Self.sessionDriver(configuration, clock: clock, events: metrics, log: log)
-        let answers = V2AnswerCache()
-        models = ModelHost(defaultModel: configuration.defaultModel, events: ModelLog(log: log, metrics: metrics, v2Answers: answers))
-        native = NativeAPI(models: models, sessions: sessions, maxBatch: configuration.maxBatch, sessionTTL: configuration.sessionTTLSeconds, events: metrics)
-        v2 = OpenInference(models: models, sessions: sessions, answers: answers, maxBatch: configuration.maxBatch,
+        // each front end's answer writers, made per version as each snapshot is installed
+        let nativeAnswers = PerVersion { NativeAnswers($0.predictor) }, v2Answers = PerVersion { V2Answers($0) }
+        models = ModelHost(defaultModel: configuration.defaultModel,
+                           events: ModelLog(log: log, metrics: metrics, installing: [nativeAnswers.install, v2Answers.install]))
+        native = NativeAPI(models: models, sessions: sessions, answers: nativeAnswers, maxBatch: configuration.maxBatch,
+                           sessionTTL: configuration.sessionTTLSeconds, events: metrics)
+        v2 = OpenInference(models: models, sessions: sessions, answers: v2Answers, maxBatch: configuration.maxBatch,
                            sessionTTL: configuration.sessionTTLSeconds, events: metrics)
     }
 

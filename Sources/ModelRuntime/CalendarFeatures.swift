@@ -2,15 +2,15 @@ import Foundation
 import ModelFormat
 
 /// Features the server derives from a row's `date`, so users send only what they observe.
-enum CalendarFeatures {
+public enum CalendarFeatures {
     /// Day of year (1...366) of an ISO 8601 date `YYYY-MM-DD` (a time part after it is ignored).
-    static func dayOfYear(_ text: String) -> Int? {
+    public static func dayOfYear(_ text: String) -> Int? {
         var text = text
         return text.withUTF8 { dayOfYear(utf8: $0) }
     }
 
     /// The same, of the date's UTF-8 bytes.
-    static func dayOfYear(utf8 u: UnsafeBufferPointer<UInt8>) -> Int? {
+    public static func dayOfYear(utf8 u: UnsafeBufferPointer<UInt8>) -> Int? {
         // digits at [lo, hi) as a number, without building Strings
         func number(_ lo: Int, _ hi: Int) -> Int? {
             var v = 0
@@ -41,7 +41,7 @@ enum CalendarFeatures {
     /// In a common year.
     private static let daysBeforeMonth = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334]
 
-    static func value(_ derivation: ModelConfig.Derivation, dayOfYear: Int) -> Float {
+    public static func value(_ derivation: ModelConfig.Derivation, dayOfYear: Int) -> Float {
         let angle = 2 * Double.pi * Double(dayOfYear - 1) / 365.25
         switch derivation {
         case .dayOfYearSin: return Float(sin(angle))

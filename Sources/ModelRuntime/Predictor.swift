@@ -1,20 +1,12 @@
-import JSON
 import ModelFormat
 import RecurrentCore
 
 /// Runs a model on requests in raw units: normalizes inputs, runs the pipeline, and turns the
-/// head's output back into real units with names, units and the prediction interval.
+/// head's output back into real units (each protocol writes them in its wire format).
 public struct Predictor: Sendable {
     public let model: Model
     /// Output names: the config's, or y0, y1, ...
     public let outputNames: [String]
-    /// `"units"` of every answer, when the config gives any.
-    private let units: JSON?
-    /// The two answers every request without options gets, as reusable jansson trees: one
-    /// window's forecast, and one step's (the same after session id, model and step). nil
-    /// when output names repeat (then the general path writes them).
-    let forecastAnswer: JSONTemplate.Pool?
-    let stepAnswer: JSONTemplate.Pool?
     /// Per output, the input feature whose last value is added back (`residual_of`), or nil.
     private let residualInputs: [Int?]
     /// The model ends in a softmax: its answer is a class distribution and the top class.
@@ -36,20 +28,6 @@ public struct Predictor: Sendable {
         residualInputs = names.indices.map { k in
             guard k < model.config.outputs.count, let base = model.config.outputs[k].residualOf else { return nil }
             return features.firstIndex { $0.name == base }
-        }
-        let units = model.config.outputs.compactMap { o in o.unit.map { (o.name, JSON.string($0)) } }
-        self.units = units.isEmpty ? nil : .object(units)
-        // Slots: each output's forecast, then (with an interval) each lower bound, each upper.
-        var slots = names.map { ["forecast", $0] }
-        if model.config.interval != nil { slots += names.map { ["interval", "lower", $0] } + names.map { ["interval", "upper", $0] } }
-        let zeros = [Float](repeating: 0, count: n)
-        if Set(names).count == names.count, !isClassifier {
-            let shape = Self.forecast(names: names, units: self.units, interval: model.config.interval, zeros[...])
-            forecastAnswer = try? JSONTemplate.Pool(.object([("model", .string(model.name))] + shape), slots: slots)
-            stepAnswer = try? JSONTemplate.Pool(.object([("session_id", .string("")), ("model", .string(model.name)), ("step", .int(0))] + shape),
-                                                slots: [["session_id"], ["step"]] + slots)
-        } else {
-            (forecastAnswer, stepAnswer) = (nil, nil)
         }
     }
 
@@ -93,7 +71,7 @@ public struct Predictor: Sendable {
         y.withUnsafeMutableBufferPointer { realUnits($0, inputs: inputs, sequenceLength: T) }
     }
 
-    private func realUnits(_ y: UnsafeMutableBufferPointer<Float>, inputs: [Float], sequenceLength T: Int) {
+    public func realUnits(_ y: UnsafeMutableBufferPointer<Float>, inputs: [Float], sequenceLength T: Int) {
         denormalize(y)
         let n = outputNames.count, inputSize = model.pipeline.inputSize
         guard n > 0, T > 0, residualInputs.contains(where: { $0 != nil }) else { return }
@@ -136,16 +114,6 @@ public struct Predictor: Sendable {
                                      returnSequences: request.returnSequences, workspace: workspace)
     }
 
-    /// `{"forecast": {name: value}, "units": ..., "interval": ...}` for one sample of `y`.
-    public func forecast(_ y: ArraySlice<Float>) -> [(String, JSON)] {
-        guard isClassifier else { return Self.forecast(names: outputNames, units: units, interval: model.config.interval, y) }
-        let top = Self.topClass(y)
-        var members: [(String, JSON)] = [("probabilities", .object(zip(outputNames, y).map { ($0, .float($1)) })),
-                                         ("class", .int(top))]
-        members.append(("label", .string(outputNames[top])))  // the config's labels, or the class index as text
-        return members
-    }
-
     /// A class distribution's top class, from 0: the first of equal maxima, as argmax picks it.
     public static func topClass(_ y: ArraySlice<Float>) -> Int {
         var top = y.startIndex
@@ -169,89 +137,5 @@ public struct Predictor: Sendable {
             }
         }
         return y
-    }
-
-    private static func forecast(names: [String], units: JSON?, interval: ModelConfig.Interval?, _ y: ArraySlice<Float>) -> [(String, JSON)] {
-        let values = Array(y)
-        var members: [(String, JSON)] = [("forecast", .object(zip(names, values).map { ($0, .float($1)) }))]
-        if let units { members.append(("units", units)) }
-        if let interval {
-            members.append(("interval", .object([
-                ("level", .double(interval.level)),
-                ("lower", .object(names.indices.map { (names[$0], .float(values[$0] + interval.lower[$0])) })),
-                ("upper", .object(names.indices.map { (names[$0], .float(values[$0] + interval.upper[$0])) })),
-            ])))
-        }
-        return members
-    }
-
-    /// Fills a template's forecast slots, from `first` on, with one sample `y` (real units).
-    func fill(_ template: JSONTemplate, from first: Int, _ y: UnsafeBufferPointer<Float>) {
-        let n = y.count
-        for k in 0..<n { template.set(first + k, float: y[k]) }
-        if let interval = model.config.interval {
-            for k in 0..<n {
-                template.set(first + n + k, float: y[k] + interval.lower[k])
-                template.set(first + 2 * n + k, float: y[k] + interval.upper[k])
-            }
-        }
-    }
-
-    /// The answer to a one-window request without options, written through the template; nil
-    /// for any other request (batches, sequences, state), which `response` writes.
-    public func answerBytes(to request: PredictRequest, result: ForwardResult) throws(JSONError) -> [UInt8]? {
-        guard let forecastAnswer, !request.isBatch, !request.returnSequences, !request.returnState, result.outputLength == nil else { return nil }
-        // outputs(of:) in a stack buffer: the result's array is shared, so changing it in place
-        // would copy it
-        let raw = result.lastRows
-        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: raw.count) { y throws(JSONError) in
-            _ = y.initialize(fromContentsOf: raw)
-            realUnits(y, inputs: request.inputs, sequenceLength: request.sequenceLength)
-            return try forecastAnswer.withTemplate { t throws(JSONError) in
-                fill(t, from: 0, UnsafeBufferPointer(y))
-                return try t.serializedBytes()
-            }
-        }
-    }
-
-    /// One step's answer for session `id`, through the template.
-    public func stepAnswerBytes(id: String, step: Int, y: [Float]) throws(JSONError) -> [UInt8]? {
-        guard let stepAnswer else { return nil }
-        return try stepAnswer.withTemplate { t throws(JSONError) in
-            t.set(0, string: id)
-            t.set(1, int: step)
-            y.withUnsafeBufferPointer { fill(t, from: 2, $0) }
-            return try t.serializedBytes()
-        }
-    }
-
-    /// The whole answer to a predict request.
-    public func response(to request: PredictRequest, result: ForwardResult) -> JSON {
-        let y = outputs(of: result, request: request)
-        let n = outputNames.count
-        // the tapped layer's own length: convolution or pooling over time may have shortened it
-        let W = model.pipeline.sequenceWidth, T = result.sequenceLength
-        let every = sequenceOutputs(of: result, request: request), steps = result.outputLength ?? 0
-        func sample(_ b: Int) -> [(String, JSON)] {
-            var members = forecast(y[b * n..<(b + 1) * n])
-            if let every {
-                // a model that ends in a sequence: every timestep's answer; `forecast` is the last
-                members.append(("forecasts", .array((0..<steps).map { t in .object(forecast(every[(b * steps + t) * n..<(b * steps + t + 1) * n])) })))
-            }
-            if request.returnSequences {
-                members.append(("sequence", .array((0..<T).map { t in
-                    .floats(result.sequence[(b * T + t) * W..<(b * T + t + 1) * W])
-                })))
-            }
-            if request.returnState { members.append(("state", StateInput(result.state, sample: b).json(for: model.pipeline))) }
-            return members
-        }
-        var top: [(String, JSON)] = [("model", .string(model.name))]
-        if request.isBatch {
-            top.append(("predictions", .array((0..<request.batchSize).map { .object(sample($0)) })))
-        } else {
-            top += sample(0)
-        }
-        return .object(top)
     }
 }

@@ -20,12 +20,13 @@ extension NativeAPI {
                 entry.predictor.run(decoded, workspace: ws)
             }
             let ran = InferenceStatistics.now()
+            let answers = self.answers(entry)
             let response: HTTPResponse
             do {
-                if let bytes = try entry.predictor.answerBytes(to: decoded, result: result) {
+                if let bytes = try answers.answerBytes(to: decoded, result: result) {
                     response = Self.reply(200, bytes: bytes)
                 } else {
-                    response = Self.reply(200, entry.predictor.response(to: decoded, result: result))
+                    response = Self.reply(200, answers.response(to: decoded, result: result))
                 }
             } catch {
                 throw Self.nonFinite(error)

@@ -200,9 +200,10 @@ extension NativeAPI {
 
     private func stepAnswer(_ id: String, _ done: Stepped, isMany: Bool) -> HTTPResponse {
         let (entry, outputs, stepCount) = (done.entry, done.outputs, done.step)
+        let answers = self.answers(entry)
         if !isMany, let y = outputs.last {
             do {
-                if let bytes = try entry.predictor.stepAnswerBytes(id: id, step: stepCount, y: y) { return Self.reply(200, bytes: bytes) }
+                if let bytes = try answers.stepAnswerBytes(id: id, step: stepCount, y: y) { return Self.reply(200, bytes: bytes) }
             } catch {
                 return Self.reply(Self.nonFinite(error))
             }
@@ -212,9 +213,9 @@ extension NativeAPI {
         var all: [JSON] = []
         for y in outputs {
             last = y
-            if isMany { all.append(.object(entry.predictor.forecast(y[...]))) }
+            if isMany { all.append(.object(answers.forecast(y[...]))) }
         }
-        members += entry.predictor.forecast(last[...])
+        members += answers.forecast(last[...])
         if isMany { members.append(("forecasts", .array(all))) }
         return Self.reply(200, .object(members))
     }

@@ -9,12 +9,15 @@ import SessionStore
 public struct NativeAPI: APIFrontEnd, Sendable {
     let models: ModelHost
     let sessions: any SessionDriver
+    /// Each version's answer writers.
+    let answers: PerVersion<NativeAnswers>
     let maxBatch: Int
     let sessionTTL: Double
     let events: any FrontEndEvents
 
-    public init(models: ModelHost, sessions: any SessionDriver, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
-        (self.models, self.sessions, self.maxBatch, self.sessionTTL, self.events) = (models, sessions, maxBatch, sessionTTL, events)
+    public init(models: ModelHost, sessions: any SessionDriver, answers: PerVersion<NativeAnswers>, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
+        (self.models, self.sessions, self.answers) = (models, sessions, answers)
+        (self.maxBatch, self.sessionTTL, self.events) = (maxBatch, sessionTTL, events)
     }
 
     public static func envelope(_ error: APIError) -> HTTPResponse {

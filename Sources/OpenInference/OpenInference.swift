@@ -1,7 +1,6 @@
 import FrontEnd
 import HTTPServer
 import JSON
-import Locking
 import ModelRuntime
 import SessionStore
 
@@ -11,12 +10,12 @@ import SessionStore
 public struct OpenInference: APIFrontEnd, Sendable {
     let models: ModelHost
     let sessions: any SessionDriver
-    let answers: V2AnswerCache
+    let answers: PerVersion<V2Answers>
     let maxBatch: Int
     let sessionTTL: Double
     let events: any FrontEndEvents
 
-    public init(models: ModelHost, sessions: any SessionDriver, answers: V2AnswerCache, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
+    public init(models: ModelHost, sessions: any SessionDriver, answers: PerVersion<V2Answers>, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
         (self.models, self.sessions, self.answers) = (models, sessions, answers)
         (self.maxBatch, self.sessionTTL, self.events) = (maxBatch, sessionTTL, events)
     }
@@ -28,24 +27,7 @@ public struct OpenInference: APIFrontEnd, Sendable {
     }
 
     /// The V2 answer writer of a model version.
-    func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers { answers.writer(entry) }
-}
-
-/// Each served version's V2 answer writer, made once per snapshot as it is installed (the last
-/// snapshot's let go, so that retired versions can leave memory).
-public final class V2AnswerCache: Sendable {
-    private let writers = Locked<[ObjectIdentifier: V2Answers]>([:])
-
-    public init() {}
-
-    public func install(_ registry: ModelRegistry) {
-        let made = Dictionary(registry.allEntries.map { (ObjectIdentifier($0), V2Answers($0)) }, uniquingKeysWith: { a, _ in a })
-        writers.withLock { $0 = made }
-    }
-
-    func writer(_ entry: ModelRegistry.Entry) -> V2Answers {
-        writers.withLock { $0[ObjectIdentifier(entry)] }.flatMap { $0.entry === entry ? $0 : nil } ?? V2Answers(entry)
-    }
+    func v2Answers(_ entry: ModelRegistry.Entry) -> V2Answers { answers(entry) }
 }
 
 extension OpenInference {

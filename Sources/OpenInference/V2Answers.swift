@@ -7,7 +7,7 @@ import ModelRuntime
 /// the JSON header with its bytes after it (binary tensor data). The common answer (one
 /// sample, every output in order, all JSON or all binary) has its JSON made once: a template
 /// whose slots are the values, or a header that never changes.
-final class V2Answers: Sendable {
+public final class V2Answers: Sendable {
     let entry: ModelRegistry.Entry
     private let template: JSONTemplate.Pool?
     private let binaryHeader: [UInt8]?
@@ -27,7 +27,7 @@ final class V2Answers: Sendable {
         }
     }
 
-    init(_ entry: ModelRegistry.Entry) {
+    public init(_ entry: ModelRegistry.Entry) {
         self.entry = entry
         let outputs = entry.signature.outputs
         everyJSON = outputs.indices.map { ($0, false) }

@@ -5,6 +5,7 @@ import JSON
 import LSTMService
 import ModelFormat
 import ModelRuntime
+import NativeAPI
 import RecurrentCore
 
 @main
@@ -87,7 +88,7 @@ struct Predict: ParsableCommand {
             request.returnState = request.returnState || state
             let predictor = Predictor(model: m)
             let result = predictor.run(request, workspace: Workspace(pipeline: m.pipeline, batchSize: request.batchSize))
-            print(try predictor.response(to: request, result: result).serialized(pretty: true))
+            print(try NativeAnswers(predictor).response(to: request, result: result).serialized(pretty: true))
         } catch {
             fail("\(error)")  // a request the model refuses (RuntimeError), or JSON that cannot be written
         }

@@ -60,6 +60,8 @@ def test_nothing_below_the_service_knows_http():
     for name in below:
         assert "HTTPServer" not in closure(name) and "CMicroHTTPD" not in closure(name), name
     assert "JSON" not in closure("RecurrentCore")
+    # the runtime reads model files (ModelFormat parses their JSON) but knows no wire format
+    assert "JSON" not in targets()["ModelRuntime"][2]
 
 
 def test_each_front_end_stands_alone_on_the_runtime_and_the_store():

@@ -1,5 +1,6 @@
 import JSON
 import ModelFormat
+import ModelRuntime
 
 /// Reads windows from request JSON into the model's input layout, checking every value.
 ///

@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import ModelFormat
 @testable import ModelRuntime
+import NativeAPI
 import RecurrentCore
 import TestSupport
 import Testing
@@ -79,7 +80,7 @@ import Testing
         let raw = Self.model.pipeline.forward(x, sequenceLength: 3, workspace: Workspace(pipeline: Self.model.pipeline, batchSize: 1))
         let expected = [raw.output[0] * 4 + 10, raw.output[1] * 2 + 5]
         #expect(predictor.outputs(of: result, request: request) == expected)
-        let json = try predictor.response(to: request, result: result).serialized()
+        let json = try NativeAnswers(predictor).response(to: request, result: result).serialized()
         #expect(json.hasPrefix(#"{"model":"weather","forecast":{"a":\#(JSON.float(expected[0]).serializedOrEmpty),"b":"#))
         #expect(json.contains(#""units":{"a":"°C","b":"°C"}"#))
         #expect(json.contains(#""state":{"layers":{"lstm layer 0":{"h":["#))

@@ -1,6 +1,7 @@
 import JSON
 import ModelFormat
 @testable import ModelRuntime
+import NativeAPI
 import RecurrentCore
 import TestSupport
 import Testing
@@ -41,12 +42,12 @@ import Testing
             let body = try JSONDocument(text: #"{"window": "# + (try rowsJSON(c["window"]!)) + "}")
             let request = try PredictRequest.decode(body.value, model: model)
             let result = predictor.run(request, workspace: ws)
-            let fast = try #require(try predictor.answerBytes(to: request, result: result))
-            #expect(fast == (try predictor.response(to: request, result: result).serializedBytes()))
+            let fast = try #require(try NativeAnswers(predictor).answerBytes(to: request, result: result))
+            #expect(fast == (try NativeAnswers(predictor).response(to: request, result: result).serializedBytes()))
             let y = predictor.outputs(of: result, request: request)
-            let step = try #require(try predictor.stepAnswerBytes(id: "s\(checked)", step: checked, y: y))
+            let step = try #require(try NativeAnswers(predictor).stepAnswerBytes(id: "s\(checked)", step: checked, y: y))
             let general = JSON.object([("session_id", .string("s\(checked)")), ("model", .string(model.name)), ("step", .int(checked))]
-                                      + predictor.forecast(y[...]))
+                                      + NativeAnswers(predictor).forecast(y[...]))
             #expect(step == (try general.serializedBytes()))
             checked += 1
         }

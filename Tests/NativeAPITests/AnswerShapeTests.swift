@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import ModelFormat
 @testable import ModelRuntime
+import NativeAPI
 import RecurrentCore
 import TestSupport
 import Testing
@@ -36,7 +37,7 @@ import Testing
             let window = try JSON.object([("window", Self.json(json["x"]![b]!))]).serialized()
             let request = try PredictRequest.decode(try JSONDocument(text: window).value, model: model)
             let result = predictor.run(request, workspace: Workspace(pipeline: model.pipeline, batchSize: 1))
-            return try JSONDocument(text: try predictor.response(to: request, result: result).serialized())
+            return try JSONDocument(text: try NativeAnswers(predictor).response(to: request, result: result).serialized())
         }
 
         func expected(_ b: Int) -> [Float] { flatten(json["expected"]![b]!) }
