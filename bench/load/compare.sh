@@ -3,12 +3,14 @@
 # turns between them so that both see the same machine minute: predict and step (spread over
 # 1,000 sessions) at 1 and 32 connections, ROUNDS rounds each. Prints each binary's median
 # req/s with the range, and the server's CPU time per request (user + system, /proc/PID/stat).
-#   [ROUNDS=3] bench/load/compare.sh BEFORE_BINARY AFTER_BINARY [seconds per run]
+#   [ROUNDS=3] [DURABLE=1] bench/load/compare.sh BEFORE_BINARY AFTER_BINARY [seconds per run]
+# DURABLE=1: each binary keeps its sessions in a SQLite store of its own (bench/out/compareK.db);
+# otherwise in memory.
 #   e.g. git worktree add /tmp/before HEAD~3 && (cd /tmp/before && swift build -c release)
 #        bench/load/compare.sh /tmp/before/.build/release/lstm-serve .build/install/lstm-serve
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 2 ] || { sed -n 2,8p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,10p "$0"; exit 2; }
 binaries=("$1" "$2")
 secs=${3:-8}
 rounds=${ROUNDS:-3}
@@ -21,7 +23,9 @@ pids=(); bases=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 for k in 0 1; do
   log="$out/compare$k.log"
-  "${binaries[$k]}" serve --port 0 --log-level warning --max-sessions 100000 >"$log" 2>&1 &
+  store=memory
+  if [ -n "${DURABLE:-}" ]; then store="sqlite:$out/compare$k.db"; rm -f "$out/compare$k.db"*; fi
+  LSTM_SERVE_SESSION_STORE=$store "${binaries[$k]}" serve --port 0 --log-level warning --max-sessions 100000 >"$log" 2>&1 &
   pids[$k]=$!
   for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
   bases[$k]=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
