@@ -85,6 +85,8 @@ public final class ModelRegistry: Sendable {
     /// Names in load order.
     public let names: [String]
     public let defaultName: String
+    /// The default model's newest served version.
+    public let defaultEntry: Entry
     /// Models or versions that were asked for and could not be loaded, with why: reported by
     /// `/readyz`, `/v1/models` and model info while the others serve.
     public let failed: [Failure]
@@ -144,6 +146,7 @@ public final class ModelRegistry: Sendable {
             guard versions[defaultName] != nil else { throw .loading("default_model '\(defaultName)' is not loaded (loaded: \(names.joined(separator: ", ")))") }
             self.defaultName = defaultName
         }
+        defaultEntry = self.versions[self.defaultName]![0]
     }
 
     /// Loads every path; without paths, every directory under `modelsDirectory`, the newest

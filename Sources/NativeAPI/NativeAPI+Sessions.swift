@@ -82,7 +82,7 @@ extension NativeAPI {
         // (most sessions run on it); the store says when the session's reads them otherwise,
         // and they are read again for that one.
         let start = InferenceStatistics.now()
-        var step = SessionStep(id: id, rowsJSON: rowsJSON, isMany: isMany, expectedStep: expected, readFor: registry[registry.defaultName]!)
+        var step = SessionStep(id: id, rowsJSON: rowsJSON, isMany: isMany, expectedStep: expected, readFor: registry.defaultEntry)
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
         if let done = try step.now(sessions) {
@@ -192,14 +192,15 @@ extension NativeAPI {
 
     private func stepResponse(_ id: String, _ done: Stepped, isMany: Bool, start: Int, read: Int) -> HTTPResponse {
         let ran = InferenceStatistics.now()
-        let response = stepAnswer(id, done, isMany: isMany)
+        let entry = done.entry
+        let response = stepAnswer(id, done, entry, isMany: isMany)
         let end = InferenceStatistics.now()
-        done.entry.statistics.succeeded(samples: 1, input: read - start, infer: ran - read, output: end - ran, total: end - start)
+        entry.statistics.succeeded(samples: 1, input: read - start, infer: ran - read, output: end - ran, total: end - start)
         return response
     }
 
-    private func stepAnswer(_ id: String, _ done: Stepped, isMany: Bool) -> HTTPResponse {
-        let (entry, outputs, stepCount) = (done.entry, done.outputs, done.step)
+    private func stepAnswer(_ id: String, _ done: Stepped, _ entry: ModelRegistry.Entry, isMany: Bool) -> HTTPResponse {
+        let (outputs, stepCount) = (done.outputs, done.step)
         let answers = self.answers(entry)
         if !isMany, let y = outputs.last {
             do {
