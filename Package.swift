@@ -94,7 +94,7 @@ let package = Package(
             dependencies: ["SessionStore", "SessionStoreSQLite", "ModelRuntime", "ModelFormat", "RecurrentCore", "Locking", "TestSupport"]
         ),
         .testTarget(name: "NativeAPITests", dependencies: ["NativeAPI", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
-        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
+        .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "SessionStore", "Locking", "TestSupport"]),
         .testTarget(
             name: "LSTMServiceTests",
             dependencies: ["LSTMService", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "Locking", "SessionStore", "HTTPServer", "FrontEnd", "TestSupport"]

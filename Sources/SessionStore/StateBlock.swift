@@ -2,8 +2,8 @@
 /// c and history, in the model's order), in chunks of about 256 KB. A session holds
 /// its row number instead of a state of its own, which saves the two arrays (their headers
 /// and their heap blocks) every state would carry, so an idle session costs little more than
-/// its state's bytes. A step copies the row into the shard's scratch state, steps that, and
-/// copies it back only when the step is kept.
+/// its state's bytes. A step hands the row to its version's stepper, which copies it into a
+/// scratch state, steps that, and copies it back only when the step is kept.
 ///
 /// Used inside its shard's actor only.
 final class StateBlock {
