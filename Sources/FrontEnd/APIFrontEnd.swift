@@ -2,6 +2,7 @@ import Foundation
 import HTTPServer
 import JSON
 import ModelRuntime
+import SessionStore
 
 /// What every protocol front end shares: JSON answers, the request body as JSON, the model
 /// version a path names, and its own error envelope, which `reply(_: APIError)` renders.
@@ -14,6 +15,22 @@ public protocol APIFrontEnd {
 public protocol FrontEndEvents: Sendable {
     /// A session step ran at once on the request's thread (`direct`), or waited for its shard.
     func sessionStep(direct: Bool)
+}
+
+/// What every front end answers with: the served models, the sessions, and the limits and
+/// counters it works by.
+public struct FrontEndContext: Sendable {
+    public let models: ModelHost
+    public let sessions: any SessionDriver
+    /// Most windows in one request.
+    public let maxBatch: Int
+    /// Seconds a session lives idle.
+    public let sessionTTL: Double
+    public let events: any FrontEndEvents
+
+    public init(models: ModelHost, sessions: any SessionDriver, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
+        (self.models, self.sessions, self.maxBatch, self.sessionTTL, self.events) = (models, sessions, maxBatch, sessionTTL, events)
+    }
 }
 
 public enum LSTMServeVersion {

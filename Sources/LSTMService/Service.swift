@@ -40,10 +40,10 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
         let nativeAnswers = PerVersion { NativeAnswers($0.predictor) }, v2Answers = PerVersion { V2Answers($0) }
         models = ModelHost(defaultModel: configuration.defaultModel,
                            events: ModelLog(log: log, metrics: metrics, installing: [nativeAnswers.install, v2Answers.install]))
-        native = NativeAPI(models: models, sessions: sessions, answers: nativeAnswers, maxBatch: configuration.maxBatch,
-                           sessionTTL: configuration.sessionTTLSeconds, events: metrics)
-        v2 = OpenInference(models: models, sessions: sessions, answers: v2Answers, maxBatch: configuration.maxBatch,
-                           sessionTTL: configuration.sessionTTLSeconds, events: metrics)
+        let context = FrontEndContext(models: models, sessions: sessions, maxBatch: configuration.maxBatch,
+                                      sessionTTL: configuration.sessionTTLSeconds, events: metrics)
+        native = NativeAPI(context, answers: nativeAnswers)
+        v2 = OpenInference(context, answers: v2Answers)
     }
 
     /// The store `session_store` names: `memory`, or `sqlite:PATH`.

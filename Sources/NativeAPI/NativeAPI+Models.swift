@@ -33,7 +33,7 @@ extension NativeAPI {
     /// version in memory, its state and sessions, and the model's failed loads.
     public func modelInfo(_ registry: ModelRegistry, _ name: String, version: Substring?) throws(APIError) -> HTTPResponse {
         let served = registry.versions[name] ?? []
-        let retiring = models.retiringVersions().filter { $0.model.name == name }
+        let retiring = context.models.retiringVersions().filter { $0.model.name == name }
         var e = served.first
         if let version {
             e = Int(version).flatMap { v in (served + retiring).first { $0.version == v } }
@@ -61,10 +61,10 @@ extension NativeAPI {
         // a reload reads files and builds models: off the HTTP worker thread
         later { [self] () throws(APIError) in
             let report: ModelHost.ReloadReport
-            do { report = try models.reload(only: name) } catch {
+            do { report = try context.models.reload(only: name) } catch {
                 throw APIError(.unprocessable, "reload of '\(name)' refused: \(error); the models loaded before keep serving")
             }
-            let registry = models.registry
+            let registry = context.models.registry
             guard let registry, let versions = registry.versions[name] else {
                 throw APIError(.notFound, "no model '\(name)' in the repository (loaded: \(registry?.names.joined(separator: ", ") ?? ""))")
             }

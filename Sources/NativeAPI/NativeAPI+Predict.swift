@@ -12,8 +12,8 @@ extension NativeAPI {
         do throws(APIError) {
             let body = try Self.parseBody(request)!
             let decoded = try native { () throws(RuntimeError) in try PredictRequest.decode(body.value, model: entry.model) }
-            guard decoded.batchSize <= maxBatch else {
-                throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(maxBatch) per request")
+            guard decoded.batchSize <= context.maxBatch else {
+                throw APIError(.unprocessable, "windows has \(decoded.batchSize) windows; the limit is \(context.maxBatch) per request")
             }
             let read = InferenceStatistics.now()
             let result = ModelRegistry.withWorkspace(entry, batchSize: decoded.batchSize) { ws in

@@ -11,7 +11,7 @@ extension NativeAPI {
     func sessionJSON(_ s: SessionInfo, extra: [(String, JSON)] = []) -> JSON {
         .object([("session_id", .string(s.id)), ("model", .string(s.model.name)), ("version", .int(s.model.version)), ("step", .int(s.step)),
                  ("created_at", .string(iso8601(s.created))), ("last_used_at", .string(iso8601(s.lastUsed))),
-                 ("expires_at", .string(iso8601(s.lastUsed + sessionTTL)))] + extra)
+                 ("expires_at", .string(iso8601(s.lastUsed + context.sessionTTL)))] + extra)
     }
 
     public func createSession(_ request: HTTPRequest, _ registry: ModelRegistry) throws(APIError) -> HTTPHandlerResult {
@@ -34,7 +34,7 @@ extension NativeAPI {
         }
         var state = net.makeState(batchSize: 1)
         if let s = body?["state"] { state = try native { () throws(RuntimeError) in try StateInput.decode(s, pipeline: net, label: "state") }.state(for: net, batchSize: 1) }
-        let store = sessions
+        let store = context.sessions
         let initial = state.values
         return later { [self] () throws(APIError) in
             let session = try await stored { () throws(SessionError) in try await store.create(on: entry, state: initial) }
@@ -44,14 +44,14 @@ extension NativeAPI {
 
     public func getSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let s = try await sessions.info(id).value()
+            let s = try await context.sessions.info(id).value()
             return Self.reply(200, sessionJSON(s))
         }
     }
 
     public func deleteSession(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            try await sessions.delete(id).value()
+            try await context.sessions.delete(id).value()
             return HTTPResponse(status: 204)
         }
     }
@@ -85,8 +85,8 @@ extension NativeAPI {
         var step = SessionStep(id: id, rowsJSON: rowsJSON, isMany: isMany, expectedStep: expected, readFor: registry.defaultEntry)
         // On this thread when the session's shard is idle (the common case); otherwise the
         // connection is suspended until the shard's actor gets to it.
-        if let done = try step.now(sessions) {
-            events.sessionStep(direct: true)
+        if let done = try step.now(context.sessions) {
+            context.events.sessionStep(direct: true)
             let response = stepResponse(id, done, isMany: isMany, start: start, read: step.read)
             // with a durable store the answer waits until the step is written
             guard let ticket = done.ticket else { return .now(response) }
@@ -105,8 +105,8 @@ extension NativeAPI {
                 }
             }
         }
-        events.sessionStep(direct: false)
-        let store = sessions, pending = step
+        context.events.sessionStep(direct: false)
+        let store = context.sessions, pending = step
         return later { [self] () throws(APIError) in
             var step = pending
             let done = try await step.later(store)
@@ -223,7 +223,7 @@ extension NativeAPI {
 
     public func getState(_ id: String) -> HTTPHandlerResult {
         later { [self] () throws(APIError) in
-            let (s, values) = try await sessions.export(id).value()
+            let (s, values) = try await context.sessions.export(id).value()
             let entry = s.entry
             return Self.reply(200, .object([("session_id", .string(id)), ("model", .string(entry.model.name)), ("version", .int(entry.version)), ("step", .int(s.step)),
                                             ("state", StateInput(entry.state(values), sample: 0).json(for: entry.model.pipeline))]))
@@ -245,7 +245,7 @@ extension NativeAPI {
         if let key = body.firstKey(notIn: ["state", "step", "session_id", "model", "version"]) {
             throw .unprocessable("unknown field '\(key)'; expected 'state' and optional 'step'")
         }
-        let store = sessions
+        let store = context.sessions
         let newStep = step
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).value()
@@ -279,7 +279,7 @@ extension NativeAPI {
             guard let n = e.int, n >= 0 else { throw .unprocessable("expected_step must be a non-negative integer") }
             expected = n
         }
-        let store = sessions, expectedStep = expected
+        let store = context.sessions, expectedStep = expected
         return later { [self] () throws(APIError) in
             let session = try await store.info(id).value()
             let target = try Self.entry(registry, session.model.name, version: version)

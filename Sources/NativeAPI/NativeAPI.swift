@@ -7,18 +7,11 @@ import SessionStore
 /// The native API (`/v1`): predict, stream-step sessions, model information and reloads.
 /// Errors are `{"error": {"code": 404, "type": "not_found", "message": "..."}}`.
 public struct NativeAPI: APIFrontEnd, Sendable {
-    let models: ModelHost
-    let sessions: any SessionDriver
+    let context: FrontEndContext
     /// Each version's answer writers.
     let answers: PerVersion<NativeAnswers>
-    let maxBatch: Int
-    let sessionTTL: Double
-    let events: any FrontEndEvents
 
-    public init(models: ModelHost, sessions: any SessionDriver, answers: PerVersion<NativeAnswers>, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
-        (self.models, self.sessions, self.answers) = (models, sessions, answers)
-        (self.maxBatch, self.sessionTTL, self.events) = (maxBatch, sessionTTL, events)
-    }
+    public init(_ context: FrontEndContext, answers: PerVersion<NativeAnswers>) { (self.context, self.answers) = (context, answers) }
 
     public static func envelope(_ error: APIError) -> HTTPResponse {
         HTTPResponse(status: error.status, headers: jsonHeaders + error.headers, body: Array(((try? error.json.serialized()) ?? "{}").utf8))

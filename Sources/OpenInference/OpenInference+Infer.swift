@@ -23,8 +23,8 @@ extension OpenInference {
             if let id = parsed.sequenceID {
                 return try v2Sequence(parsed, id, entry, x: x, batch: batch, steps: steps, answers: answers, selected: selected, start: start)
             }
-            guard batch <= maxBatch else {
-                throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(maxBatch) per request")
+            guard batch <= context.maxBatch else {
+                throw APIError(.unprocessable, "the inputs hold \(batch) windows; the limit is \(context.maxBatch) per request")
             }
             let decoded = InferenceStatistics.now()
             let predict = PredictRequest(inputs: x, batchSize: batch, sequenceLength: steps, isBatch: true)
@@ -152,8 +152,8 @@ extension OpenInference {
             stats.succeeded(samples: 1, input: decoded - start, infer: ran - decoded, output: end - ran, total: end - start)
             return response
         }
-        if !r.sequenceStart, !r.sequenceEnd, let done = try sequence.now(sessions) {
-            events.sessionStep(direct: true)
+        if !r.sequenceStart, !r.sequenceEnd, let done = try sequence.now(context.sessions) {
+            context.events.sessionStep(direct: true)
             guard let ticket = done.ticket else { return .now(try answer(done)) }
             return .later {
                 do throws(APIError) {
@@ -165,8 +165,8 @@ extension OpenInference {
                 }
             }
         }
-        events.sessionStep(direct: false)
-        let store = sessions, fresh = net.makeState(batchSize: 1).values
+        context.events.sessionStep(direct: false)
+        let store = context.sessions, fresh = net.makeState(batchSize: 1).values
         return .later {
             do throws(APIError) {
                 if r.sequenceStart { _ = try await stored { () throws(SessionError) in try await store.start(key, on: entry, state: fresh) } }

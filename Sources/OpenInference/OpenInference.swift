@@ -8,17 +8,11 @@ import SessionStore
 /// tensors, sequences, statistics and model configuration), on the same runtime as `/v1`.
 /// Errors are `{"error": "message"}`; a request the model cannot take is a 400.
 public struct OpenInference: APIFrontEnd, Sendable {
-    let models: ModelHost
-    let sessions: any SessionDriver
+    let context: FrontEndContext
+    /// Each version's answer writers.
     let answers: PerVersion<V2Answers>
-    let maxBatch: Int
-    let sessionTTL: Double
-    let events: any FrontEndEvents
 
-    public init(models: ModelHost, sessions: any SessionDriver, answers: PerVersion<V2Answers>, maxBatch: Int, sessionTTL: Double, events: any FrontEndEvents) {
-        (self.models, self.sessions, self.answers) = (models, sessions, answers)
-        (self.maxBatch, self.sessionTTL, self.events) = (maxBatch, sessionTTL, events)
-    }
+    public init(_ context: FrontEndContext, answers: PerVersion<V2Answers>) { (self.context, self.answers) = (context, answers) }
 
     public static func envelope(_ error: APIError) -> HTTPResponse {
         let status = error.kind == .unprocessable ? 400 : error.status
@@ -67,11 +61,11 @@ extension OpenInference {
         var members: [(String, JSON)] = [
             ("name", .string(entry.model.name)), ("platform", .string("lstm-serve")), ("backend", .string("lstm-serve")),
             ("version_policy", v2VersionPolicy(entry.model.name)),
-            ("max_batch_size", .int(maxBatch)),
+            ("max_batch_size", .int(context.maxBatch)),
             ("input", .array(s.inputs.map(tensor))), ("output", .array(s.outputs.map(tensor))),
         ]
         if entry.model.pipeline.isStreamable {
-            members.append(("sequence_batching", .object([("max_sequence_idle_microseconds", .int(Int(sessionTTL * 1e6)))])))
+            members.append(("sequence_batching", .object([("max_sequence_idle_microseconds", .int(Int(context.sessionTTL * 1e6)))])))
         }
         let names = s.outputNames.joined(separator: ",")
         members.append(("parameters", .object([("output_names", .object([("string_value", .string(names))]))])))
@@ -80,7 +74,7 @@ extension OpenInference {
 
     /// The served policy in Triton's words: `latest {num_versions}`, `all {}`, `specific {versions}`.
     func v2VersionPolicy(_ name: String) -> JSON {
-        switch models.registry?.repository?.policy.rule(for: name) ?? .latest(1) {
+        switch context.models.registry?.repository?.policy.rule(for: name) ?? .latest(1) {
         case let .latest(n): return .object([("latest", .object([("num_versions", .int(n))]))])
         case .all: return .object([("all", .object([]))])
         case let .specific(v): return .object([("specific", .object([("versions", .array(v.map { .int($0) }))]))])
