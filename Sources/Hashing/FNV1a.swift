@@ -1,13 +1,6 @@
-/// FNV-1a (Fowler–Noll–Vo): a fast, well-spread hash of short byte strings, for picking a
-/// session's shard and for the log's short session hash. Not for anything an attacker picks
-/// to collide on: the shard pick only balances load.
+/// FNV-1a (Fowler–Noll–Vo): a fast, well-spread hash of short byte strings, for the log's
+/// short session hash. Not for anything an attacker picks to collide on.
 public enum FNV1a {
-    public static func hash64(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
-
     public static func hash32(_ bytes: some Sequence<UInt8>) -> UInt32 {
         var h: UInt32 = 0x811c_9dc5
         for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }

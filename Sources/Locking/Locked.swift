@@ -11,8 +11,10 @@ import Darwin
 /// `Mutex<[Int]>` and `concurrentPerform` does the same), which hid real races behind false
 /// ones. TSan intercepts pthread mutexes, so with this lock its reports mean something again.
 public final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    // Inlinable so that each caller's `withLock` is specialized for its value and closure: an
+    // unspecialized generic call builds type metadata at run time, on every request's path.
+    @usableFromInline var value: Value
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init(_ value: Value) {
         self.value = value
@@ -28,6 +30,7 @@ public final class Locked<Value>: @unchecked Sendable {
     }
 
     /// Runs `body` with the value while holding the lock.
+    @inlinable
     public func withLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

@@ -1,5 +1,4 @@
 import Foundation
-import Hashing
 import Synchronization
 
 /// The memory driver: sessions in shards chosen by session id (shards ≥ cores, so steps on
@@ -48,9 +47,7 @@ public final class MemoryDriver: SessionDriver {
 
     public var activeCount: Int { count.value.load(ordering: .relaxed) }
 
-    func shard(_ id: String) -> SessionShard {
-        shards[Int(FNV1a.hash64(id.utf8) % UInt64(shards.count))]
-    }
+    func shard(_ id: String) -> SessionShard { shards[SessionKey(id).shard(of: shards.count)] }
 
     /// A new id: 128 random bits from the system's generator, as 32 hex digits.
     static func newID() -> String {
@@ -133,7 +130,8 @@ public final class MemoryDriver: SessionDriver {
     /// done).
     public func stepNow(_ request: StepRequest) -> StepResult? {
         if count.closed.load(ordering: .relaxed) { return .refused(Self.closedError) }
-        return shard(request.id).now { $0.step(request) }.map(drive)
+        let key = SessionKey(request.id)
+        return shards[key.shard(of: shards.count)].now { $0.step(request, key: key) }.map(drive)
     }
 
     /// The shard queues a step's change as driven: this thread writes it (or waits for the
@@ -145,7 +143,8 @@ public final class MemoryDriver: SessionDriver {
 
     public func step(_ request: StepRequest) async -> StepResult {
         if count.closed.load(ordering: .relaxed) { return .refused(Self.closedError) }
-        return drive(await shard(request.id).step(request))
+        let key = SessionKey(request.id)
+        return drive(await shards[key.shard(of: shards.count)].step(request, key: key))
     }
 
     public func migrate(_ id: String, to model: any SessionModel, expectedStep: Int?) async -> Result<SessionInfo, SessionError> {

@@ -24,22 +24,27 @@ struct SessionKey: Hashable, Sendable {
     static func isServerMade(_ id: String) -> Bool { parse(id) != nil }
 
     private static func parse(_ id: String) -> (UInt64, UInt64)? {
-        let utf8 = id.utf8
-        guard utf8.count == 32 else { return nil }
-        var hi: UInt64 = 0, lo: UInt64 = 0
-        var k = 0
-        for b in utf8 {
-            let v: UInt64
-            switch b {
-            case 48...57: v = UInt64(b - 48)
-            case 97...102: v = UInt64(b - 87)
-            default: return nil
+        var id = id
+        return id.withUTF8 { utf8 in
+            guard utf8.count == 32 else { return nil }
+            var hi: UInt64 = 0, lo: UInt64 = 0
+            for k in 0..<32 {
+                let b = utf8[k]
+                let v: UInt64
+                switch b {
+                case 48...57: v = UInt64(b - 48)
+                case 97...102: v = UInt64(b - 87)
+                default: return nil
+                }
+                if k < 16 { hi = hi << 4 | v } else { lo = lo << 4 | v }
             }
-            if k < 16 { hi = hi << 4 | v } else { lo = lo << 4 | v }
-            k += 1
+            return (hi, lo)
         }
-        return (hi, lo)
     }
+
+    /// Which of `count` shards holds this key: its bits are random (server-made) or a hash
+    /// (a chosen name), so their remainder spreads sessions evenly.
+    func shard(of count: Int) -> Int { Int((hi ^ lo) % UInt64(count)) }
 
     /// The server-made id these bits spell.
     var hex: String { hi.zeroPaddedHex + lo.zeroPaddedHex }

@@ -148,8 +148,9 @@ actor SessionShard {
     }
 
     /// The live session's slot, or the reason it is gone. An expired one is dropped here.
-    private func live(_ id: String, now: Double) -> Result<Int, SessionError> {
-        let key = SessionKey(id)
+    private func live(_ id: String, now: Double) -> Result<Int, SessionError> { live(id, key: SessionKey(id), now: now) }
+
+    private func live(_ id: String, key: SessionKey, now: Double) -> Result<Int, SessionError> {
         if let slot = table.slot(key) {
             if now - table[slot].lastUsed <= ttl { return .success(slot) }
             remove(slot, .expired)
@@ -192,10 +193,11 @@ actor SessionShard {
     /// reads input as the session's does; refused, changing nothing, when the session is not
     /// at the expected step, would count past `maxSessionStep`, or gets an output that is not
     /// finite.
-    func step(_ request: StepRequest) -> StepResult {
+    /// `key` is `SessionKey(request.id)`, which the driver made to pick this shard.
+    func step(_ request: StepRequest, key: SessionKey) -> StepResult {
         let now = clock.now()
         let i: Int
-        switch live(request.id, now: now) {
+        switch live(request.id, key: key, now: now) {
         case let .success(slot): i = slot
         case let .failure(e): return .refused(e)
         }
