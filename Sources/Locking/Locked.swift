@@ -36,4 +36,13 @@ public final class Locked<Value>: @unchecked Sendable {
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
     }
+
+    /// Runs `body` with the value if the lock is free at once; nil (and `body` not run) when
+    /// another thread holds it.
+    @inlinable
+    public func tryWithLock<T, E: Error>(_ body: (inout Value) throws(E) -> T) throws(E) -> T? {
+        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value)
+    }
 }

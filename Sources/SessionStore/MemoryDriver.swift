@@ -22,7 +22,7 @@ public final class MemoryDriver: SessionDriver {
         let closed = Atomic<Bool>(false)
     }
 
-    static let closedError = SessionError.unavailable("the session store is closed (the server is stopping)")
+    static let closedError = SessionRules.closed
 
     private func ensureOpen() throws(SessionError) {
         if count.closed.load(ordering: .relaxed) { throw Self.closedError }
@@ -108,7 +108,7 @@ public final class MemoryDriver: SessionDriver {
                     continue
                 }
                 let retry = await secondsUntilAnExpiry()
-                throw .full("the server holds its maximum of \(maxSessions) sessions; delete one or retry in \(retry) s", retryAfter: retry)
+                throw SessionRules.full(maxSessions, retryAfter: retry)
             }
             if count.value.compareExchange(expected: c, desired: c + 1, ordering: .relaxed).exchanged { return }
         }
@@ -234,14 +234,10 @@ public final class MemoryDriver: SessionDriver {
     /// A stored session as the shard holds it, or why it cannot run on the versions loaded:
     /// its version must be there with the very weights and config it ran on.
     static func session(_ row: StoredSession, _ versions: Versions) -> Result<SessionShard.New, SessionError> {
-        guard let version = Int(row.version), let model = versions(row.model, version, row.fingerprint) else {
-            return .failure(.gone("session '\(row.id)' runs model '\(row.model)' version \(row.version), which is no longer served"))
-        }
-        guard row.fingerprint.isEmpty || row.fingerprint == model.fingerprint else {
-            return .failure(.gone("session '\(row.id)' ran on other files of model '\(row.model)' version \(row.version) than are served now (the weights or config changed); publish changed models as a new version to keep sessions"))
-        }
-        guard model.stateLayout == row.layout, row.state.count == model.stateWidth * MemoryLayout<Float>.stride else {
-            return .failure(.gone("session '\(row.id)' holds a state of layout (\(row.layout)); model '\(row.model)' version \(row.version) as served now has (\(model.stateLayout))"))
+        let model: any SessionModel
+        switch SessionRules.version(of: row, versions) {
+        case let .success(m): model = m
+        case let .failure(why): return .failure(why)
         }
         let state = [Float](unsafeUninitializedCapacity: model.stateWidth) { values, n in
             row.state.withUnsafeBytes { UnsafeMutableRawBufferPointer(values).copyMemory(from: $0) }

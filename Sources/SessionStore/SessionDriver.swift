@@ -69,6 +69,10 @@ public struct SessionInfo: Sendable {
     public let step: Int
     public let created: Double
     public let lastUsed: Double
+
+    public init(id: String, model: any SessionModel, step: Int, created: Double, lastUsed: Double) {
+        (self.id, self.model, self.step, self.created, self.lastUsed) = (id, model, step, created, lastUsed)
+    }
 }
 
 /// A step, decoded before it reaches the store: the session, its raw input rows (one array
@@ -100,6 +104,10 @@ public struct Stepped: Sendable {
     public let step: Int
     public let outputs: [[Float]]
     public var ticket: StoreTicket?
+
+    public init(model: any SessionModel, step: Int, outputs: [[Float]], ticket: StoreTicket?) {
+        (self.model, self.step, self.outputs, self.ticket) = (model, step, outputs, ticket)
+    }
 }
 
 /// The most steps a session counts: a state import may not set more, and a step that would

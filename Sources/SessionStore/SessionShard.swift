@@ -156,12 +156,7 @@ actor SessionShard {
             remove(slot, .expired)
         }
         if let why = orphans[id] { return .failure(.gone(why)) }
-        switch table.whyGone(key) {
-        case .expired?: return .failure(.notFound("session '\(id)' expired after \(Int(ttl)) s idle"))
-        case .evicted?: return .failure(.notFound("session '\(id)' was evicted (least recently used) to make room"))
-        case .deleted?: return .failure(.notFound("session '\(id)' was deleted"))
-        case nil: return .failure(.notFound("no session '\(id)'"))
-        }
+        return .failure(SessionRules.notFound(id, table.whyGone(key), ttl: ttl))
     }
 
     /// Takes a session out of the table and its row out of its block.
@@ -203,16 +198,11 @@ actor SessionShard {
         }
         let model = table[i].model, current = table[i].step, count = request.rows.count
         guard model === request.readFor || model.readsInput(like: request.readFor) else { return .readFor(model) }
-        if let expected = request.expectedStep, expected != current {
-            return .refused(.conflict("session '\(request.id)' is at step \(current) but the request expected step \(expected); nothing was changed"))
-        }
-        guard current <= maxSessionStep - count else {
-            return .refused(.refused("session '\(request.id)' is at step \(current): \(count) more would pass the most a session counts (\(maxSessionStep)); nothing was changed"))
-        }
+        if let refusal = SessionRules.stepRefusal(request.id, at: current, count: count, expected: request.expectedStep) { return .refused(refusal) }
         let v = version(model)
         let state = v.block.pointer(table[i].row)
         guard let outputs = v.stepper.step(request.rows, state: state) else {
-            return .refused(.refused("the model's output is not a finite number for this input; the session was not changed (still at step \(current))"))
+            return .refused(SessionRules.notFinite(at: current))
         }
         table[i].step = current + count
         table.touch(i, at: now)
@@ -237,15 +227,7 @@ actor SessionShard {
         let now = clock.now()
         return live(id, now: now).flatMap { slot in
             let s = table[slot].model, step = table[slot].step
-            guard s.name == model.name else {
-                return .failure(.conflict("session '\(id)' runs model '\(s.name)'; it cannot move to model '\(model.name)'"))
-            }
-            if let expectedStep, expectedStep != step {
-                return .failure(.conflict("session '\(id)' is at step \(step) but the request expected step \(expectedStep); nothing was changed"))
-            }
-            guard s.stateLayout == model.stateLayout else {
-                return .failure(.conflict("session '\(id)' cannot move from version \(s.version) to \(model.version) of '\(s.name)': their states differ (version \(s.version): \(s.stateLayout); version \(model.version): \(model.stateLayout)); it stays on version \(s.version)"))
-            }
+            if let refusal = SessionRules.migration(id, from: s, to: model, at: step, expected: expectedStep) { return .failure(refusal) }
             move(slot, to: model)
             table.touch(slot, at: now)
             return .success((view(slot), store(slot)))
@@ -259,9 +241,7 @@ actor SessionShard {
         let now = clock.now()
         return live(id, now: now).flatMap { slot in
             let current = table[slot].model, target = moveTo ?? current
-            guard readFor.stateLayout == target.stateLayout, state.count == target.stateWidth else {
-                return .failure(.conflict("session '\(id)' runs on version \(current.version) of '\(current.name)', whose state is (\(target.stateLayout)), not (\(readFor.stateLayout)); nothing was changed"))
-            }
+            if let refusal = SessionRules.replacement(id, current: current, target: target, readFor: readFor, count: state.count) { return .failure(refusal) }
             if let moveTo { move(slot, to: moveTo) }
             version(target).block.pointer(table[slot].row).update(from: state, count: state.count)
             if let step { table[slot].step = step }

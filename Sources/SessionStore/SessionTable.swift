@@ -30,7 +30,7 @@ struct SessionTable {
     private var goneNext = 0
     let goneCapacity: Int
 
-    enum Gone: Sendable { case expired, evicted, deleted }
+    typealias Gone = SessionRules.Gone
 
     init(goneCapacity: Int = 1024) { self.goneCapacity = goneCapacity }
 
