@@ -14,7 +14,7 @@ RUN LSTM_SERVE_TARGET_CPU=$TARGET_CPU scripts/build.sh
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libsqlite3-0 libcurl4 libxml2 tzdata ca-certificates \
+ && apt-get install -y --no-install-recommends libmicrohttpd12 libjansson4 libsqlite3-0 libhiredis0.14 libcurl4 libxml2 tzdata ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /srv lstm
 COPY --from=build /usr/lib/swift/linux/*.so /usr/lib/swift/linux/

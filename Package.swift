@@ -40,11 +40,18 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         // A pthread lock that ThreadSanitizer can see (Synchronization.Mutex on Linux it cannot).
         .target(name: "Locking"),
         .target(name: "JSON", dependencies: ["CJansson", "Locking"]),
         .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "Locking"]),
         .target(name: "SQLite", dependencies: ["CSQLite"]),
+        // Redis, single or Cluster: connections, the slot map, redirects.
+        .target(name: "Redis", dependencies: ["CHiredis", "Locking"]),
         // SHA-256 and FNV-1a, for fingerprints, session keys and shard picks.
         .target(name: "Hashing"),
         .target(name: "RecurrentCore", swiftSettings: fastMath),
@@ -54,6 +61,9 @@ let package = Package(
         // SessionModel protocol, which the runtime implements.
         .target(name: "SessionStore", dependencies: ["Locking", "Hashing"]),
         .target(name: "SessionStoreSQLite", dependencies: ["SessionStore", "SQLite", "Locking"]),
+        // Sessions in Redis (one node or a Cluster), shared by replicas: one value per
+        // session, each change a revision-checked script.
+        .target(name: "SessionStoreRedis", dependencies: ["SessionStore", "Redis", "Locking"]),
         // The model as users see it: request decoding, the pipeline run, normalization,
         // residuals, intervals, calendar features, the loaded models. Every protocol and the
         // CLI share it; it knows nothing of HTTP.
@@ -81,9 +91,10 @@ let package = Package(
             path: "bench/Sources/lstm-bench",
             swiftSettings: fastMath
         ),
-        .target(name: "TestSupport", dependencies: ["JSON"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["JSON", "Locking"], path: "Tests/TestSupport"),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "Locking"]),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
+        .testTarget(name: "RedisTests", dependencies: ["Redis", "TestSupport"]),
         .testTarget(name: "RecurrentCoreTests", dependencies: ["RecurrentCore", "TestSupport"]),
         .testTarget(
             name: "ModelFormatTests",
@@ -91,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionStoreTests",
-            dependencies: ["SessionStore", "SessionStoreSQLite", "ModelRuntime", "ModelFormat", "RecurrentCore", "Locking", "TestSupport"]
+            dependencies: ["SessionStore", "SessionStoreSQLite", "SessionStoreRedis", "Redis", "ModelRuntime", "ModelFormat", "RecurrentCore", "Locking", "TestSupport"]
         ),
         .testTarget(name: "NativeAPITests", dependencies: ["NativeAPI", "ModelRuntime", "ModelFormat", "RecurrentCore", "JSON", "TestSupport"]),
         .testTarget(name: "ModelRuntimeTests", dependencies: ["ModelRuntime", "ModelFormat", "RecurrentCore", "SessionStore", "Locking", "TestSupport"]),

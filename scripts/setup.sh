@@ -2,11 +2,11 @@
 # Installs what building, serving and testing need, only when missing (Debian).
 set -euo pipefail
 need=()
-for pkg in libmicrohttpd-dev libjansson-dev libsqlite3-dev pkg-config curl; do
+for pkg in libmicrohttpd-dev libjansson-dev libsqlite3-dev libhiredis-dev pkg-config curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
-  for pkg in wrk gcc openssl; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+  for pkg in wrk gcc openssl redis-server redis-tools; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

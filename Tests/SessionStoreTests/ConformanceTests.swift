@@ -4,6 +4,8 @@ import Locking
 import ModelFormat
 import ModelRuntime
 import SessionStore
+import Redis
+import SessionStoreRedis
 import SessionStoreSQLite
 import TestSupport
 import Testing
@@ -12,10 +14,17 @@ import Testing
 /// with the same tests. A new driver joins by adding a case to `Driver`.
 @Suite struct ConformanceTests {
     enum Driver: String, CaseIterable, CustomStringConvertible {
-        case memory, sqlite
+        case memory, sqlite, redis, redisCluster
         var description: String { rawValue }
         var isDurable: Bool { self != .memory }
+        /// Whether why a session went (deleted, evicted, expired) outlives a restart.
+        var keepsTombstones: Bool { self == .redis || self == .redisCluster }
     }
+
+    /// One Redis and one Redis Cluster (3 primaries, a replica each) for the whole suite,
+    /// started on first use; each harness keeps its keys under a prefix of its own.
+    static let redis = Result { try RedisServers.single() }
+    static let cluster = Result { try RedisServers.cluster() }
 
     /// A driver on a manual clock (TTL 60 s), in a directory of its own, that can be reopened.
     final class Harness {
@@ -23,6 +32,7 @@ import Testing
         let clock = ManualClock()
         let events = CountedEvents()
         let path = NSTemporaryDirectory() + "lstm-conformance-\(UUID().uuidString)/sessions.db"
+        let prefix = "conformance-\(UUID().uuidString)"
         let maxSessions: Int
         let evict: Bool
         private(set) var store: any SessionDriver
@@ -30,24 +40,29 @@ import Testing
         init(_ kind: Driver, maxSessions: Int = 1000, evict: Bool = false) throws {
             (self.kind, self.maxSessions, self.evict) = (kind, maxSessions, evict)
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            store = try Self.open(kind, clock: clock, events: events, path: path, maxSessions: maxSessions, evict: evict)
+            store = try Self.open(kind, clock: clock, events: events, path: path, prefix: prefix, maxSessions: maxSessions, evict: evict)
             _ = store.load(versions: Versions.none)
         }
 
-        static func open(_ kind: Driver, clock: ManualClock, events: CountedEvents, path: String, maxSessions: Int, evict: Bool) throws -> any SessionDriver {
+        static func open(_ kind: Driver, clock: ManualClock, events: CountedEvents, path: String, prefix: String, maxSessions: Int, evict: Bool) throws -> any SessionDriver {
             switch kind {
             case .memory:
                 return MemoryDriver(shards: 4, clock: clock, ttl: 60, maxSessions: maxSessions, evictWhenFull: evict, events: events)
             case .sqlite:
                 return try SQLiteDriver(path: path, sync: .process, shards: 4, clock: clock, ttl: 60, maxSessions: maxSessions,
                                         evictWhenFull: evict, events: events)
+            case .redis, .redisCluster:
+                let servers = try (kind == .redis ? ConformanceTests.redis : ConformanceTests.cluster).get()
+                let location = RedisLocation(nodes: [.init(host: "127.0.0.1", port: servers.ports[0])])
+                return try RedisDriver(location: location, prefix: prefix, shards: 4, clock: clock, ttl: 60, maxSessions: maxSessions,
+                                       evictWhenFull: evict, events: events)
             }
         }
 
         /// Closes the store and opens it again, bringing back what it stored onto `versions`.
         func restart(_ versions: [ModelRegistry.Entry]) throws -> LoadReport {
             store.close()
-            store = try Self.open(kind, clock: clock, events: events, path: path, maxSessions: maxSessions, evict: evict)
+            store = try Self.open(kind, clock: clock, events: events, path: path, prefix: prefix, maxSessions: maxSessions, evict: evict)
             return store.load { name, version, _ in versions.first { $0.name == name && $0.version == version } }
         }
     }
@@ -127,7 +142,7 @@ import Testing
         #expect(h.store.activeCount == 0)
         guard kind.isDurable else { return }
         #expect(try h.restart([Self.v1]).live == 0)
-        #expect(await h.store.info(id).error == .notFound("no session '\(id)'"))
+        #expect(await h.store.info(id).error == .notFound(kind.keepsTombstones ? "session '\(id)' was deleted" : "no session '\(id)'"))
     }
 
     // MARK: Steps on one session are strictly ordered

@@ -41,12 +41,13 @@ def closure(name):
     return seen
 
 
-SYSTEM = {"CJansson": "JSON", "CMicroHTTPD": "HTTPServer", "CSQLite": "SQLite"}
+SYSTEM = {"CJansson": "JSON", "CMicroHTTPD": "HTTPServer", "CSQLite": "SQLite", "CHiredis": "Redis"}
 
 
 def test_the_session_store_depends_on_no_http_json_c_library_or_model():
     assert closure("SessionStore") == {"Locking", "Hashing"}
     assert closure("SessionStoreSQLite") == {"SessionStore", "SQLite", "CSQLite", "Locking", "Hashing"}
+    assert closure("SessionStoreRedis") == {"SessionStore", "Redis", "CHiredis", "Locking", "Hashing"}
 
 
 def test_each_c_library_is_reached_through_its_one_wrapper():
@@ -56,7 +57,7 @@ def test_each_c_library_is_reached_through_its_one_wrapper():
 
 
 def test_nothing_below_the_service_knows_http():
-    below = ["RecurrentCore", "ModelFormat", "ModelRuntime", "SessionStore", "SessionStoreSQLite", "JSON", "SQLite"]
+    below = ["RecurrentCore", "ModelFormat", "ModelRuntime", "SessionStore", "SessionStoreSQLite", "SessionStoreRedis", "JSON", "SQLite", "Redis"]
     for name in below:
         assert "HTTPServer" not in closure(name) and "CMicroHTTPD" not in closure(name), name
     assert "JSON" not in closure("RecurrentCore")
@@ -68,7 +69,7 @@ def test_each_front_end_stands_alone_on_the_runtime_and_the_store():
     for front in ["NativeAPI", "OpenInference"]:
         reach = closure(front)
         assert {"FrontEnd", "ModelRuntime", "SessionStore", "HTTPServer", "JSON"} <= reach, front
-        assert not reach & {"NativeAPI", "OpenInference", "LSTMService", "SessionStoreSQLite", "SQLite"}, front
+        assert not reach & {"NativeAPI", "OpenInference", "LSTMService", "SessionStoreSQLite", "SQLite", "SessionStoreRedis", "Redis"}, front
     assert not closure("FrontEnd") & {"NativeAPI", "OpenInference", "LSTMService"}
 
 
