@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "OpenInference", dependencies: ["FrontEnd", "HTTPServer", "JSON", "ModelRuntime", "SessionStore", "RecurrentCore"]),
         // Composition: configuration → runtime, store, front ends, server; metrics and logs.
         .target(name: "LSTMService", dependencies: ["JSON", "RecurrentCore", "ModelFormat", "ModelRuntime", "HTTPServer", "Locking",
-                                                    "Hashing", "SessionStore", "SessionStoreSQLite", "FrontEnd", "NativeAPI", "OpenInference"],
+                                                    "Hashing", "SessionStore", "SessionStoreSQLite", "SessionStoreRedis", "Redis", "FrontEnd", "NativeAPI", "OpenInference"],
                 resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "lstm-serve",

@@ -85,7 +85,8 @@ extension APIError {
         case let .gone(message): self.init(.gone, message)
         case let .conflict(message): self.init(.conflict, message)
         case let .full(message, retry): self.init(.tooManyRequests, message, headers: [("Retry-After", "\(retry)")])
-        case let .unavailable(message): self.init(.unavailable, message)
+        // the store is down, failing or stopping: worth another try soon (elsewhere, when stopping)
+        case let .unavailable(message): self.init(.unavailable, message, headers: [("Retry-After", "1")])
         case let .refused(message): self.init(.unprocessable, message)
         }
     }

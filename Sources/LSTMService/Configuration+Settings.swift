@@ -1,4 +1,5 @@
 import ModelRuntime
+import Redis
 
 /// One configuration key, declared once: its name (which gives its flag and environment
 /// variable), the help `serve --help` prints, how text becomes its value (with the check and
@@ -112,11 +113,27 @@ extension Configuration {
         .choice("session_full_policy", ["reject", "evict"], named: "'reject' or 'evict'", "When full: reject (429) or evict (least recently used).",
                 set: { $0.sessionFullPolicy = $1 }, get: \.sessionFullPolicy),
         .int("session_shards", 0...4096, "Session store shards (0: max(16, 4 x cores)).", set: { $0.sessionShards = $1 }, get: \.sessionShards),
-        Setting(key: "session_store", help: "memory, or sqlite:PATH for sessions that survive restarts and crashes.",
+        Setting(key: "session_store", help: "memory, sqlite:PATH (sessions survive restarts and crashes) or redis://HOST:PORT[,HOST:PORT…][/DB] (shared by replicas).",
                 parse: { c, text, refuse throws(ConfigurationError) in
-                    guard text == "memory" || (text.hasPrefix("sqlite:") && text.count > 7) else { throw refuse("'memory' or 'sqlite:PATH'") }
+                    if text.hasPrefix("redis://") {
+                        if case let .failure(why) = RedisLocation.read(text) { throw refuse("redis://HOST:PORT[,HOST:PORT…][/DB] (\(why))") }
+                    } else {
+                        guard text == "memory" || (text.hasPrefix("sqlite:") && text.count > 7) else {
+                            throw refuse("'memory', 'sqlite:PATH' or 'redis://HOST:PORT[,HOST:PORT…][/DB]'")
+                        }
+                    }
                     c.sessionStore = text
                 }, read: \.sessionStore),
+        .int("session_redis_replicas", -1...16, "With redis: replicas a change must reach before it is acknowledged (-1: one when there are replicas).",
+             set: { $0.sessionRedisReplicas = $1 }, get: \.sessionRedisReplicas),
+        .int("session_redis_wait_ms", 1...60_000, "With redis: milliseconds a change waits for those replicas (then 503).",
+             set: { $0.sessionRedisWaitMilliseconds = $1 }, get: \.sessionRedisWaitMilliseconds),
+        .int("session_redis_timeout_ms", 10...60_000, "With redis: milliseconds to connect and per read or write before Redis counts as down.",
+             set: { $0.sessionRedisTimeoutMilliseconds = $1 }, get: \.sessionRedisTimeoutMilliseconds),
+        .text("node_name", "This replica's name in X-LSTM-Serve-Node on session answers when sessions are shared (redis); \"\": the host name.",
+              set: { $0.nodeName = $1 }, get: \.nodeName),
+        .text("session_redis_prefix", "With redis: the prefix of every key (the servers of one deployment share it).",
+              set: { $0.sessionRedisPrefix = $1 }, get: \.sessionRedisPrefix),
         .choice("session_sync", ["process", "full"], named: "'process' or 'full'",
                 "With sqlite: process (a stored step survives kill -9) or full (power loss too: fsync per commit).",
                 set: { $0.sessionSync = $1 }, get: \.sessionSync),

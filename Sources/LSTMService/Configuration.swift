@@ -40,9 +40,30 @@ public struct Configuration: Sendable, Equatable {
     /// Session store shards (actors); 0 means max(16, 4 × cores): with many more shards than
     /// workers, two steps rarely meet on one (a step that finds its shard busy queues behind it).
     public var sessionShards = 0
-    /// Where sessions live: `memory`, or `sqlite:PATH` (durable: they survive a restart or a
-    /// crash), relative to the working directory like `models_directory`.
+    /// Where sessions live: `memory`, `sqlite:PATH` (durable: they survive a restart or a
+    /// crash), relative to the working directory like `models_directory`, or
+    /// `redis://HOST:PORT[,HOST:PORT…][/DB]` (shared by every replica pointing at it).
     public var sessionStore = "sqlite:state/sessions.db"
+    /// With redis: replicas a change must reach before it is acknowledged (`WAIT`); -1: one
+    /// when the primaries have replicas, else none.
+    public var sessionRedisReplicas = -1
+    /// With redis: milliseconds a change waits for those replicas.
+    public var sessionRedisWaitMilliseconds = 1000
+    /// With redis: milliseconds to connect, and for each read or write, before Redis counts
+    /// as unreachable.
+    public var sessionRedisTimeoutMilliseconds = 2000
+    /// With redis: the prefix of every key (servers of one deployment share it).
+    public var sessionRedisPrefix = "lstm"
+    /// This replica's name in `X-LSTM-Serve-Node` (with shared sessions); "" = the host name.
+    public var nodeName = ""
+
+    /// `node_name`, or the host name when it is not set.
+    public var resolvedNodeName: String {
+        if !nodeName.isEmpty { return nodeName }
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "lstm-serve" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
     /// With a durable store: `process` (an acknowledged step survives the process being
     /// killed) or `full` (it survives power loss too: an fsync per group commit).
     public var sessionSync = "process"

@@ -8,7 +8,9 @@ import ModelRuntime
 import NativeAPI
 import OpenInference
 import RecurrentCore
+import Redis
 import SessionStore
+import SessionStoreRedis
 import SessionStoreSQLite
 
 /// The application: routes requests to the endpoints, renders every answer and error as JSON,
@@ -28,6 +30,11 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
     private let transportGauges = Locked<(@Sendable () -> Metrics.Transport)?>(nil)
 
     let policy: AccessPolicy
+    /// Headers every session answer carries: with sessions shared between replicas, the
+    /// replica that answered (`X-LSTM-Serve-Node`), for affinity and for reading logs.
+    let sessionHeaders: [(String, String)]
+    /// By route index: whether the route answers about sessions.
+    static let sessionRoutes = routes.routes.map { $0.pattern.hasPrefix("/v1/sessions") }
 
     /// With `session_store` sqlite:PATH the store is opened here; a file that is not a
     /// session store, a damaged one or one another process holds is a start-up error.
@@ -36,6 +43,7 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
         self.policy = policy
         log = Log(level: LogLevel(rawValue: configuration.logLevel) ?? .info, json: configuration.logFormat == "json")
         sessions = try Self.sessionDriver(configuration, clock: clock, events: metrics, log: log)
+        sessionHeaders = sessions is RedisDriver ? [("X-LSTM-Serve-Node", configuration.resolvedNodeName)] : []
         // each front end's answer writers, made per version as each snapshot is installed
         let nativeAnswers = PerVersion { NativeAnswers($0.predictor) }, v2Answers = PerVersion { V2Answers($0) }
         models = ModelHost(defaultModel: configuration.defaultModel,
@@ -46,9 +54,21 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
         v2 = OpenInference(context, answers: v2Answers)
     }
 
-    /// The store `session_store` names: `memory`, or `sqlite:PATH`.
+    /// The store `session_store` names: `memory`, `sqlite:PATH` or `redis://…`.
     static func sessionDriver(_ c: Configuration, clock: any ServiceClock, events: any SessionEvents, log: Log) throws(ConfigurationError) -> any SessionDriver {
         let (shards, ttl, full) = (c.resolvedShards, c.sessionTTLSeconds, c.sessionFullPolicy == "evict")
+        if c.sessionStore.hasPrefix("redis://") {
+            do {
+                let location = try RedisLocation.parse(c.sessionStore).get()
+                let durability = c.sessionRedisReplicas < 0 ? nil
+                    : RedisDriver.Durability(replicas: c.sessionRedisReplicas, timeoutMilliseconds: c.sessionRedisWaitMilliseconds)
+                return try RedisDriver(location: location, prefix: c.sessionRedisPrefix, timeoutMilliseconds: c.sessionRedisTimeoutMilliseconds,
+                                       durability: durability, waitMilliseconds: c.sessionRedisWaitMilliseconds,
+                                       shards: shards, clock: clock, ttl: ttl, maxSessions: c.maxSessions, evictWhenFull: full, events: events)
+            } catch {
+                throw .invalid("session_store: \(error)")
+            }
+        }
         guard c.sessionStore.hasPrefix("sqlite:") else {
             return MemoryDriver(shards: shards, clock: clock, ttl: ttl, maxSessions: c.maxSessions, evictWhenFull: full, events: events)
         }
@@ -104,7 +124,9 @@ public final class Service: HTTPHandler, APIFrontEnd, Sendable {
         // the route is worked out once; the answer carries its index back to `completed`
         let route = Self.route(request.path)
         let label = route?.index ?? -1
-        let cors = policy.corsHeaders(request)
+        var extra = policy.corsHeaders(request)
+        if !sessionHeaders.isEmpty, label >= 0, Self.sessionRoutes[label] { extra += sessionHeaders }
+        let cors = extra
         switch answer(request, route) {
         case var .now(response):
             response.label = label

@@ -24,29 +24,36 @@ public struct RedisLocation: Sendable, Equatable, CustomStringConvertible {
 
     public init(nodes: [Node], database: Int = 0) { (self.nodes, self.database) = (nodes, database) }
 
-    /// Reads a `redis://` URL; nil with why when it is not one.
+    /// Reads a `redis://` URL, or says why it is not one.
     public static func parse(_ url: String) -> Result<RedisLocation, RedisError> {
-        func bad(_ why: String) -> Result<RedisLocation, RedisError> {
-            .failure(.protocolError("'\(url)' is not a Redis location (\(why)); write redis://HOST:PORT[,HOST:PORT…][/DB]"))
-        }
-        guard url.hasPrefix("redis://") else { return bad("it must start with redis://") }
+        read(url).mapError { why in .protocolError("'\(url)' is not a Redis location (\(why)); write redis://HOST:PORT[,HOST:PORT…][/DB]") }
+    }
+
+    /// The location, or the short reason it is not one.
+    public static func read(_ url: String) -> Result<RedisLocation, Problem> {
+        guard url.hasPrefix("redis://") else { return .failure(Problem("it must start with redis://")) }
         var rest = url.dropFirst("redis://".count)
         var database = 0
         if let slash = rest.firstIndex(of: "/") {
             let db = rest[rest.index(after: slash)...]
             if !db.isEmpty {
-                guard let n = Int(db), (0...15).contains(n) else { return bad("the database must be a number from 0 to 15") }
+                guard let n = Int(db), (0...15).contains(n) else { return .failure(Problem("the database must be a number from 0 to 15")) }
                 database = n
             }
             rest = rest[..<slash]
         }
         var nodes: [Node] = []
         for part in rest.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let node = Node(part) else { return bad("'\(part)' is not HOST:PORT") }
+            guard let node = Node(part) else { return .failure(Problem("'\(part)' is not HOST:PORT")) }
             nodes.append(node)
         }
-        guard !nodes.isEmpty else { return bad("no node") }
+        guard !nodes.isEmpty else { return .failure(Problem("no node")) }
         return .success(RedisLocation(nodes: nodes, database: database))
+    }
+
+    public struct Problem: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
     }
 
     public var description: String {

@@ -52,13 +52,14 @@ public final class RedisDriver: SessionDriver {
     let recordedVersions = Locked<Set<String>>([])
 
     /// Connects (`location`: one node, or seeds of a cluster), loads the scripts, and reads
-    /// how many replicas the primaries have: `durability` nil waits for one when there is one.
-    public init(location: RedisLocation, prefix: String = "lstm", timeoutMilliseconds: Int = 2000, durability: Durability? = nil,
+    /// how many replicas the primaries have: `durability` nil waits (`waitMilliseconds`) for
+    /// one when there is one.
+    public init(location: RedisLocation, prefix: String = "lstm", timeoutMilliseconds: Int = 2000, durability: Durability? = nil, waitMilliseconds: Int = 1000,
                 shards: Int, clock: any ServiceClock, ttl: Double, maxSessions: Int, evictWhenFull: Bool, events: any SessionEvents) throws(SessionError) {
         do {
             client = try RedisClient(location, timeoutMilliseconds: timeoutMilliseconds)
             scripts = try Scripts(client)
-            self.durability = try durability ?? Durability(replicas: min(1, Self.replicaCount(client)), timeoutMilliseconds: 1000)
+            self.durability = try durability ?? Durability(replicas: min(1, Self.replicaCount(client)), timeoutMilliseconds: waitMilliseconds)
         } catch {
             throw .unavailable("the session store (\(location)) cannot be reached: \(error)")
         }

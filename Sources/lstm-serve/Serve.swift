@@ -32,6 +32,11 @@ struct Serve: ParsableCommand {
     @Option(help: h("session_full_policy")) var sessionFullPolicy: String?
     @Option(help: h("session_shards")) var sessionShards: String?
     @Option(help: h("session_store")) var sessionStore: String?
+    @Option(help: h("session_redis_replicas")) var sessionRedisReplicas: String?
+    @Option(help: h("session_redis_wait_ms")) var sessionRedisWaitMs: String?
+    @Option(help: h("session_redis_timeout_ms")) var sessionRedisTimeoutMs: String?
+    @Option(help: h("session_redis_prefix")) var sessionRedisPrefix: String?
+    @Option(help: h("node_name")) var nodeName: String?
     @Option(help: h("session_sync")) var sessionSync: String?
     @Option(help: h("session_commit_window_us")) var sessionCommitWindowUs: String?
     @Option(help: h("session_checkpoint_bytes")) var sessionCheckpointBytes: String?

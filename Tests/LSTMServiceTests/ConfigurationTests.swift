@@ -19,7 +19,7 @@ import Testing
         var shipped = Configuration()
         try shipped.load(file: Fixtures.root + "/../../config/lstm-serve.json")
         #expect(shipped == Configuration())
-        #expect(Configuration.keys.count == 33)
+        #expect(Configuration.keys.count == 38)
         // every key reads back what it was set to
         var round = Configuration()
         for (key, _, _) in Configuration.keys where key != "models" { try round.set(key, Configuration().text(key), source: "test") }
@@ -29,7 +29,7 @@ import Testing
         #expect(Configuration.keys.first { $0.key == "models" }!.flag == "--model")
     }
 
-    @Test func invalidValuesAreRefusedWithAOneLineReason() {
+    @Test func invalidValuesAreRefusedWithAOneLineReason() throws {
         var c = Configuration()
         #expect(throws: ConfigurationError.invalid("flag: port must be an integer from 0 to 65535, got '70000'")) { try c.set("port", "70000", source: "flag") }
         #expect(throws: ConfigurationError.invalid("environment LSTM_SERVE_MAX_SESSIONS: max_sessions must be an integer from 1 to 100000000, got 'lots'")) {
@@ -51,6 +51,11 @@ import Testing
             try c.set("session_full_policy", "drop", source: "flag")
         }
         #expect(throws: ConfigurationError.invalid("x.json: unknown key 'colour'")) { try c.set("colour", "red", source: "x.json") }
+        #expect(throws: ConfigurationError.invalid("flag: session_store must be redis://HOST:PORT[,HOST:PORT…][/DB] ('a' is not HOST:PORT), got 'redis://a'")) {
+            try c.set("session_store", "redis://a", source: "flag")
+        }
+        try c.set("session_store", "redis://10.0.0.1:7000,10.0.0.2:7000", source: "flag")
+        #expect(c.sessionStore == "redis://10.0.0.1:7000,10.0.0.2:7000")
     }
 
     @Test func everyConfigInputTheFuzzerBrokeNowGetsOneLineOrReadsBack() throws {
