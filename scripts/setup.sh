@@ -6,7 +6,7 @@ for pkg in libmicrohttpd-dev libjansson-dev libsqlite3-dev libhiredis-dev pkg-co
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
-  for pkg in wrk gcc openssl redis-server redis-tools; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+  for pkg in wrk gcc openssl redis-server redis-tools nginx-light; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

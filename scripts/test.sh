@@ -19,6 +19,7 @@ python3 Tests/system/models_e2e.py .build/install/lstm-serve
 python3 Tests/system/crash.py .build/install/lstm-serve
 python3 Tests/system/reload.py .build/install/lstm-serve
 python3 Tests/system/hostile_store.py .build/install/lstm-serve
+python3 Tests/system/cluster.py 20
 LSTM_SERVE_BINARY=.build/install/lstm-serve python3 -m pytest -q Tests/protocol
 Tests/system/burst.sh .build/install/lstm-serve
 python3 Tests/system/stall.py .build/install/lstm-serve

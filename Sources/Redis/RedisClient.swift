@@ -97,6 +97,12 @@ public final class RedisClient: Sendable {
         return SlotMap(owner: owner, nodes: nodes)
     }
 
+    /// The node that serves `key`'s slot, as the slot map has it now.
+    public func node(forKey key: [UInt8]) -> RedisLocation.Node? {
+        let slot = HashSlot.of(key)
+        return map.withLock { $0.node(slot) }
+    }
+
     /// The primaries, as the slot map has them.
     public var primaries: [RedisLocation.Node] { map.withLock { $0.nodes } }
 

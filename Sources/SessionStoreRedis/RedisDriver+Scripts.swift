@@ -49,7 +49,7 @@ extension RedisDriver {
         let keys = self.keys.scriptKeys(id)
         func command(_ head: [[UInt8]]) -> [[[UInt8]]] {
             var commands = [head + [Array("3".utf8)] + keys + args]
-            if wait, durability.replicas > 0 {
+            if wait, durability.replicas > 0, durability.strict || !isReplicaless(keys[0]) {
                 commands.append(["WAIT", String(durability.replicas), String(durability.timeoutMilliseconds)].map { Array($0.utf8) })
             }
             return commands

@@ -125,10 +125,30 @@ extension RedisDriver {
         }
     }
 
-    /// The refusal for a change acknowledged by fewer replicas than configured.
+    /// The refusal for a change acknowledged by fewer replicas than configured. Not strict,
+    /// a primary that has no replica at all (after a failover) is let acknowledge alone (and is
+    /// not waited on while it stays so).
     func unreplicated(_ id: String, step: Int, _ replicated: Int?) -> SessionError? {
         guard let replicated, replicated < durability.replicas else { return nil }
+        if !durability.strict, let node = client.node(forKey: keys.session(id)) {
+            let info = try? client.withConnection(node) { c throws(RedisError) in try c.call("INFO", "replication") }
+            if let text = info?.text, text.contains("connected_slaves:0") {
+                replicaless.withLock { $0[node] = Date().timeIntervalSince1970 + 10 }
+                return nil
+            }
+        }
         return .unavailable("session '\(id)' was written to its Redis primary at step \(step), but \(replicated) of the \(durability.replicas) replicas asked for took it within \(durability.timeoutMilliseconds) ms, so it could be lost if the primary fails; check the session's step (or send expected_step) before sending it again")
+    }
+
+    /// Whether `key`'s primary has no replica, as last found (looked at again, with one
+    /// `INFO`, once the finding is ten seconds old, so a replica that joins is waited on again).
+    func isReplicaless(_ key: [UInt8]) -> Bool {
+        guard let node = client.node(forKey: key), let until = replicaless.withLock({ $0[node] }) else { return false }
+        if until > Date().timeIntervalSince1970 { return true }
+        let info = try? client.withConnection(node) { c throws(RedisError) in try c.call("INFO", "replication") }
+        let alone = info?.text?.contains("connected_slaves:0") == true
+        replicaless.withLock { $0[node] = alone ? Date().timeIntervalSince1970 + 10 : nil }
+        return alone
     }
 
     // MARK: Steps

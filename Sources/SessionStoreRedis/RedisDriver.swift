@@ -18,10 +18,16 @@ import Synchronization
 public final class RedisDriver: SessionDriver {
     /// How many replicas must have a change before it is acknowledged (`WAIT`), and how long
     /// to wait for them.
+    /// Not `strict` (the default): a primary left without replicas (its replica failed over
+    /// to it, and no new one has joined) acknowledges on its own copy, rather than refusing
+    /// every change until a replica joins.
     public struct Durability: Sendable, Equatable {
         public let replicas: Int
         public let timeoutMilliseconds: Int
-        public init(replicas: Int, timeoutMilliseconds: Int) { (self.replicas, self.timeoutMilliseconds) = (replicas, timeoutMilliseconds) }
+        public let strict: Bool
+        public init(replicas: Int, timeoutMilliseconds: Int, strict: Bool = true) {
+            (self.replicas, self.timeoutMilliseconds, self.strict) = (replicas, timeoutMilliseconds, strict)
+        }
     }
 
     let client: RedisClient
@@ -48,6 +54,9 @@ public final class RedisDriver: SessionDriver {
         weak var model: (any SessionModel)?
         init(_ m: any SessionModel) { model = m }
     }
+    /// Primaries found without replicas (not strict), and until when (`Date` seconds) changes
+    /// on them are not held for one.
+    let replicaless = Locked<[RedisLocation.Node: Double]>([:])
     /// The (model, version) pairs this process has recorded in `keys.versions`.
     let recordedVersions = Locked<Set<String>>([])
 
@@ -59,7 +68,7 @@ public final class RedisDriver: SessionDriver {
         do {
             client = try RedisClient(location, timeoutMilliseconds: timeoutMilliseconds)
             scripts = try Scripts(client)
-            self.durability = try durability ?? Durability(replicas: min(1, Self.replicaCount(client)), timeoutMilliseconds: waitMilliseconds)
+            self.durability = try durability ?? Durability(replicas: min(1, Self.replicaCount(client)), timeoutMilliseconds: waitMilliseconds, strict: false)
         } catch {
             throw .unavailable("the session store (\(location)) cannot be reached: \(error)")
         }
