@@ -24,4 +24,8 @@ PY
   python3 - <<'PY' 2>/dev/null || { echo "setup: installing tritonclient[http] schemathesis"; python3 -m pip install -q "tritonclient[http]" schemathesis; }
 import tritonclient.http, schemathesis
 PY
+  # deploy/ checked offline: the Kubernetes API's schemas, and YAML.
+  python3 - <<'PY' 2>/dev/null || { echo "setup: installing kubernetes-validate pyyaml"; python3 -m pip install -q kubernetes-validate pyyaml; }
+import kubernetes_validate, yaml
+PY
 fi
