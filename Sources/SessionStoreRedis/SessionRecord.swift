@@ -48,34 +48,7 @@ struct SessionRecord: Equatable {
         return out
     }
 
-    /// Reads a stored value; nil when it is not one this store wrote whole (damaged, cut
-    /// short, or another program's key), which callers answer as a corrupt session.
-    init?(_ bytes: [UInt8]) {
-        var r = Reader(bytes: bytes)
-        guard let magic = r.take(4), Array(magic) == Self.magic, let rev = r.take(20), let revision = UInt64(String(decoding: rev, as: UTF8.self)),
-              let step: UInt64 = r.integer(), step <= UInt64(maxSessionStep),
-              let created: UInt64 = r.integer(), let lastUsed: UInt64 = r.integer(),
-              let model = r.text(), let version = r.text(), let fingerprint = r.text(), let layout = r.text(),
-              let count: UInt32 = r.integer(), let raw = r.take(Int(count) * 4), r.atEnd else { return nil }
-        self.revision = revision
-        self.step = Int(step)
-        self.created = Double(bitPattern: created)
-        self.lastUsed = Double(bitPattern: lastUsed)
-        (self.model, self.version, self.fingerprint, self.layout) = (model, version, fingerprint, layout)
-        let b = Array(raw)
-        state = (0..<Int(count)).map { k in
-            Float(bitPattern: UInt32(b[4 * k]) | UInt32(b[4 * k + 1]) << 8 | UInt32(b[4 * k + 2]) << 16 | UInt32(b[4 * k + 3]) << 24)
-        }
-        guard self.created.isFinite, self.lastUsed.isFinite else { return nil }
-    }
-
-    init(revision: UInt64, step: Int, created: Double, lastUsed: Double, model: any SessionModel, state: [Float]) {
-        (self.revision, self.step, self.created, self.lastUsed) = (revision, step, created, lastUsed)
-        (self.model, self.version, self.fingerprint, self.layout) = (model.name, String(model.version), model.fingerprint, model.stateLayout)
-        self.state = state
-    }
-
-    private struct Reader {
+    fileprivate struct Reader {
         let bytes: [UInt8]
         var at = 0
 
@@ -96,5 +69,36 @@ struct SessionRecord: Equatable {
             guard let n: UInt16 = integer(), let b = take(Int(n)) else { return nil }
             return String(validating: b, as: UTF8.self)
         }
+    }
+}
+
+extension SessionRecord {
+    /// Reads a stored value; nil when it is not one this store wrote whole (damaged, cut
+    /// short, or another program's key), which callers answer as a corrupt session.
+    init?(_ bytes: [UInt8]) {
+        var r = Reader(bytes: bytes)
+        guard let magic = r.take(4), Array(magic) == Self.magic, let rev = r.take(20), rev.allSatisfy({ (48...57).contains($0) }),
+              let revision = UInt64(String(decoding: rev, as: UTF8.self)),
+              let step: UInt64 = r.integer(), step <= UInt64(maxSessionStep),
+              let created: UInt64 = r.integer(), let lastUsed: UInt64 = r.integer(),
+              let model = r.text(), let version = r.text(), let fingerprint = r.text(), let layout = r.text(),
+              let count: UInt32 = r.integer(), let raw = r.take(Int(count) * 4), r.atEnd else { return nil }
+        self.revision = revision
+        self.step = Int(step)
+        self.created = Double(bitPattern: created)
+        self.lastUsed = Double(bitPattern: lastUsed)
+        (self.model, self.version, self.fingerprint, self.layout) = (model, version, fingerprint, layout)
+        let b = Array(raw)
+        state = (0..<Int(count)).map { k in
+            Float(bitPattern: UInt32(b[4 * k]) | UInt32(b[4 * k + 1]) << 8 | UInt32(b[4 * k + 2]) << 16 | UInt32(b[4 * k + 3]) << 24)
+        }
+        // what the store writes is finite: anything else was damaged on the way
+        guard self.created.isFinite, self.lastUsed.isFinite, state.allSatisfy(\.isFinite) else { return nil }
+    }
+
+    init(revision: UInt64, step: Int, created: Double, lastUsed: Double, model: any SessionModel, state: [Float]) {
+        (self.revision, self.step, self.created, self.lastUsed) = (revision, step, created, lastUsed)
+        (self.model, self.version, self.fingerprint, self.layout) = (model.name, String(model.version), model.fingerprint, model.stateLayout)
+        self.state = state
     }
 }
