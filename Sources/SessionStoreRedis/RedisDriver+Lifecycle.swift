@@ -69,8 +69,7 @@ extension RedisDriver {
                     if case .notFound = error { return nil }
                     throw error
                 }
-                var next = Shard.Cached(record: SessionRecord(revision: c.record.revision + 1, step: 0, created: now, lastUsed: now, model: model, state: state), model: model)
-                next.record.created = c.record.created
+                let next = Shard.Cached(record: SessionRecord(revision: c.record.revision + 1, step: 0, created: c.record.created, lastUsed: now, model: model, state: state), model: model)
                 let w = try self.write(id, base: c, next: next, now: now, &held)
                 guard w.written else { throw .conflict("session '\(id)' changed while it was started") }
                 self.record(model)
@@ -118,9 +117,7 @@ extension RedisDriver {
     public func migrate(_ id: String, to model: any SessionModel, expectedStep: Int?) async -> Result<SessionInfo, SessionError> {
         await change(id) { c, now throws(SessionError) in
             if let why = SessionRules.migration(id, from: c.model, to: model, at: c.record.step, expected: expectedStep) { throw why }
-            var next = Shard.Cached(record: SessionRecord(revision: c.record.revision + 1, step: c.record.step, created: c.record.created, lastUsed: now, model: model, state: c.record.state), model: model)
-            next.record.created = c.record.created
-            return next
+            return Shard.Cached(record: SessionRecord(revision: c.record.revision + 1, step: c.record.step, created: c.record.created, lastUsed: now, model: model, state: c.record.state), model: model)
         }
     }
 

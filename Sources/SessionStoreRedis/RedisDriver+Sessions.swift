@@ -160,16 +160,14 @@ extension RedisDriver {
 
     public func step(_ request: StepRequest) async -> StepResult {
         if closed.load(ordering: .relaxed) { return .refused(SessionRules.closed) }
-        let result = await blocking { () -> Result<StepResultBox, SessionError> in
-            .success(StepResultBox(self.shard(request.id).held.withLock { held in self.stepLocked(request, &held) }))
+        let result = await blocking { () -> Result<StepResult, SessionError> in
+            .success(self.shard(request.id).held.withLock { held in self.stepLocked(request, &held) })
         }
         switch result {
-        case let .success(box): return box.result
+        case let .success(done): return done
         case let .failure(e): return .refused(e)
         }
     }
-
-    struct StepResultBox: Sendable { let result: StepResult; init(_ r: StepResult) { result = r } }
 
     func stepLocked(_ request: StepRequest, _ held: inout Shard.Held) -> StepResult {
         let id = request.id, count = request.rows.count
