@@ -114,6 +114,22 @@ import Testing
 
     static func row(_ k: Int) -> [Float] { [Float(k % 5) / 4 - 0.5, Float(k % 3) / 2] }
 
+    /// Rows 0..<n stepped into session `id` from every core at once, row k through
+    /// `stores[k % stores.count]` (`stepNow`, again while the shard is busy): which row each
+    /// step count went to.
+    static func stepAtOnce(_ id: String, _ n: Int, on stores: [any SessionDriver]) -> [Int: Int] {
+        let counts = Locked([Int: Int]())
+        DispatchQueue.concurrentPerform(iterations: n) { k in
+            let request = StepRequest(id: id, rows: [row(k)], expectedStep: nil, readFor: v1)
+            while true {
+                guard let result = stores[k % stores.count].stepNow(request) else { continue }
+                if case let .stepped(done) = result { counts.withLock { $0[done.step] = k } }
+                return
+            }
+        }
+        return counts.withLock { $0 }
+    }
+
     // MARK: An acknowledged change is stored
 
     @Test(arguments: Driver.allCases) func anAcknowledgedStepIsWhatTheStoreHoldsAndADurableOneOutlivesARestart(_ kind: Driver) async throws {
@@ -177,16 +193,7 @@ import Testing
         for _ in 0..<4 {
             let id = try await store.create(on: Self.v1, state: Self.fresh(Self.v1)).id
             let n = 400
-            let counts = Locked([Int: Int]())
-            DispatchQueue.concurrentPerform(iterations: n) { k in
-                let request = StepRequest(id: id, rows: [Self.row(k)], expectedStep: nil, readFor: Self.v1)
-                while true {
-                    guard let result = store.stepNow(request) else { continue }
-                    if case let .stepped(done) = result { counts.withLock { $0[done.step] = k } }
-                    return
-                }
-            }
-            let results = counts.withLock { $0 }
+            let results = Self.stepAtOnce(id, n, on: [store])
             #expect(results.keys.sorted() == Array(1...n))
             let order = (1...n).map { Self.row(results[$0]!) }
             #expect(try await store.export(id).get().1 == Self.reference(Self.v1, order))
